@@ -1,0 +1,116 @@
+"""The chaosk3s command."""
+
+import functools
+import sys
+import time
+
+import click
+
+from chaosk3s.errors import ChaosK3sError
+from chaosk3s.lab.cluster import Lab
+from chaosk3s.lab.spec import load_spec
+
+
+def _friendly(func):
+    """Print chaosk3s errors as one clear line and exit 1, no traceback."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ChaosK3sError as exc:
+            click.echo(f"chaosk3s: error: {exc}", err=True)
+            sys.exit(1)
+    return wrapper
+
+
+def _progress(message: str) -> None:
+    click.echo(f"[{time.strftime('%H:%M:%S')}] {message}", err=True)
+
+
+@click.group()
+@click.version_option(package_name="chaostoolkit-k3s")
+def main() -> None:
+    """Prove that K3s split-role clusters heal."""
+
+
+@main.group()
+def lab() -> None:
+    """The embedded lab: an emulated split-role K3s cluster."""
+
+
+@lab.command("up")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False),
+              help="Lab spec YAML (default: the #11311 reproduction).")
+@click.option("--k3s-version", help="K3s release to emulate, e.g. "
+              "v1.28.14+k3s1 (buggy) or v1.28.15+k3s1 (fixed).")
+@_friendly
+def lab_up(spec_path: str | None, k3s_version: str | None) -> None:
+    """Create the lab and wait until it is ready."""
+    spec = load_spec(spec_path, k3s_version)
+    lab_ = Lab()
+    started = time.monotonic()
+    lab_.up(spec, progress=_progress)
+    _progress(f"lab up in {time.monotonic() - started:.1f}s: "
+              f"{len(spec.nodes)} nodes, K3s {spec.release.version} "
+              f"({spec.release.family})")
+    click.echo(f"state:      {lab_.state.root}")
+    click.echo("status:     chaosk3s lab status")
+    click.echo("kubeconfig: export KUBECONFIG=$(chaosk3s lab kubeconfig "
+               "| tail -n1)")
+    click.echo("remove it:  chaosk3s lab down")
+
+
+@lab.command("down")
+@_friendly
+def lab_down() -> None:
+    """Remove every process, namespace and link the lab made."""
+    Lab().down(progress=_progress)
+
+
+@lab.command("status")
+@_friendly
+def lab_status() -> None:
+    """One line per node: name, role, address, join server, services."""
+    lab_ = Lab()
+    spec = lab_.spec()
+    click.echo(f"K3s {spec.release.version} ({spec.release.family}), "
+               f"subnet {spec.subnet}, state {lab_.state.root}")
+    rows = lab_.status()
+    for row in rows:
+        services = " ".join(f"{k}={v}" for k, v in row["services"].items())
+        click.echo(f"{row['name']:<16} {row['role']:<14} "
+                   f"{row['address']:<15} join={row['join']:<14} {services}")
+    health = [row["services"]["etcd-health"] for row in rows
+              if "etcd-health" in row["services"]]
+    healthy = health.count("healthy")
+    quorum = healthy > len(health) // 2
+    click.echo(f"etcd: {healthy}/{len(health)} members healthy, quorum "
+               f"{'yes' if quorum else 'NO'}")
+
+
+@lab.command("kubeconfig")
+@_friendly
+def lab_kubeconfig() -> None:
+    """Print the lab kubeconfig's path (last line)."""
+    lab_ = Lab()
+    lab_.spec()
+    click.echo(str(lab_.state.kubeconfig))
+
+
+@lab.command("node")
+@click.argument("name")
+@click.argument("action",
+                type=click.Choice(["start", "stop", "restart", "reboot"]))
+@click.option("--service", help="Only this service (etcd or k3s).")
+@_friendly
+def lab_node(name: str, action: str, service: str | None) -> None:
+    """Start, stop, restart or reboot a lab node (or one service)."""
+    lab_ = Lab()
+    if action == "reboot":
+        if service:
+            raise click.UsageError("reboot acts on the whole node; "
+                                   "drop --service")
+        lab_.reboot_node(name)
+    else:
+        getattr(lab_, f"{action}_node")(name, service)
+    _progress(f"{action} {name}{f' ({service})' if service else ''}: done")

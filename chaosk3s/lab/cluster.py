@@ -1,0 +1,237 @@
+"""The lab as a whole: bring it up, take it down, drive its nodes."""
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+
+from chaosk3s.errors import EnvironmentProblem, LabStateError, SpecError
+from chaosk3s.lab import etcd, hostnet, procs
+from chaosk3s.lab.shell import require
+from chaosk3s.lab.spec import LabSpec, NodeSpec
+from chaosk3s.lab.state import LabState
+
+SERVICES = ("etcd", "k3s")
+Progress = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+class Lab:
+    def __init__(self, state: LabState | None = None):
+        self.state = state or LabState()
+
+    # -- services ---------------------------------------------------------
+    def services(self, spec: LabSpec, node: NodeSpec) -> list[procs.Service]:
+        """The node's services in start order (etcd before k3s)."""
+        names = [s for s in SERVICES if s != "etcd" or node.runs_etcd]
+        return [self._service(spec, node, name) for name in names]
+
+    def _service(self, spec: LabSpec, node: NodeSpec,
+                 name: str) -> procs.Service:
+        if name == "etcd":
+            members = {n.name: n.address for n in spec.nodes if n.runs_etcd}
+            argv = etcd.member_argv(node.name, node.address,
+                                    self.state.node_dir(node.name) / "etcd",
+                                    members)
+        else:
+            argv = [sys.executable, "-m", "chaosk3s.lab.k3s",
+                    "--state-dir", str(self.state.root), "--node", node.name]
+        return procs.Service(
+            node=node.name, name=name,
+            namespace=hostnet.netns_name(node.name), argv=tuple(argv),
+            log=self.state.log(node.name, name),
+            pidfile=self.state.pidfile(node.name, name))
+
+    # -- lifecycle --------------------------------------------------------
+    def up(self, spec: LabSpec, progress: Progress = _quiet,
+           timeout: float = 60) -> None:
+        """Create the lab; on any failure undo everything, then raise."""
+        self._preflight(spec)
+        self.state.save(spec, phase="creating")
+        try:
+            self._create(spec, progress, timeout)
+        except BaseException:
+            progress("lab up failed; removing what was created")
+            self.down()
+            raise
+        self.state.save(spec, phase="up")
+
+    def _create(self, spec: LabSpec, progress: Progress,
+                timeout: float) -> None:
+        started = time.monotonic()
+        progress(f"creating {len(spec.nodes)} node namespaces on "
+                 f"{hostnet.BRIDGE} ({spec.subnet})")
+        hostnet.create_bridge(f"{spec.host_address}/{spec.prefix_length}")
+        for index, node in enumerate(spec.nodes):
+            hostnet.create_node_network(
+                node.name, index, f"{node.address}/{spec.prefix_length}")
+        etcd_nodes = [n for n in spec.nodes if n.runs_etcd]
+        progress(f"starting etcd on {', '.join(n.name for n in etcd_nodes)}")
+        for node in etcd_nodes:
+            procs.start(self._service(spec, node, "etcd"))
+        self.wait_etcd_healthy(spec, started + timeout)
+        progress(f"etcd healthy after {time.monotonic() - started:.1f}s; "
+                 f"starting k3s ({spec.release.version}) on every node")
+        for node in spec.nodes:
+            procs.start(self._service(spec, node, "k3s"))
+
+    def wait_etcd_healthy(self, spec: LabSpec, deadline: float) -> None:
+        members = [n for n in spec.nodes if n.runs_etcd]
+        while True:
+            sick = [n.name for n in members
+                    if not etcd.member_health(n.address, timeout=0.5)]
+            if not sick:
+                return
+            if time.monotonic() > deadline:
+                raise LabStateError(
+                    f"etcd not healthy in time on {', '.join(sick)}; see "
+                    f"{self.state.log(sick[0], 'etcd')}")
+            time.sleep(0.1)
+
+    def _preflight(self, spec: LabSpec) -> None:
+        check_privileges()
+        require("ip")
+        require("iptables")
+        etcd.etcd_binary()
+        if self.state.exists():
+            raise LabStateError(
+                f"a lab is already up (state in {self.state.root}); run "
+                f"`chaosk3s lab down` first, or `chaosk3s lab status`")
+        leftovers = hostnet.list_lab_namespaces() + hostnet.list_lab_links()
+        if leftovers:
+            raise LabStateError(
+                f"leftovers of an earlier lab exist "
+                f"({', '.join(leftovers[:6])}); run `chaosk3s lab down` to "
+                f"remove them")
+        hostnet.check_subnet_free(spec.subnet)
+
+    def down(self, progress: Progress = _quiet) -> list[str]:
+        """Remove every process, namespace and link of the lab.
+
+        Works from the state directory when there is one and, whatever it
+        says, from the names the lab uses, so a crashed or half-made lab
+        is cleaned too. Returns what was removed.
+        """
+        check_privileges()
+        removed = self._stop_recorded_services()
+        namespaces = hostnet.list_lab_namespaces()
+        pids = [pid for ns in namespaces for pid in hostnet.namespace_pids(ns)]
+        procs.signal_and_wait(pids, grace=2.0)
+        for namespace in namespaces:
+            hostnet.delete_namespace(namespace)
+        links = hostnet.list_lab_links()
+        for link in sorted(links, key=lambda name: name == hostnet.BRIDGE):
+            hostnet.delete_link(link)
+        self._archive_logs()
+        removed += namespaces + links
+        progress(f"removed {len(namespaces)} namespaces, {len(links)} links"
+                 f" and {len(pids)} stray processes")
+        return removed
+
+    def _stop_recorded_services(self) -> list[str]:
+        if not self.state.exists():
+            return []
+        try:
+            spec, _phase = self.state.load()
+        except (SpecError, ValueError, KeyError, OSError):
+            return []
+        services = [s for node in spec.nodes
+                    for s in reversed(self.services(spec, node))]
+        # The lab is going away: a short grace, because etcd members that
+        # all stop together wait seconds for a leader transfer in vain.
+        procs.stop(services, grace=0.5)
+        return [f"{s.node}/{s.name}" for s in services]
+
+    def _archive_logs(self) -> None:
+        """Keep the last lab's logs for post-mortems; drop everything else."""
+        nodes = self.state.root / "nodes"
+        archive = self.state.root / "last-logs"
+        if nodes.exists():
+            shutil.rmtree(archive, ignore_errors=True)
+            archive.mkdir(parents=True)
+            for node_dir in nodes.iterdir():
+                if (node_dir / "logs").exists():
+                    shutil.copytree(node_dir / "logs", archive / node_dir.name)
+            shutil.rmtree(nodes)
+        for leftover in (self.state.record, self.state.kubeconfig,
+                         self.state.inventory):
+            leftover.unlink(missing_ok=True)
+
+    # -- inspection and node control --------------------------------------
+    def spec(self) -> LabSpec:
+        if not self.state.exists():
+            raise LabStateError(
+                f"no lab is up (no {self.state.record}); start one with "
+                f"`chaosk3s lab up`")
+        return self.state.load()[0]
+
+    def status(self) -> list[dict]:
+        spec = self.spec()
+        rows = []
+        for node in spec.nodes:
+            states = {s.name: "running" if procs.pid_of(s) else "stopped"
+                      for s in self.services(spec, node)}
+            if node.runs_etcd:
+                states["etcd-health"] = (
+                    "healthy" if etcd.member_health(node.address, 0.5)
+                    else "unhealthy")
+            rows.append({"name": node.name, "role": node.role,
+                         "address": node.address, "join": node.server or "-",
+                         "services": states})
+        return rows
+
+    def node_services(self, name: str,
+                      service: str | None) -> list[procs.Service]:
+        spec = self.spec()
+        node = spec.node(name)
+        services = self.services(spec, node)
+        if service is None:
+            return services
+        chosen = [s for s in services if s.name == service]
+        if not chosen:
+            raise SpecError(
+                f"node {name} has no service {service!r}; it has "
+                f"{', '.join(s.name for s in services)}")
+        return chosen
+
+    def start_node(self, name: str, service: str | None = None) -> None:
+        for svc in self.node_services(name, service):
+            procs.start(svc)
+
+    def stop_node(self, name: str, service: str | None = None) -> None:
+        procs.stop(list(reversed(self.node_services(name, service))))
+
+    def restart_node(self, name: str, service: str | None = None) -> None:
+        self.stop_node(name, service)
+        self.start_node(name, service)
+
+    def reboot_node(self, name: str, delay: float | None = None) -> None:
+        """Power-cycle: services stopped, rules flushed, link down, back."""
+        spec = self.spec()
+        self.stop_node(name)
+        hostnet.flush_node_iptables(name)
+        hostnet.set_node_link(name, up=False)
+        time.sleep(spec.timings.reboot_delay if delay is None else delay)
+        hostnet.set_node_link(name, up=True)
+        self.start_node(name)
+
+
+def check_privileges() -> None:
+    """The lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for netns)."""
+    if os.geteuid() != 0 or not _has_capability(12) or \
+            not _has_capability(21):
+        raise EnvironmentProblem(
+            "the lab needs root with CAP_NET_ADMIN and CAP_SYS_ADMIN to "
+            "create network namespaces; run it with sudo, as root")
+
+
+def _has_capability(bit: int) -> bool:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> bit & 1)
+    return False

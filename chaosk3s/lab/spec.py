@@ -1,0 +1,280 @@
+"""The lab spec: which nodes, which roles, which K3s release, which timings.
+
+A spec is validated completely before anything is created, so a bad spec
+changes nothing on the machine.
+"""
+
+import ipaddress
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import yaml
+
+from chaosk3s.errors import SpecError
+from chaosk3s.lab.releases import Release, parse_release
+
+ROLES = ("etcd", "control-plane", "server", "agent")
+ETCD_ROLES = ("etcd", "server")
+APISERVER_ROLES = ("control-plane", "server")
+DEFAULT_VERSION = "v1.28.15+k3s1"
+DEFAULT_SUBNET = "10.213.11.0/24"
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,28}[a-z0-9])?$")
+FIRST_NODE_HOST = 10  # node addresses start at .10; .1 is the host
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Every K3s/Kubernetes period the lab uses, in seconds.
+
+    Defaults are compressed so a lab run takes seconds; the comment on each
+    gives K3s's real value, which the spec may set instead.
+    """
+
+    node_status_update: float = 2.0  # kubelet status and lease renew: 10
+    node_monitor_grace: float = 10.0  # controller-manager: 40 (50 in 1.32+)
+    node_monitor_period: float = 1.0  # controller-manager: 5
+    endpoint_ttl: float = 5.0  # apiserver endpoint lease TTL: 15
+    endpoint_reconcile: float = 2.0  # apiserver endpoint refresh: 10
+    endpoint_debounce: float = 1.0  # agent tunnel watch debounce: 1
+    apiservers_poll: float = 1.0  # /v1-k3s/apiservers poll at start: 5
+    lb_health_interval: float = 1.0  # load balancer health loop: 1
+    lb_dial_timeout: float = 10.0  # fix1+ dial timeout: 10
+    tunnel_heartbeat: float = 0.5  # remotedialer keepalive
+    tunnel_reconnect: float = 1.0  # remotedialer reconnect sleep: 1
+    relist_backoff_max: float = 8.0  # client-go re-list backoff cap: 30
+    reboot_delay: float = 2.0  # how long a rebooted lab node stays down
+
+    @classmethod
+    def from_mapping(cls, raw: object) -> "Timings":
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise SpecError("timings must be a mapping of name: seconds")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise SpecError(
+                f"unknown timing(s) {', '.join(unknown)}; known timings: "
+                f"{', '.join(sorted(known))}")
+        for key, value in raw.items():
+            if not isinstance(value, (int, float)) or isinstance(
+                    value, bool) or value <= 0:
+                raise SpecError(
+                    f"timing {key} must be a positive number of seconds, "
+                    f"not {value!r}")
+        return replace(cls(), **{k: float(v) for k, v in raw.items()})
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    role: str
+    address: str
+    server: str | None  # join server's node name; None for cluster-init
+
+    @property
+    def runs_etcd(self) -> bool:
+        return self.role in ETCD_ROLES
+
+    @property
+    def runs_apiserver(self) -> bool:
+        return self.role in APISERVER_ROLES
+
+    @property
+    def is_server(self) -> bool:
+        return self.role != "agent"
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    subnet: str
+    release: Release
+    timings: Timings
+    nodes: tuple[NodeSpec, ...]
+    virtual_nodes: int = 0
+    ssh: bool = False
+    source: str = "<default>"
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def host_address(self) -> str:
+        """The host's own address on the lab bridge (.1)."""
+        return str(ipaddress.ip_network(self.subnet)[1])
+
+    @property
+    def prefix_length(self) -> int:
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+    def node(self, name: str) -> NodeSpec:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise SpecError(
+            f"no lab node named {name!r}; nodes: "
+            f"{', '.join(n.name for n in self.nodes)}")
+
+
+DEFAULT_NODES = [
+    {"name": "server-etcd-0", "role": "etcd"},
+    {"name": "server-etcd-1", "role": "etcd", "server": "server-etcd-0"},
+    {"name": "server-etcd-2", "role": "etcd", "server": "server-etcd-0"},
+    {"name": "server-cp-0", "role": "control-plane",
+     "server": "server-etcd-0"},
+    {"name": "agent-0", "role": "agent", "server": "server-etcd-0"},
+    {"name": "agent-1", "role": "agent", "server": "server-etcd-0"},
+]
+
+
+def default_spec(k3s_version: str | None = None) -> LabSpec:
+    """The #11311 reproduction: every node joins via server-etcd-0."""
+    raw = {"nodes": DEFAULT_NODES}
+    if k3s_version:
+        raw["k3s_version"] = k3s_version
+    return parse_spec(raw, source="<default>")
+
+
+def load_spec(path: str | Path | None,
+              k3s_version: str | None = None) -> LabSpec:
+    """Read and validate a spec file (or the default when path is None)."""
+    if path is None:
+        return default_spec(k3s_version)
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise SpecError(f"cannot read lab spec {path}: {exc.strerror}")
+    except yaml.YAMLError as exc:
+        raise SpecError(f"lab spec {path} is not valid YAML: {exc}")
+    if k3s_version:
+        raw = {**(raw or {}), "k3s_version": k3s_version}
+    return parse_spec(raw, source=str(path))
+
+
+_TOP_KEYS = {"subnet", "k3s_version", "timings", "nodes", "virtual_nodes",
+             "ssh"}
+_NODE_KEYS = {"name", "role", "server", "address"}
+
+
+def parse_spec(raw: object, source: str = "<spec>") -> LabSpec:
+    """Validate a spec mapping; raise SpecError naming the problem."""
+    try:
+        return _parse(raw, source)
+    except SpecError as exc:
+        raise SpecError(f"invalid lab spec {source}: {exc}") from None
+
+
+def _parse(raw: object, source: str) -> LabSpec:
+    if not isinstance(raw, dict):
+        raise SpecError("the spec must be a YAML mapping with a nodes list")
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise SpecError(f"unknown key(s) {', '.join(unknown)}; known keys: "
+                        f"{', '.join(sorted(_TOP_KEYS))}")
+    subnet = _parse_subnet(raw.get("subnet", DEFAULT_SUBNET))
+    try:
+        release = parse_release(str(raw.get("k3s_version", DEFAULT_VERSION)))
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    virtual = raw.get("virtual_nodes", 0)
+    if not isinstance(virtual, int) or isinstance(virtual, bool) or not (
+            0 <= virtual <= 20000):
+        raise SpecError("virtual_nodes must be a whole number from 0 to 20000")
+    return LabSpec(subnet=str(subnet), release=release,
+                   timings=Timings.from_mapping(raw.get("timings")),
+                   nodes=_parse_nodes(raw.get("nodes"), subnet),
+                   virtual_nodes=virtual, ssh=bool(raw.get("ssh", False)),
+                   source=source)
+
+
+def _parse_subnet(value: object) -> ipaddress.IPv4Network:
+    try:
+        subnet = ipaddress.IPv4Network(str(value), strict=True)
+    except ValueError as exc:
+        raise SpecError(f"subnet {value!r} is not an IPv4 network: {exc}")
+    if subnet.prefixlen > 26:
+        raise SpecError(f"subnet {subnet} is too small; use a /26 or larger")
+    return subnet
+
+
+def _parse_nodes(raw: object, subnet: ipaddress.IPv4Network
+                 ) -> tuple[NodeSpec, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise SpecError("nodes must be a non-empty list")
+    hosts = list(subnet.hosts())
+    nodes, names, addresses = [], set(), set()
+    for index, item in enumerate(raw):
+        node = _parse_node(item, index, hosts)
+        if node.name in names:
+            raise SpecError(f"duplicate node name {node.name!r}")
+        if node.address in addresses:
+            raise SpecError(f"duplicate address {node.address}")
+        names.add(node.name)
+        addresses.add(node.address)
+        nodes.append(node)
+    _check_joins(nodes)
+    return tuple(nodes)
+
+
+def _parse_node(item: object, index: int, hosts: list) -> NodeSpec:
+    if not isinstance(item, dict) or "name" not in item:
+        raise SpecError(f"node #{index + 1} must be a mapping with a name")
+    name = str(item["name"])
+    unknown = sorted(set(item) - _NODE_KEYS)
+    if unknown:
+        raise SpecError(f"node {name}: unknown key(s) {', '.join(unknown)}; "
+                        f"known keys: {', '.join(sorted(_NODE_KEYS))}")
+    if not _NAME.match(name):
+        raise SpecError(
+            f"node name {name!r} must be 1-30 lower-case letters, digits or "
+            f"'-', starting and ending with a letter or digit")
+    role = item.get("role")
+    if role not in ROLES:
+        raise SpecError(f"node {name}: unknown role {role!r}; roles are "
+                        f"{', '.join(ROLES)}")
+    address = item.get("address") or str(hosts[FIRST_NODE_HOST - 1 + index])
+    if ipaddress.ip_address(address) not in hosts[1:]:
+        raise SpecError(f"node {name}: address {address} is not a usable "
+                        f"node address in the subnet (.1 is the host's)")
+    server = item.get("server")
+    return NodeSpec(name=name, role=role, address=str(address),
+                    server=str(server) if server is not None else None)
+
+
+def _check_joins(nodes: list[NodeSpec]) -> None:
+    by_name = {node.name: node for node in nodes}
+    if not any(node.runs_etcd for node in nodes):
+        raise SpecError("no etcd-capable server: at least one node needs "
+                        "role etcd or server")
+    first = [node for node in nodes if node.server is None]
+    for node in nodes:
+        if node.server is None:
+            continue
+        if node.server == node.name:
+            raise SpecError(f"node {node.name} joins through itself; name "
+                            f"another server, or omit server on the "
+                            f"cluster-init node")
+        join = by_name.get(node.server)
+        if join is None:
+            raise SpecError(f"node {node.name}: unknown join server "
+                            f"{node.server!r}")
+        if not join.is_server:
+            raise SpecError(f"node {node.name}: join server {join.name} is "
+                            f"an agent; join through a server")
+    if len(first) != 1 or not first[0].runs_etcd:
+        raise SpecError(
+            "exactly one node must omit server: the cluster-init server, "
+            "with role etcd or server; every other node names its join "
+            f"server (nodes without one: "
+            f"{', '.join(n.name for n in first) or 'none'})")
+    for node in nodes:
+        _check_chain(node, by_name)
+
+
+def _check_chain(node: NodeSpec, by_name: dict[str, NodeSpec]) -> None:
+    """Every join chain must end at the cluster-init server."""
+    seen = [node.name]
+    while by_name[seen[-1]].server is not None:
+        seen.append(by_name[seen[-1]].server)
+        if seen[-1] in seen[:-1]:
+            raise SpecError(f"join servers form a loop: "
+                            f"{' -> '.join(seen)}")
