@@ -114,3 +114,7 @@ def lab_node(name: str, action: str, service: str | None) -> None:
     else:
         getattr(lab_, f"{action}_node")(name, service)
     _progress(f"{action} {name}{f' ({service})' if service else ''}: done")
+
+
+if __name__ == "__main__":
+    main()

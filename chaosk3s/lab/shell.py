@@ -26,9 +26,11 @@ def run(args: list[str], node: str = "host", check: bool = True,
     """Run a command, raising CommandFailed (node, command, stderr)."""
     try:
         result = subprocess.run(args, capture_output=True, text=True,
-                                timeout=timeout, stdin=subprocess.DEVNULL)
+                                check=False, timeout=timeout,
+                                stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise CommandFailed(node, args, -1, f"timed out after {timeout}s")
+        raise CommandFailed(node, args, -1,
+                            f"timed out after {timeout}s") from None
     if check and result.returncode != 0:
         raise CommandFailed(node, args, result.returncode, result.stderr)
     return result

@@ -142,9 +142,11 @@ def load_spec(path: str | Path | None,
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
-        raise SpecError(f"cannot read lab spec {path}: {exc.strerror}")
+        raise SpecError(
+            f"cannot read lab spec {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise SpecError(f"lab spec {path} is not valid YAML: {exc}")
+        raise SpecError(
+            f"lab spec {path} is not valid YAML: {exc}") from None
     if k3s_version:
         raw = {**(raw or {}), "k3s_version": k3s_version}
     return parse_spec(raw, source=str(path))
@@ -190,7 +192,8 @@ def _parse_subnet(value: object) -> ipaddress.IPv4Network:
     try:
         subnet = ipaddress.IPv4Network(str(value), strict=True)
     except ValueError as exc:
-        raise SpecError(f"subnet {value!r} is not an IPv4 network: {exc}")
+        raise SpecError(
+            f"subnet {value!r} is not an IPv4 network: {exc}") from None
     if subnet.prefixlen > 26:
         raise SpecError(f"subnet {subnet} is too small; use a /26 or larger")
     return subnet

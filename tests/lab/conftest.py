@@ -1,0 +1,82 @@
+"""Lab-tier fixtures: a real lab in network namespaces, always removed."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from chaosk3s.lab import hostnet
+from chaosk3s.lab.cluster import Lab
+from chaosk3s.lab.spec import default_spec
+from chaosk3s.lab.state import LabState
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def state_root(tmp_path, monkeypatch) -> Path:
+    """A private state directory, also seen by CLI subprocesses."""
+    root = tmp_path / "state"
+    assert hostnet.list_lab_namespaces() == [], "another lab is up"
+    monkeypatch.setenv("CHAOSK3S_STATE_DIR", str(root))
+    yield root
+    Lab(LabState(root)).down()
+    assert_nothing_left(root)
+
+
+@pytest.fixture(scope="module")
+def default_lab(tmp_path_factory) -> Lab:
+    """One default lab shared by a module's tests (read-mostly tests)."""
+    root = tmp_path_factory.mktemp("lab") / "state"
+    lab = Lab(LabState(root))
+    old = os.environ.get("CHAOSK3S_STATE_DIR")
+    os.environ["CHAOSK3S_STATE_DIR"] = str(root)
+    try:
+        lab.up(default_spec())
+        yield lab
+    finally:
+        lab.down()
+        if old is None:
+            os.environ.pop("CHAOSK3S_STATE_DIR", None)
+        else:
+            os.environ["CHAOSK3S_STATE_DIR"] = old
+    assert_nothing_left(root)
+
+
+def netns_exec(node: str, *argv: str, check: bool = True
+               ) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", "netns", "exec", hostnet.netns_name(node),
+                           *argv], capture_output=True, text=True,
+                          check=check, timeout=30)
+
+
+def lab_processes(root: Path) -> list[str]:
+    """Every process whose command line mentions the lab's state dir."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        text = cmdline.decode(errors="replace")
+        if str(root) in text and "pytest" not in text:
+            found.append(f"{proc.name}: {text[:120]}")
+    return found
+
+
+def assert_nothing_left(root: Path) -> None:
+    """Checked by listing: no namespace, link, process or mount remains."""
+    assert hostnet.list_lab_namespaces() == []
+    assert hostnet.list_lab_links() == []
+    assert lab_processes(root) == []
+    mounts = Path("/proc/mounts").read_text()
+    assert f"/run/netns/{hostnet.NETNS_PREFIX}" not in mounts
+    links = json.loads(subprocess.run(["ip", "-j", "link"],
+                                      capture_output=True, text=True,
+                                      check=False).stdout)
+    assert not [link["ifname"] for link in links
+                if link["ifname"].startswith("ck3s")]
