@@ -1,0 +1,89 @@
+"""What the extension reasons about: nodes, roles, faults. Pure data."""
+
+from dataclasses import dataclass, field
+
+ROLES = ("etcd", "control-plane", "server", "agent")
+
+
+@dataclass(frozen=True)
+class Access:
+    """How commands reach a node.
+
+    ``netns``: run inside a network namespace on this host (the lab);
+    ``ssh``: run over SSH (user, host, port, key file, optional jump host).
+    """
+
+    transport: str
+    namespace: str | None = None
+    host: str | None = None
+    port: int = 22
+    user: str = "root"
+    key_file: str | None = None
+    jump: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    role: str
+    address: str
+    join_server: str | None  # the node name its --server points at
+    access: Access | None = None
+
+    @property
+    def runs_etcd(self) -> bool:
+        return self.role in ("etcd", "server")
+
+    @property
+    def runs_apiserver(self) -> bool:
+        return self.role in ("control-plane", "server")
+
+
+@dataclass(frozen=True)
+class Topology:
+    nodes: tuple[Node, ...]
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def with_role(self, *roles: str) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.role in roles)
+
+    def at_risk(self) -> tuple[Node, ...]:
+        """Nodes whose join server is an etcd-only server (K3s #11311)."""
+        etcd_only = {n.name for n in self.with_role("etcd")}
+        return tuple(n for n in self.nodes if n.join_server in etcd_only)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Rules on one node that cut its traffic with one peer address.
+
+    direction: ``both``, ``to`` (from the node to the peer) or ``from``
+    (from the peer to the node); mode: ``drop`` (black hole) or
+    ``reject`` (refused); ports: only these TCP ports (empty = all).
+    """
+
+    node: str
+    peer: str  # peer node name
+    peer_address: str
+    direction: str = "both"
+    mode: str = "drop"
+    ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Everything one action injects, keyed by the run that owns it."""
+
+    run_id: str
+    cuts: tuple[Cut, ...] = ()
+    ttl_seconds: float = 300.0
+    labels: dict = field(default_factory=dict, compare=False)
+
+    def nodes(self) -> list[str]:
+        return sorted({cut.node for cut in self.cuts})
