@@ -9,6 +9,7 @@ import click
 from chaosk3s.errors import ChaosK3sError
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import load_spec
+from chaosk3s.report.cli import report_command
 
 
 def _friendly(func):
@@ -31,6 +32,9 @@ def _progress(message: str) -> None:
 @click.version_option(package_name="chaostoolkit-k3s")
 def main() -> None:
     """Prove that K3s split-role clusters heal."""
+
+
+main.add_command(report_command)
 
 
 @main.group()

@@ -8,6 +8,11 @@ from collections.abc import Callable
 
 from chaosk3s.errors import EnvironmentProblem, LabStateError, SpecError
 from chaosk3s.lab import etcd, hostnet, procs
+from chaosk3s.lab.access import (
+    wait_all_ready,
+    wait_supervisor,
+    write_access_files,
+)
 from chaosk3s.lab.shell import require
 from chaosk3s.lab.spec import LabSpec, NodeSpec
 from chaosk3s.lab.state import LabState
@@ -38,8 +43,10 @@ class Lab:
                                     self.state.node_dir(node.name) / "etcd",
                                     members)
         else:
-            argv = [sys.executable, "-m", "chaosk3s.lab.k3s",
-                    "--state-dir", str(self.state.root), "--node", node.name]
+            argv = _restart_always(
+                [sys.executable, "-m", "chaosk3s.lab.k3s", "--state-dir",
+                 str(self.state.root), "--node", node.name],
+                spec.timings.restart_delay)
         return procs.Service(
             node=node.name, name=name,
             namespace=hostnet.netns_name(node.name), argv=tuple(argv),
@@ -76,8 +83,17 @@ class Lab:
         self.wait_etcd_healthy(spec, started + timeout)
         progress(f"etcd healthy after {time.monotonic() - started:.1f}s; "
                  f"starting k3s ({spec.release.version}) on every node")
+        # As operators do: the cluster-init server first, then the rest.
+        first = next(n for n in spec.nodes if n.server is None)
+        procs.start(self._service(spec, first, "k3s"))
+        wait_supervisor(first, started + timeout)
         for node in spec.nodes:
             procs.start(self._service(spec, node, "k3s"))
+        write_access_files(self.state, spec)
+        progress("waiting for every node to be Ready")
+        wait_all_ready(spec, started + timeout, progress)
+        progress(f"all {len(spec.nodes)} nodes Ready after "
+                 f"{time.monotonic() - started:.1f}s")
 
     def wait_etcd_healthy(self, spec: LabSpec, deadline: float) -> None:
         members = [n for n in spec.nodes if n.runs_etcd]
@@ -218,6 +234,14 @@ class Lab:
         time.sleep(spec.timings.reboot_delay if delay is None else delay)
         hostnet.set_node_link(name, up=True)
         self.start_node(name)
+
+
+def _restart_always(argv: list[str], delay: float) -> list[str]:
+    """Wrap a service like systemd's Restart=always: a crash-looping k3s
+    (K3s #11333) keeps trying, as it does on a real node."""
+    loop = ('while :; do "$@"; echo "k3s exited with status $?; restarting '
+            f'in {delay:g}s"; sleep {delay:g}; done')
+    return ["sh", "-c", loop, "k3s", *argv]
 
 
 def check_privileges() -> None:

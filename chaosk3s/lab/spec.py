@@ -44,6 +44,7 @@ class Timings:
     tunnel_reconnect: float = 1.0  # remotedialer reconnect sleep: 1
     relist_backoff_max: float = 8.0  # client-go re-list backoff cap: 30
     reboot_delay: float = 2.0  # how long a rebooted lab node stays down
+    restart_delay: float = 2.0  # systemd RestartSec of the k3s unit: 5
 
     @classmethod
     def from_mapping(cls, raw: object) -> "Timings":

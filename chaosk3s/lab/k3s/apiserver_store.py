@@ -42,11 +42,28 @@ def decode(kv: KV) -> dict:
     return obj
 
 
+_META = b'{"metadata":{'
+
+
+def raw_with_rv(kv: KV) -> bytes:
+    """The stored JSON with its resourceVersion spliced in, unparsed.
+
+    Lists are the hot path (thousands of virtual nodes); values written
+    by _encode start with metadata, others are parsed and re-encoded.
+    """
+    if kv.value.startswith(_META) and kv.value[len(_META):][:1] == b'"':
+        rv = b'"resourceVersion":"%d",' % kv.mod_revision
+        return _META + rv + kv.value[len(_META):]
+    return json.dumps(decode(kv), separators=(",", ":")).encode()
+
+
 def _encode(obj: dict) -> bytes:
-    # Like Kubernetes, never store the resourceVersion inside the value.
+    # Like Kubernetes, never store the resourceVersion inside the value;
+    # metadata goes first so raw_with_rv can splice it back.
     meta = obj.get("metadata", {})
-    stored = {**obj, "metadata": {k: v for k, v in meta.items()
-                                  if k != "resourceVersion"}}
+    stored = {"metadata": {k: v for k, v in meta.items()
+                           if k != "resourceVersion"}, **{
+        k: v for k, v in obj.items() if k != "metadata"}}
     return json.dumps(stored, separators=(",", ":")).encode()
 
 
@@ -74,6 +91,10 @@ class Store:
         except EtcdError as exc:
             raise storage_error(exc) from None
 
+    async def revision(self) -> int:
+        """The current etcd revision, read with quorum."""
+        return await self._etcd(self.etcd.revision())
+
     async def get_kv(self, res: Resource, ns: str | None, name: str) -> KV:
         kv = await self._etcd(self.etcd.get(res.key(ns, name)))
         if kv is None:
@@ -82,6 +103,12 @@ class Store:
 
     async def get(self, res: Resource, ns: str | None, name: str) -> dict:
         return decode(await self.get_kv(res, ns, name))
+
+    async def list_raw(self, res: Resource, ns: str | None
+                       ) -> tuple[list[bytes], int]:
+        kvs, revision = await self._etcd(
+            self.etcd.range_prefix(res.prefix(ns)))
+        return [raw_with_rv(kv) for kv in kvs], revision
 
     async def list(self, res: Resource, ns: str | None
                    ) -> tuple[list[dict], int]:
@@ -118,6 +145,9 @@ class Store:
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
         obj["kind"], obj["apiVersion"] = res.kind, res.api_version
+        if res.has_status:  # defaulted like the real API server does
+            obj.setdefault("spec", {})
+            obj.setdefault("status", {})
         return obj
 
     async def update(self, res: Resource, ns: str | None, name: str,

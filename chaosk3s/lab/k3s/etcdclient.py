@@ -111,7 +111,9 @@ class EtcdClient:
     def session(self) -> aiohttp.ClientSession:
         # Created lazily so the client can be built outside a running loop.
         if self._session is None or self._session.closed:
+            # No connection cap: every API watch holds one etcd stream.
             self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
                 trust_env=False, headers=_HEADERS,
                 json_serialize=json.dumps)
         return self._session
@@ -141,12 +143,13 @@ class EtcdClient:
                     ValueError) as exc:
                 errors.append(f"{endpoint}: {_describe(exc)}")
                 continue
-            if "error" in reply or "code" in reply:
-                message = reply.get("message") or reply.get("error")
-                if reply.get("code") in _RETRY_CODES:
+            failure = _failure(reply)
+            if failure is not None:
+                code, message = failure
+                if code in _RETRY_CODES:
                     errors.append(f"{endpoint}: {message}")
                     continue
-                raise EtcdError(str(message))
+                raise EtcdError(message)
             self._current = index
             return reply
         raise EtcdUnavailable("etcd cluster unavailable: " + "; ".join(errors))
@@ -313,9 +316,9 @@ async def _messages(resp: aiohttp.ClientResponse) -> AsyncIterator[dict]:
 
 
 def _watch_events(message: dict) -> list[WatchEvent]:
-    if "error" in message:
-        error = message["error"]
-        raise EtcdUnavailable(str(error.get("message", error)))
+    failure = _failure(message)
+    if failure is not None:
+        raise EtcdUnavailable(failure[1])
     result = message.get("result", {})
     if int(result.get("compact_revision", 0)):
         raise WatchCompacted(int(result["compact_revision"]))
@@ -327,6 +330,17 @@ def _watch_events(message: dict) -> list[WatchEvent]:
                        prev_kv=_kv(raw["prev_kv"]) if "prev_kv" in raw
                        else None, revision=revision)
             for raw in result.get("events") or []]
+
+
+def _failure(reply: dict) -> tuple[int, str] | None:
+    """(gRPC code, message) of an error reply; the gateway uses two
+    shapes: flat {error, code, message} and {error: {grpc_code, ...}}."""
+    if "error" not in reply and "code" not in reply:
+        return None
+    error = reply.get("error")
+    if isinstance(error, dict):
+        return int(error.get("grpc_code", 0)), str(error.get("message"))
+    return int(reply.get("code", 0)), str(reply.get("message") or error)
 
 
 def _describe(exc: BaseException) -> str:

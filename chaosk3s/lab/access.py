@@ -1,0 +1,115 @@
+"""How the outside reaches the lab: kubeconfig, inventory, readiness.
+
+The lab only *produces* these files; the extension reads them exactly as
+it reads a real cluster's kubeconfig and inventory.
+"""
+
+import time
+from collections.abc import Callable
+
+import requests
+import yaml
+
+from chaosk3s.errors import LabStateError
+from chaosk3s.lab import hostnet
+from chaosk3s.lab.k3s.context import SUPERVISOR_PORT
+from chaosk3s.lab.spec import LabSpec, NodeSpec
+from chaosk3s.lab.state import LabState
+
+CLUSTER_NAME = "chaosk3s-lab"
+_http = requests.Session()
+_http.trust_env = False  # lab traffic never goes through a proxy
+
+
+def api_urls(spec: LabSpec) -> list[str]:
+    return [f"http://{n.address}:{SUPERVISOR_PORT}" for n in spec.nodes
+            if n.runs_apiserver]
+
+
+def write_access_files(state: LabState, spec: LabSpec) -> None:
+    """A kubeconfig with one context per API server, and the inventory."""
+    servers = [n for n in spec.nodes if n.runs_apiserver]
+    clusters, contexts = [], []
+    for index, node in enumerate(servers):
+        name = CLUSTER_NAME if index == 0 else f"{CLUSTER_NAME}-{node.name}"
+        clusters.append({"name": name, "cluster": {
+            "server": f"http://{node.address}:{SUPERVISOR_PORT}"}})
+        contexts.append({"name": name, "context": {
+            "cluster": name, "user": "lab-admin"}})
+    state.kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "clusters": clusters,
+        "contexts": contexts, "current-context": CLUSTER_NAME,
+        "users": [{"name": "lab-admin", "user": {}}], "preferences": {}},
+        sort_keys=False))
+    state.inventory.write_text(yaml.safe_dump(
+        inventory(state, spec), sort_keys=False))
+
+
+def inventory(state: LabState, spec: LabSpec) -> dict:
+    return {
+        "cluster": CLUSTER_NAME,
+        "kubeconfig": str(state.kubeconfig),
+        "context": CLUSTER_NAME,
+        "k3s_version": spec.release.version,
+        "nodes": [{"name": n.name, "role": n.role, "address": n.address,
+                   "join_server": n.server,
+                   "transport": {"type": "netns",
+                                 "namespace": hostnet.netns_name(n.name)}}
+                  for n in spec.nodes],
+    }
+
+
+def wait_supervisor(node: NodeSpec, deadline: float) -> None:
+    """Until the node's supervisor answers /ping (k3s is listening)."""
+    url = f"http://{node.address}:{SUPERVISOR_PORT}/ping"
+    while True:
+        try:
+            if _http.get(url, timeout=1).text == "pong":
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise LabStateError(f"k3s on {node.name} did not answer {url} "
+                                f"in time; see its k3s.log")
+        time.sleep(0.05)
+
+
+def node_readiness(spec: LabSpec) -> dict[str, str] | None:
+    """Node name -> Ready status ("True"/"False"/"Unknown"), from any API
+    server that answers; None when none does."""
+    for url in api_urls(spec):
+        try:
+            reply = _http.get(f"{url}/api/v1/nodes", timeout=2)
+            if reply.ok:
+                return {item["metadata"]["name"]: _ready(item)
+                        for item in reply.json().get("items", [])}
+        except (requests.RequestException, ValueError):
+            continue
+    return None
+
+
+def _ready(node: dict) -> str:
+    for condition in node.get("status", {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return condition.get("status", "Unknown")
+    return "Unknown"
+
+
+def wait_all_ready(spec: LabSpec, deadline: float,
+                   progress: Callable[[str], None]) -> None:
+    names = {n.name for n in spec.nodes}
+    last_report = time.monotonic()
+    while True:
+        readiness = node_readiness(spec) or {}
+        waiting = sorted(n for n in names if readiness.get(n) != "True")
+        if not waiting:
+            return
+        now = time.monotonic()
+        if now > deadline:
+            raise LabStateError(
+                f"nodes not Ready in time: {', '.join(waiting)}; see their "
+                f"logs under nodes/<node>/logs/k3s.log in the state dir")
+        if now - last_report > 5:
+            progress(f"still waiting for {', '.join(waiting)}")
+            last_report = now
+        time.sleep(0.2)

@@ -1,0 +1,118 @@
+"""meta.k8s.io/v1 Table responses: the columns kubectl prints.
+
+kubectl asks for ``as=Table`` and prints the cells it gets back, so the
+server decides what ``kubectl get nodes [-o wide]`` shows, as in
+Kubernetes' own printers.
+"""
+
+from datetime import UTC, datetime
+
+from chaosk3s.lab.k3s.apiserver_resources import NODES, Resource
+
+ROLE_PREFIX = "node-role.kubernetes.io/"
+_NODE_COLUMNS = [
+    ("Name", "string", "name", 0), ("Status", "string", "", 0),
+    ("Roles", "string", "", 0), ("Age", "string", "", 0),
+    ("Version", "string", "", 0), ("Internal-IP", "string", "", 1),
+    ("External-IP", "string", "", 1), ("OS-Image", "string", "", 1),
+    ("Kernel-Version", "string", "", 1),
+    ("Container-Runtime", "string", "", 1),
+]
+_DEFAULT_COLUMNS = [("Name", "string", "name", 0), ("Age", "string", "", 0)]
+
+
+def wants_table(accept: str) -> bool:
+    return "as=Table" in accept
+
+
+def human_duration(seconds: float) -> str:
+    """Kubernetes' duration.HumanDuration, as in the AGE column."""
+    s = int(seconds)
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    h = m // 60
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    if h < 48:
+        return f"{h}h"
+    d = h // 24
+    if h < 24 * 8:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    if h < 24 * 365 * 2:
+        return f"{d}d"
+    y = d // 365
+    return f"{y}y{d % 365}d" if h < 24 * 365 * 8 and d % 365 else f"{y}y"
+
+
+def age(obj: dict) -> str:
+    stamp = obj.get("metadata", {}).get("creationTimestamp")
+    if not stamp:
+        return "<unknown>"
+    born = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=UTC)
+    return human_duration((datetime.now(UTC) - born).total_seconds())
+
+
+def node_status(node: dict) -> str:
+    ready = next((c for c in node.get("status", {}).get("conditions") or []
+                  if c.get("type") == "Ready"), None)
+    status = ["Ready" if ready and ready.get("status") == "True"
+              else "NotReady" if ready else "Unknown"]
+    if node.get("spec", {}).get("unschedulable"):
+        status.append("SchedulingDisabled")
+    return ",".join(status)
+
+
+def node_roles(node: dict) -> str:
+    labels = node.get("metadata", {}).get("labels") or {}
+    roles = sorted({k[len(ROLE_PREFIX):] for k in labels
+                    if k.startswith(ROLE_PREFIX) and k[len(ROLE_PREFIX):]})
+    roles += sorted({v for k, v in labels.items()
+                     if k == "kubernetes.io/role" and v} - set(roles))
+    return ",".join(sorted(roles)) or "<none>"
+
+
+def _address(node: dict, kind: str) -> str:
+    for address in node.get("status", {}).get("addresses") or []:
+        if address.get("type") == kind:
+            return address.get("address", "")
+    return "<none>"
+
+
+def node_row(node: dict) -> list:
+    info = node.get("status", {}).get("nodeInfo") or {}
+    return [node["metadata"]["name"], node_status(node), node_roles(node),
+            age(node), info.get("kubeletVersion", ""),
+            _address(node, "InternalIP"), _address(node, "ExternalIP"),
+            info.get("osImage") or "<unknown>",
+            info.get("kernelVersion") or "<unknown>",
+            info.get("containerRuntimeVersion") or "<unknown>"]
+
+
+def _partial(obj: dict, api_version: str) -> dict:
+    return {"kind": "PartialObjectMetadata", "apiVersion": api_version,
+            "metadata": obj.get("metadata", {})}
+
+
+def table(res: Resource, items: list[dict], resource_version: str,
+          api_version: str = "meta.k8s.io/v1") -> dict:
+    columns = _NODE_COLUMNS if res is NODES else _DEFAULT_COLUMNS
+    rows = []
+    for obj in items:
+        cells = (node_row(obj) if res is NODES
+                 else [obj["metadata"]["name"], age(obj)])
+        rows.append({"cells": cells, "object": _partial(obj, api_version)})
+    return {"kind": "Table", "apiVersion": api_version,
+            "metadata": {"resourceVersion": resource_version},
+            "columnDefinitions": [
+                {"name": name, "type": kind, "format": fmt,
+                 "description": name, "priority": priority}
+                for name, kind, fmt, priority in columns],
+            "rows": rows}

@@ -1,0 +1,189 @@
+"""The report's charts: the run timeline and the node readiness swimlanes.
+
+Both share one time axis (the run's span) so a fault window lines up with
+the nodes it took down.
+"""
+
+from markupsafe import Markup
+
+from chaosk3s.report.journal import Activity, Journal
+from chaosk3s.report.k3sdata import K3sData, NodeReport
+from chaosk3s.report.svg import (
+    AXIS,
+    COLORS,
+    ROW,
+    TimeAxis,
+    band,
+    clock,
+    label,
+    rect,
+    svg,
+)
+
+ONE_ROW_EACH = 60  # up to this many activities get a labelled row each
+MAX_PACKED_ROWS = 8  # lanes per phase when activities are packed
+_PHASES = (("before", "steady state before"), ("method", "method"),
+           ("after", "steady state after"), ("rollback", "rollbacks"))
+
+
+def _fill(activity: Activity) -> str:
+    if activity.failed or activity.tolerance_met is False:
+        return COLORS["failed"]
+    if activity.phase in ("before", "after", "during"):
+        return COLORS["met"]
+    if activity.phase == "rollback":
+        return COLORS["rollback"]
+    return COLORS.get(activity.kind, COLORS["action"])
+
+
+def _tip(activity: Activity, axis: TimeAxis) -> str:
+    parts = [f"{activity.phase}: {activity.kind} {activity.name}",
+             f"status {activity.status or 'unknown'}",
+             f"start {clock(axis.offset(activity.start))}"]
+    if activity.duration is not None:
+        parts.append(f"took {activity.duration:.3f} s")
+    if activity.tolerance:
+        parts.append(f"tolerance {activity.tolerance}")
+    if activity.error:
+        parts.append(activity.error)
+    return "\n".join(parts)
+
+
+def _pack(activities: list[Activity], axis: TimeAxis) -> list[list[Activity]]:
+    """Greedy interval packing into lanes, so 1,000 activities stay
+    readable; the last lane takes the overflow."""
+    lanes: list[list[Activity]] = []
+    ends: list[float] = []
+    for activity in sorted(activities, key=lambda a: axis.x(a.start)):
+        start = axis.x(activity.start)
+        lane = next((i for i, end in enumerate(ends) if end <= start), None)
+        if lane is None and len(lanes) < MAX_PACKED_ROWS:
+            lanes.append([])
+            ends.append(0.0)
+            lane = len(lanes) - 1
+        lane = len(lanes) - 1 if lane is None else lane
+        lanes[lane].append(activity)
+        ends[lane] = max(axis.x(activity.end or activity.start), start) + 2
+    return lanes
+
+
+def _rows(journal: Journal, axis: TimeAxis
+          ) -> list[tuple[str, list[Activity], str]]:
+    """(label, activities, tooltip) per row of the timeline."""
+    by_phase = {phase: [a for a in journal.activities if a.phase == phase]
+                for phase, _ in _PHASES}
+    total = sum(len(group) for group in by_phase.values())
+    rows = []
+    for phase, title in _PHASES:
+        group = by_phase[phase]
+        if phase in ("before", "after") or total > ONE_ROW_EACH:
+            for index, lane in enumerate(_pack(group, axis)):
+                rows.append((title if index == 0 else "", lane, title))
+        else:
+            rows += [(f"{a.name}", [a], f"{title}: {a.name}") for a in group]
+    return rows
+
+
+def _during(journal: Journal, axis: TimeAxis, y: float) -> list[str]:
+    parts = []
+    for index, state in enumerate(journal.during, start=1):
+        met = "met" if state.met is not False else "not met"
+        parts.append(rect(axis.x(state.start) - 1, y + 4, 3, ROW - 8,
+                          COLORS[met], f"check {index} during the method: "
+                          f"steady state {met}"))
+    return parts
+
+
+def timeline_svg(journal: Journal) -> Markup:
+    """Method, rollbacks and steady-state checks over time, with the
+    fault windows shaded behind them."""
+    axis = TimeAxis(*journal.span)
+    rows = _rows(journal, axis)
+    if journal.during:
+        rows.insert(1, ("steady state during", [], "during"))
+    fault_parts, faults = _fault_rows(journal.k3s, axis, AXIS)
+    height = AXIS + ROW * max(len(rows) + faults, 1) + 6
+    parts = axis.draw(height)
+    parts += _fault_bands(journal.k3s, axis, AXIS, height) + fault_parts
+    for index, (title, activities, tip) in enumerate(rows, start=faults):
+        y = AXIS + index * ROW
+        parts.append(label(8, y + ROW * 0.68, title, tip=tip))
+        if tip == "during":
+            parts += _during(journal, axis, y)
+        for activity in activities:
+            x0 = axis.x(activity.start)
+            x1 = axis.x(activity.end or activity.start)
+            parts.append(rect(x0, y + 4, x1 - x0, ROW - 8, _fill(activity),
+                              _tip(activity, axis)))
+    return svg(height, parts, f"Timeline of {journal.title}")
+
+
+def _fault_bands(k3s: K3sData | None, axis: TimeAxis, top: float,
+                 bottom: float) -> list[str]:
+    parts = []
+    for fault in (k3s.faults if k3s else []):
+        if fault.started_at is None:
+            continue
+        x0 = axis.x(fault.started_at)
+        x1 = axis.x(fault.ended_at) if fault.ended_at else axis.x1
+        until = (clock(axis.offset(fault.ended_at)) if fault.ended_at
+                 else "never healed")
+        tip = (f"fault {fault.id} ({fault.kind}): {fault.description}\n"
+               f"{clock(axis.offset(fault.started_at))} → {until}")
+        parts.append(band(x0, x1, top, bottom, tip,
+                          open_ended=fault.ended_at is None))
+    return parts
+
+
+def _fault_rows(k3s: K3sData | None, axis: TimeAxis, top: float
+                ) -> tuple[list[str], int]:
+    """One labelled row per fault above the activities."""
+    parts: list[str] = []
+    faults = [f for f in (k3s.faults if k3s else []) if f.started_at]
+    for index, fault in enumerate(faults):
+        y = top + index * ROW
+        x0 = axis.x(fault.started_at)
+        x1 = axis.x(fault.ended_at) if fault.ended_at else axis.x1
+        name = fault.description or f"{fault.kind} {fault.id}"
+        parts.append(label(8, y + ROW * 0.68, f"⚡ {name}",
+                           tip=f"fault {fault.id}: {name}"))
+        parts.append(rect(x0, y + 4, x1 - x0, ROW - 8, COLORS["fault"],
+                          f"fault {fault.id} ({fault.kind}) on "
+                          f"{', '.join(fault.nodes)}: {fault.description}",
+                          css="bar fault"))
+    return parts, len(faults)
+
+
+def _node_row(node: NodeReport, axis: TimeAxis, y: float) -> list[str]:
+    risk = " ⚠" if node.at_risk else ""
+    tip = f"{node.name} ({node.role}{', at risk' if node.at_risk else ''})"
+    parts = [label(8, y + ROW * 0.68, f"{node.name}{risk}", tip=tip)]
+    for segment in node.segments:
+        x0, x1 = axis.x(segment.start), axis.x(segment.end)
+        took = (segment.end - segment.start).total_seconds()
+        parts.append(rect(
+            x0, y + 3, x1 - x0, ROW - 6, COLORS[segment.state],
+            f"{node.name}: {segment.state} from "
+            f"{clock(axis.offset(segment.start))} to "
+            f"{clock(axis.offset(segment.end))} ({took:.1f} s)",
+            css="seg"))
+    return parts
+
+
+def swimlanes_svg(k3s: K3sData, journal: Journal) -> Markup:
+    """Per-node Ready / NotReady / Unknown over time, grouped by role."""
+    axis = TimeAxis(*journal.span)
+    rows: list[str | NodeReport] = []
+    for role in k3s.roles:
+        rows.append(role.role)
+        rows += [n for n in k3s.nodes if n.role == role.role]
+    height = AXIS + ROW * max(len(rows), 1) + 6
+    parts = axis.draw(height)
+    parts += _fault_bands(k3s, axis, AXIS, height)
+    for index, row in enumerate(rows):
+        y = AXIS + index * ROW
+        if isinstance(row, str):
+            parts.append(label(8, y + ROW * 0.72, row, css="group"))
+        else:
+            parts += _node_row(row, axis, y)
+    return svg(height, parts, "Node readiness over time")

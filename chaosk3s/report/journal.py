@@ -1,0 +1,257 @@
+"""Load a Chaos Toolkit journal and normalise it for the report.
+
+Tolerant by design: journals from any chaostoolkit 1.x, partial journals
+(a killed run: no status, no end, fields missing) and plain runs without a
+``chaosk3s`` section all load. Only a file that is not JSON, or JSON that
+is not a journal, is refused, with an error naming the file.
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chaosk3s.errors import ChaosK3sError
+from chaosk3s.report.k3sdata import K3sData, k3s_times, parse_k3s
+from chaosk3s.report.redact import redact, redact_secrets
+from chaosk3s.report.values import (
+    compact,
+    mapping,
+    number,
+    parse_time,
+    sequence,
+    text,
+)
+from chaosk3s.report.verdict import Verdict, judge
+
+_JOURNAL_KEYS = ("run", "steady_states", "chaoslib-version", "status",
+                 "start", "rollbacks")
+
+
+class JournalError(ChaosK3sError):
+    """A file is not a readable Chaos Toolkit journal.
+
+    not_journal: the file is sound JSON of another kind (an experiment, a
+    plan), which an index skips quietly; a broken journal it reports.
+    """
+
+    def __init__(self, message: str, not_journal: bool = False):
+        super().__init__(message)
+        self.not_journal = not_journal
+
+
+@dataclass
+class Activity:
+    name: str
+    kind: str  # action | probe
+    phase: str  # before | during | after | method | rollback
+    status: str
+    start: datetime | None
+    end: datetime | None
+    duration: float | None
+    output: Any
+    error: str  # the exception's last line, the summary people read
+    traceback: str
+    tolerance: str
+    tolerance_met: bool | None
+    provider: str
+    arguments: Any
+    background: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in ("succeeded", "") or bool(self.error)
+
+
+@dataclass
+class SteadyState:
+    met: bool | None
+    probes: list[Activity]
+
+    @property
+    def start(self) -> datetime | None:
+        times = [p.start for p in self.probes if p.start]
+        return min(times) if times else None
+
+
+@dataclass
+class Journal:
+    path: Path
+    title: str
+    description: str
+    tags: list[str]
+    status: str
+    deviated: bool
+    partial: bool
+    start: datetime | None
+    end: datetime | None
+    duration: float | None
+    chaoslib_version: str
+    platform: str
+    host: str
+    rollback_strategy: str
+    before: SteadyState | None
+    after: SteadyState | None
+    during: list[SteadyState]
+    method: list[Activity]
+    rollbacks: list[Activity]
+    configuration: Any
+    secrets: Any
+    k3s: K3sData | None
+    span: tuple[datetime, datetime]
+    verdict: Verdict = field(default_factory=lambda: Verdict("", ""))
+
+    @property
+    def activities(self) -> list[Activity]:
+        states = [s for s in (self.before, *self.during, self.after) if s]
+        return [p for s in states for p in s.probes] + self.method \
+            + self.rollbacks
+
+
+def load_journal(path: Path) -> Journal:
+    """Read and normalise the journal at path; JournalError if it is not
+    one."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise JournalError(f"{path}: cannot read: {exc.strerror or exc}"
+                           ) from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise JournalError(f"{path}: not a journal: invalid JSON ({exc})"
+                           ) from exc
+    return normalise(raw, path)
+
+
+def check_journal(raw: Any, path: Path) -> None:
+    if not isinstance(raw, dict):
+        raise JournalError(f"{path}: not a journal: the JSON is a "
+                           f"{type(raw).__name__}, not an object",
+                           not_journal=True)
+    if "method" in raw and "experiment" not in raw:
+        raise JournalError(f"{path}: this is an experiment, not a journal: "
+                           "run it with `chaos run` and report on the "
+                           "journal.json it writes", not_journal=True)
+    if not isinstance(raw.get("experiment"), dict) or not any(
+            key in raw for key in _JOURNAL_KEYS):
+        raise JournalError(f"{path}: not a Chaos Toolkit journal: no "
+                           "'experiment' object with run data",
+                           not_journal="experiment" not in raw)
+
+
+def tolerance_text(tolerance: Any) -> str:
+    """A tolerance as people say it: "== true", "in [0, 5]", ..."""
+    if tolerance is None:
+        return ""
+    if isinstance(tolerance, list) and len(tolerance) == 2:
+        return f"in [{compact(tolerance[0])}, {compact(tolerance[1])}]"
+    if isinstance(tolerance, dict):
+        kind = text(tolerance.get("type"), "tolerance")
+        rest = {k: v for k, v in tolerance.items() if k != "type"}
+        if kind == "probe":
+            return f"probe {text(tolerance.get('name'), '?')}"
+        return f"{kind} {compact(redact(rest))}"
+    return f"== {compact(tolerance)}"
+
+
+def _provider(raw: dict) -> str:
+    kind = text(raw.get("type"))
+    if kind == "python":
+        return f"python {text(raw.get('module'))}.{text(raw.get('func'))}"
+    if kind == "http":
+        return f"http {text(raw.get('method'), 'GET')} {text(raw.get('url'))}"
+    if kind == "process":
+        return f"process {text(raw.get('path'))}"
+    return kind
+
+
+def _error(raw: Any) -> tuple[str, str]:
+    """(summary line, full traceback) from a run's exception field."""
+    if isinstance(raw, list):
+        trace = "".join(text(part) for part in raw)
+    else:
+        trace = text(raw)
+    lines = [line for line in trace.strip().splitlines() if line.strip()]
+    return (lines[-1].strip() if lines else ""), trace.strip()
+
+
+def parse_activity(raw: Any, phase: str) -> Activity:
+    raw = mapping(raw)
+    spec = mapping(raw.get("activity"))
+    provider = mapping(spec.get("provider"))
+    error, trace = _error(raw.get("exception"))
+    met = raw.get("tolerance_met")
+    start = parse_time(raw.get("start"))
+    end = parse_time(raw.get("end"))
+    duration = number(raw.get("duration"))
+    if duration is None and start and end:
+        duration = (end - start).total_seconds()
+    return Activity(
+        name=text(spec.get("name"), "(unnamed)"),
+        kind=text(spec.get("type"), "activity"), phase=phase,
+        status=text(raw.get("status")), start=start, end=end,
+        duration=duration, output=redact(raw.get("output")), error=error,
+        traceback=trace, tolerance=tolerance_text(spec.get("tolerance")),
+        tolerance_met=met if isinstance(met, bool) else None,
+        provider=_provider(provider),
+        arguments=redact(provider.get("arguments")),
+        background=spec.get("background") is True)
+
+
+def parse_state(raw: Any, phase: str) -> SteadyState | None:
+    if not isinstance(raw, dict):
+        return None
+    met = raw.get("steady_state_met")
+    return SteadyState(
+        met=met if isinstance(met, bool) else None,
+        probes=[parse_activity(p, phase) for p in sequence(raw.get("probes"))])
+
+
+def _span(raw: dict, runs: list[Activity]) -> tuple[datetime, datetime]:
+    """The time axis: the run's start to its end, stretched to cover every
+    recorded moment (a partial journal has no end)."""
+    moments = [parse_time(raw.get("start")), parse_time(raw.get("end"))]
+    moments += [t for a in runs for t in (a.start, a.end)]
+    moments += k3s_times(raw.get("chaosk3s"))
+    known = [m for m in moments if m is not None]
+    if not known:
+        epoch = datetime.fromtimestamp(0, UTC)
+        return epoch, epoch
+    return min(known), max(known)
+
+
+def normalise(raw: Any, path: Path) -> Journal:
+    """A Journal from parsed JSON; JournalError if it is not a journal."""
+    check_journal(raw, path)
+    experiment = mapping(raw["experiment"])
+    states = mapping(raw.get("steady_states"))
+    method = [parse_activity(r, "method") for r in sequence(raw.get("run"))]
+    rollbacks = [parse_activity(r, "rollback")
+                 for r in sequence(raw.get("rollbacks"))]
+    during = [s for s in (parse_state(d, "during")
+                          for d in sequence(states.get("during"))) if s]
+    status = text(raw.get("status"))
+    runtime = mapping(experiment.get("runtime"))
+    journal = Journal(
+        path=path, title=text(experiment.get("title"), path.name),
+        description=text(experiment.get("description")),
+        tags=[text(t) for t in sequence(experiment.get("tags"))],
+        status=status, deviated=raw.get("deviated") is True,
+        partial=not status or parse_time(raw.get("end")) is None,
+        start=parse_time(raw.get("start")), end=parse_time(raw.get("end")),
+        duration=number(raw.get("duration")),
+        chaoslib_version=text(raw.get("chaoslib-version")),
+        platform=text(raw.get("platform")), host=text(raw.get("node")),
+        rollback_strategy=text(
+            mapping(runtime.get("rollbacks")).get("strategy"), "default"),
+        before=parse_state(states.get("before"), "before"),
+        after=parse_state(states.get("after"), "after"), during=during,
+        method=method, rollbacks=rollbacks,
+        configuration=redact(experiment.get("configuration")),
+        secrets=redact_secrets(experiment.get("secrets")),
+        k3s=None, span=(datetime.min, datetime.min))
+    journal.span = _span(raw, journal.activities)
+    journal.k3s = parse_k3s(raw.get("chaosk3s"), journal.span)
+    journal.verdict = judge(journal)
+    return journal

@@ -1,0 +1,101 @@
+"""Journal → one self-contained HTML file, through jinja2 with autoescape.
+
+Everything a journal holds is data from the cluster (node names, outputs,
+exception texts), so autoescape is on for every template and the only
+``Markup`` that reaches a page is SVG that svg.py built with escape().
+The page also carries a Content-Security-Policy that forbids scripts and
+any network load: a second wall should escaping ever be missed.
+"""
+
+import os
+import tempfile
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from chaosk3s import __version__
+from chaosk3s.report.charts import swimlanes_svg, timeline_svg
+from chaosk3s.report.journal import Journal, load_journal
+from chaosk3s.report.svg import clock
+from chaosk3s.report.values import compact, pretty
+
+TEMPLATES = Path(__file__).parent / "templates"
+SHORT_OUTPUT = 80  # characters of an output shown inline in a table
+
+
+def when(moment: datetime | None, with_date: bool = True) -> str:
+    if moment is None:
+        return "—"
+    moment = moment.astimezone(UTC)
+    shown = moment.strftime("%Y-%m-%d %H:%M:%S" if with_date
+                            else "%H:%M:%S")
+    return f"{shown}.{moment.microsecond // 100_000} UTC" if with_date \
+        else f"{shown}.{moment.microsecond // 100_000}"
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if abs(value) < 1:
+        return f"{value * 1000:.0f} ms"
+    if abs(value) < 120:
+        return f"{value:.1f} s"
+    minutes, rest = divmod(value, 60)
+    return f"{int(minutes)} min {rest:.0f} s"
+
+
+def inline(value: Any) -> str:
+    """An output on one table line; the full value sits in <details>."""
+    shown = value if isinstance(value, str) else compact(value)
+    return shown if len(shown) <= SHORT_OUTPUT else \
+        shown[:SHORT_OUTPUT] + "…"
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters.update(when=when, seconds=seconds, pretty=pretty,
+                       inline=inline, compact=compact)
+    env.globals.update(version=__version__)
+    return env
+
+
+def render_report(journal: Journal) -> str:
+    start = journal.span[0]
+    k3s = journal.k3s
+    return environment().get_template("report.html").render(
+        j=journal, k3s=k3s, verdict=journal.verdict,
+        timeline=timeline_svg(journal),
+        swimlanes=swimlanes_svg(k3s, journal) if k3s and k3s.nodes else "",
+        since=lambda moment: "—" if moment is None else
+        clock((moment - start).total_seconds()),
+        generated=when(datetime.now(UTC)))
+
+
+def write_atomically(path: Path, content: str) -> None:
+    """Readers (a browser, the index) never see half a page."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_journal(journal_path: Path, out_dir: Path,
+                   name: str | None = None) -> Path:
+    """Write the report for journal_path into out_dir and return its path
+    (NAME.html, by default the journal's file name with .html)."""
+    journal = load_journal(Path(journal_path))
+    target = Path(out_dir) / (name or Path(journal_path).stem + ".html")
+    write_atomically(target, render_report(journal))
+    return target

@@ -1,0 +1,127 @@
+"""The verdict banner: completed, deviated, failed or interrupted, and why.
+
+Chaos Toolkit's own status is terse ("completed" even when the gate
+hypothesis failed and the method never ran), so the verdict reads the
+steady states, the method and the chaosk3s section to say what happened
+in one sentence, plus notes a reviewer must not miss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from chaosk3s.report.values import compact
+
+if TYPE_CHECKING:  # the journal module builds verdicts: no runtime cycle
+    from chaosk3s.report.journal import Activity, Journal, SteadyState
+
+COMPLETED, DEVIATED, FAILED = "completed", "deviated", "failed"
+INTERRUPTED = "interrupted"
+_SHOWN = 160  # characters of an output quoted in the verdict
+
+
+@dataclass
+class Verdict:
+    kind: str  # completed | deviated | failed | interrupted
+    reason: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _quote(value: object) -> str:
+    shown = compact(value)
+    return shown if len(shown) <= _SHOWN else shown[:_SHOWN] + "…"
+
+
+def _culprit(state: SteadyState | None) -> Activity | None:
+    """The probe that broke a steady state: hypotheses stop at it."""
+    if state is None:
+        return None
+    for probe in state.probes:
+        if probe.error or probe.tolerance_met is False:
+            return probe
+    return state.probes[-1] if state.probes and state.met is False else None
+
+
+def _probe_says(probe: Activity | None) -> str:
+    if probe is None:
+        return ""
+    if probe.error:
+        return f": probe '{probe.name}' raised {probe.error}"
+    tolerance = f" (tolerance {probe.tolerance})" if probe.tolerance else ""
+    return (f": probe '{probe.name}' returned {_quote(probe.output)}"
+            f"{tolerance}")
+
+
+def _during_note(journal: Journal) -> str | None:
+    missed = sum(1 for state in journal.during if state.met is False)
+    if not missed:
+        return None
+    return (f"The steady state was not met in {missed} of "
+            f"{len(journal.during)} checks during the method.")
+
+
+def _reason(journal: Journal) -> tuple[str, str]:
+    if journal.partial:
+        return INTERRUPTED, (
+            "The journal is partial: the run stopped before it finished "
+            "(no end time or status). Everything it recorded is below.")
+    if journal.status == "interrupted":
+        return INTERRUPTED, ("The run was interrupted (Ctrl-C, SIGTERM or "
+                             "a safeguard) before it could finish.")
+    if journal.status == "aborted":
+        return INTERRUPTED, ("The run was aborted by a control or by the "
+                             "steady-state check during the method.")
+    if journal.before and journal.before.met is False:
+        return FAILED, ("The steady state was not met before the method"
+                        f"{_probe_says(_culprit(journal.before))}; the "
+                        "method did not run.")
+    if journal.status == "failed":
+        culprit = _culprit(journal.after) or next(
+            (c for c in map(_culprit, journal.during) if c), None)
+        return FAILED, ("The run failed"
+                        f"{_probe_says(culprit) or ' (an activity raised)'}"
+                        ".")
+    if journal.deviated:
+        return DEVIATED, ("The steady state deviated after the method"
+                          f"{_probe_says(_culprit(journal.after))}.")
+    if journal.status not in ("", COMPLETED):
+        return FAILED, f"Chaos Toolkit ended with status {journal.status!r}."
+    return COMPLETED, ("The steady state held before and after the "
+                       "method.")
+
+
+def _notes(journal: Journal) -> list[str]:
+    notes = []
+    during = _during_note(journal)
+    if during:
+        notes.append(during)
+    failed = [a for a in journal.method if a.failed]
+    if failed:
+        notes.append(f"{len(failed)} of {len(journal.method)} method "
+                     "activities failed; Chaos Toolkit carries on after a "
+                     "failed activity.")
+    if journal.k3s:
+        lost = journal.k3s.not_recovered
+        if lost:
+            risky = [n.name for n in lost if n.at_risk]
+            notes.append(
+                "Never Ready again: " + ", ".join(n.name for n in lost)
+                + (f" (at risk, joined through an etcd-only server: "
+                   f"{', '.join(risky)})" if risky else "") + ".")
+        for fault in journal.k3s.unhealed:
+            notes.append(f"Fault {fault.id} ({fault.description or fault.kind})"
+                         " has no end: the journal never saw it healed.")
+    if not journal.rollbacks and journal.status in ("failed", "interrupted",
+                                                    "aborted"):
+        notes.append(f"No rollbacks ran (strategy "
+                     f"{journal.rollback_strategy}).")
+    return notes
+
+
+def judge(journal: Journal) -> Verdict:
+    kind, reason = _reason(journal)
+    if kind == COMPLETED and journal.k3s and journal.k3s.worst_down:
+        reason += (" Every node that went NotReady was Ready again; the "
+                   f"longest outage lasted {journal.k3s.worst_down:.1f} s.")
+    return Verdict(kind, reason, _notes(journal))
