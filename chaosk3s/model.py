@@ -54,9 +54,12 @@ class Topology:
         return tuple(n for n in self.nodes if n.role in roles)
 
     def at_risk(self) -> tuple[Node, ...]:
-        """Nodes whose join server is an etcd-only server (K3s #11311)."""
+        """Nodes whose load balancer falls back to an etcd-only server
+        (K3s #11311): agents and etcd-only servers that joined through
+        one. Nodes with an API server of their own talk to it instead."""
         etcd_only = {n.name for n in self.with_role("etcd")}
-        return tuple(n for n in self.nodes if n.join_server in etcd_only)
+        return tuple(n for n in self.nodes if n.join_server in etcd_only
+                     and not n.runs_apiserver)
 
 
 @dataclass(frozen=True)

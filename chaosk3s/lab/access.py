@@ -4,6 +4,8 @@ The lab only *produces* these files; the extension reads them exactly as
 it reads a real cluster's kubeconfig and inventory.
 """
 
+import shlex
+import sys
 import time
 from collections.abc import Callable
 
@@ -45,12 +47,39 @@ def write_access_files(state: LabState, spec: LabSpec) -> None:
         inventory(state, spec), sort_keys=False))
 
 
+def lab_commands(state: LabState) -> dict[str, str]:
+    """Node commands of the lab, the way systemctl would be on a node.
+
+    They run inside the node's namespace like any node-local command; a
+    reboot is detached, as `systemctl reboot` returns before the node
+    goes down.
+    """
+    cli = (f"CHAOSK3S_STATE_DIR={shlex.quote(str(state.root))} "
+           f"{shlex.quote(sys.executable)} -m chaosk3s.cli lab node {{node}}")
+    probe = ("import urllib.request as u; print(u.build_opener(u.ProxyHandler"
+             "(dict())).open('http://127.0.0.1:2379/health', timeout=3)"
+             ".read().decode())")
+    return {
+        "restart": f"{cli} restart --service k3s",
+        "stop": f"{cli} stop --service k3s",
+        "start": f"{cli} start --service k3s",
+        "reboot": f"setsid nohup {cli} reboot >/dev/null 2>&1 &",
+        "etcd_health": f"{shlex.quote(sys.executable)} -c "
+                       f"{shlex.quote(probe)}",
+    }
+
+
 def inventory(state: LabState, spec: LabSpec) -> dict:
+    commands = lab_commands(state)
     return {
         "cluster": CLUSTER_NAME,
+        "allowed_clusters": [CLUSTER_NAME],
         "kubeconfig": str(state.kubeconfig),
-        "context": CLUSTER_NAME,
+        "contexts": [CLUSTER_NAME] + [
+            f"{CLUSTER_NAME}-{n.name}" for n in spec.nodes
+            if n.runs_apiserver][1:],
         "k3s_version": spec.release.version,
+        "commands": {"servers": commands, "agents": commands},
         "nodes": [{"name": n.name, "role": n.role, "address": n.address,
                    "join_server": n.server,
                    "transport": {"type": "netns",

@@ -1,0 +1,213 @@
+"""Chaos Toolkit actions: cut links between node roles, restart nodes.
+
+Every fault is recorded in the run's ledger *before* it is applied,
+expires on the node itself after `ttl` seconds, and is healed by the
+chaosk3s control's cleanup whatever the rollback strategy. Each action
+returns what it did (nodes, rules, timestamps) for the journal.
+"""
+
+import logging
+import shlex
+
+from chaosk3s.errors import SpecError
+from chaosk3s.faults.apply import apply_plan, heal
+from chaosk3s.model import Cut, FaultPlan, Node
+from chaosk3s.readiness import utc_now
+from chaosk3s.run import current_run
+from chaosk3s.safety import check_partition_quorum, check_stop_quorum
+from chaosk3s.target import Target, get_target, select
+
+__all__ = ["partition_roles", "partition_nodes", "heal_partitions",
+           "restart_k3s", "stop_k3s", "start_k3s", "reboot_nodes"]
+
+logger = logging.getLogger("chaostoolkit")
+
+
+def partition_roles(group: str = "at-risk",
+                    peers: str = "control-plane", direction: str = "both",
+                    mode: str = "drop", ports: list = None,
+                    ttl: float = 300, force: bool = False,
+                    configuration: dict = None) -> dict:
+    """Cut the network between two groups of nodes.
+
+    Groups are roles (`etcd`, `control-plane`, `server`, `agent`),
+    `at-risk` (nodes that joined through an etcd-only server), `all` or
+    `name:NODE|NODE`, comma-separated. Rules go on the nodes of `group`,
+    in iptables chains chaosk3s owns: `direction` `both`, `to` (from them
+    to the others) or `from`; `mode` `drop` (black hole) or `reject`;
+    `ports` limits the cut to those TCP ports. The cut expires on each
+    node after `ttl` seconds even if this process dies. Refused if it
+    would leave etcd without quorum (unless `force`). Blast radius: the
+    links between the two groups only. Rollback: `heal_partitions`.
+    """
+    target = get_target(configuration)
+    topology = target.topology()
+    return _partition(target, select(topology, group),
+                      select(topology, peers), direction, mode, ports, ttl,
+                      force, topology)
+
+
+def partition_nodes(selector: str, peer_selector: str,
+                    direction: str = "both", mode: str = "drop",
+                    ports: list = None, ttl: float = 300,
+                    force: bool = False, configuration: dict = None) -> dict:
+    """Cut the network between nodes chosen by Kubernetes label selectors.
+
+    `selector` and `peer_selector` are label selectors as kubectl takes
+    them (for example `node-role.kubernetes.io/etcd=true` or
+    `kubernetes.io/hostname in (agent-0,agent-1)`). Otherwise as
+    `partition_roles`. Rollback: `heal_partitions`.
+    """
+    target = get_target(configuration)
+    topology = target.topology()
+    return _partition(target, _labelled(target, topology, selector),
+                      _labelled(target, topology, peer_selector), direction,
+                      mode, ports, ttl, force, topology)
+
+
+def _labelled(target: Target, topology, selector: str) -> list[Node]:
+    names = [i["metadata"]["name"]
+             for i in target.kube.list_nodes(selector)["items"]]
+    if not names:
+        raise SpecError(f"label selector {selector!r} matches no node; "
+                        f"nothing was changed")
+    return select(topology, "name:" + "|".join(names))
+
+
+def _partition(target: Target, group: list[Node], peers: list[Node],
+               direction: str, mode: str, ports: list | None, ttl: float,
+               force: bool, topology) -> dict:
+    target.check_allowed(force)
+    cuts = [Cut(node=a.name, peer=b.name, peer_address=b.address,
+                direction=direction, mode=mode,
+                ports=tuple(int(p) for p in ports or ()))
+            for a in group for b in peers if a.name != b.name]
+    if not cuts:
+        raise SpecError("the two groups leave no link to cut (they are the "
+                        "same nodes); nothing was changed")
+    check_partition_quorum(topology, cuts, force)
+    run = current_run(target_config(target))
+    plan = FaultPlan(run_id=run.ledger.next_fault_id(), cuts=tuple(cuts),
+                     ttl_seconds=float(ttl))
+    nodes = plan.nodes()
+    run.ledger.record({
+        "id": plan.run_id, "kind": "partition", "nodes": nodes,
+        "peers": sorted({c.peer for c in cuts}),
+        "description": f"{mode} {direction} between "
+                       f"{', '.join(nodes)} and "
+                       f"{', '.join(sorted({c.peer for c in cuts}))}",
+        "ttl_seconds": float(ttl), "started_at": utc_now(),
+        "ended_at": None})
+    outcomes = apply_plan(plan, target.transports(
+        [n for n in group if n.name in nodes]))
+    logger.info("partition %s applied on %d node(s), expires in %ss",
+                plan.run_id, len(nodes), ttl)
+    return {"fault_id": plan.run_id, "nodes": nodes,
+            "peers": sorted({c.peer for c in cuts}), "direction": direction,
+            "mode": mode, "ttl_seconds": float(ttl),
+            "outcomes": [o.as_dict() for o in outcomes]}
+
+
+def target_config(target: Target) -> dict:
+    return {"target": target.name}
+
+
+def heal_partitions(fault_id: str = "", configuration: dict = None) -> dict:
+    """Remove the partitions this run injected (or only `fault_id`).
+
+    Idempotent: healing twice, or healing what already expired, is not an
+    error. Reads the nodes back afterwards and fails if any rule of this
+    run is still active. Blast radius: restores links only.
+    """
+    target = get_target(configuration)
+    run = current_run(configuration)
+    faults = [f for f in run.ledger.entries() if f["kind"] == "partition"
+              and (not fault_id or f["id"] == fault_id)]
+    healed = []
+    for fault in faults:
+        nodes = [n for n in target.topology().nodes
+                 if n.name in fault["nodes"]]
+        outcomes = heal(target.transports(nodes), fault["id"])
+        if not fault.get("ended_at"):
+            run.ledger.update(fault["id"], ended_at=utc_now())
+        healed.append({"fault_id": fault["id"], "nodes": fault["nodes"],
+                       "outcomes": [o.as_dict() for o in outcomes]})
+    return {"healed": healed, "at": utc_now()}
+
+
+def _node_command(action: str, nodes: str, one_at_a_time: bool,
+                  force: bool, configuration: dict | None,
+                  duration: float = 0) -> dict:
+    target = get_target(configuration)
+    target.check_allowed(force)
+    topology = target.topology()
+    chosen = select(topology, nodes)
+    if action in ("stop", "reboot", "restart") and not one_at_a_time:
+        check_stop_quorum(topology, [n.name for n in chosen], force)
+    run = current_run(configuration)
+    done = []
+    for node in chosen:
+        command = target.inventory.command(node.role, action, node.name)
+        if action == "stop" and duration > 0:
+            start = target.inventory.command(node.role, "start", node.name)
+            # The node starts itself again: no runner needed to undo it.
+            command += (f" && (setsid nohup sh -c "
+                        f"{shlex.quote(f'sleep {duration:g}; {start}')} "
+                        f">/dev/null 2>&1 &)")
+        fault_id = run.ledger.next_fault_id()
+        run.ledger.record({"id": fault_id, "kind": action,
+                           "nodes": [node.name], "description":
+                           f"{action} k3s on {node.name}",
+                           "started_at": utc_now(), "ended_at": None})
+        result = target.transport(node).run(command, timeout=120)
+        ended = None if action == "stop" and not duration else utc_now()
+        run.ledger.update(fault_id, ended_at=ended)
+        if action == "stop" and not duration:
+            run.stopped_nodes.add(node.name)
+        if action == "start":
+            run.stopped_nodes.discard(node.name)
+            _close_stops(run, node.name)
+        done.append({"node": node.name, "command": command,
+                     "seconds": result.seconds, "at": utc_now()})
+    return {"action": action, "nodes": done}
+
+
+def _close_stops(run, node: str) -> None:
+    for entry in run.ledger.open_faults():
+        if entry["kind"] == "stop" and entry["nodes"] == [node]:
+            run.ledger.update(entry["id"], ended_at=utc_now())
+
+
+def restart_k3s(nodes: str = "agent", one_at_a_time: bool = True,
+                force: bool = False, configuration: dict = None) -> dict:
+    """Restart the K3s service on the selected nodes (a group as in
+    `partition_roles`), one node after another by default. Uses the
+    inventory's restart command (default `systemctl restart k3s` or
+    `k3s-agent`). Blast radius: the selected nodes' K3s processes."""
+    return _node_command("restart", nodes, one_at_a_time, force,
+                         configuration)
+
+
+def stop_k3s(nodes: str, duration: float = 0, force: bool = False,
+             configuration: dict = None) -> dict:
+    """Stop K3s on the selected nodes. With `duration` > 0 each node
+    starts it again by itself after that many seconds (node-local, so it
+    happens even if the runner dies); otherwise the chaosk3s control
+    starts it at cleanup. Refused if it would stop a majority of etcd
+    members. Rollback: `start_k3s`."""
+    return _node_command("stop", nodes, False, force, configuration,
+                         duration)
+
+
+def start_k3s(nodes: str, configuration: dict = None) -> dict:
+    """Start K3s on the selected nodes (the rollback of `stop_k3s`)."""
+    return _node_command("start", nodes, True, True, configuration)
+
+
+def reboot_nodes(nodes: str, one_at_a_time: bool = True,
+                 force: bool = False, configuration: dict = None) -> dict:
+    """Reboot the selected machines with the inventory's reboot command
+    (default `systemctl reboot`); returns once each reboot is issued.
+    Pair with `wait_for_nodes_ready`. Blast radius: whole machines."""
+    return _node_command("reboot", nodes, one_at_a_time, force,
+                         configuration)

@@ -1,0 +1,179 @@
+"""The chaosk3s control: safety and evidence around a Chaos Toolkit run.
+
+- Starts the lab when the target is `lab` and none is up (and takes it
+  down afterwards if it started it).
+- Refuses a target not on its allowed list before the hypothesis runs.
+- Watches node readiness for the whole run and writes it, with every
+  fault, into journal.json under the `chaosk3s` key.
+- Writes the journal-so-far after each activity, so a killed run still
+  leaves a partial journal.
+- Heals everything the run injected in `cleanup_control`, whatever the
+  rollback strategy and however the run ended.
+
+Add it to an experiment as
+``{"name": "chaosk3s", "provider": {"type": "python",
+"module": "chaosk3s.control"}}``.
+"""
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+from chaoslib.exceptions import InterruptExecution
+
+from chaosk3s import journal_section
+from chaosk3s.errors import ChaosK3sError
+from chaosk3s.readiness import ReadinessWatch, utc_now
+from chaosk3s.run import begin_run, end_run
+from chaosk3s.safe_cleanup import heal_run
+from chaosk3s.target import forget_targets, get_target, target_name
+
+logger = logging.getLogger("chaostoolkit")
+
+
+class _State:
+    """What the control keeps between hooks of one run."""
+
+    def __init__(self):
+        self.problem: str | None = None
+        self.configuration: dict = {}
+        self.started_lab = False
+        self.watch: ReadinessWatch | None = None
+        self.run = None
+        self.partial: dict = {}
+        self.journal_path = _journal_path()
+        self.nodes_at_start: dict = {}
+
+
+_state: _State | None = None
+
+
+def configure_control(configuration: dict = None, secrets: dict = None,
+                      settings: dict = None, experiment: dict = None,
+                      **_kwargs) -> None:
+    """Never raises (Chaos Toolkit would silently drop the control);
+    problems are raised as InterruptExecution before the experiment."""
+    global _state
+    _state = _State()
+    _state.configuration = dict(configuration or {})
+    try:
+        _prepare(_state.configuration, experiment or {})
+    except ChaosK3sError as exc:
+        _state.problem = str(exc)
+    except Exception as exc:  # noqa: BLE001 - reported, not swallowed
+        _state.problem = f"{type(exc).__name__}: {exc}"
+
+
+def _prepare(configuration: dict, experiment: dict) -> None:
+    from chaosk3s.lab_control import ensure_lab  # the lab is optional
+    name = target_name(configuration)
+    if name == "lab":
+        _state.started_lab = ensure_lab(configuration)
+    target = get_target(configuration)
+    target.check_allowed(bool(configuration.get("force")))
+    _state.run = begin_run(name)
+    _state.nodes_at_start = {n.name: n for n in target.topology().nodes}
+    _state.watch = ReadinessWatch(target.kube).start()
+    _state.partial = {"chaoslib-version": None, "experiment": experiment,
+                      "start": utc_now(), "run": [], "rollbacks": [],
+                      "steady_states": {"before": None, "after": None,
+                                        "during": []}}
+    logger.info("chaosk3s: run %s against %s (%d nodes, %d at risk)",
+                _state.run.run_id, name, len(_state.nodes_at_start),
+                len(target.topology().at_risk()))
+
+
+def before_experiment_control(context: dict, **_kwargs) -> None:
+    if _state is None:
+        raise InterruptExecution("chaosk3s control was not configured")
+    if _state.problem:
+        raise InterruptExecution(f"chaosk3s refused to run: "
+                                 f"{_state.problem}")
+
+
+def after_hypothesis_control(context: dict, state: dict = None,
+                             **_kwargs) -> None:
+    states = _state.partial.get("steady_states", {})
+    key = "before" if states.get("before") is None else "after"
+    states[key] = state
+    _write_partial()
+
+
+def after_activity_control(context: dict, state: dict = None,
+                           **_kwargs) -> None:
+    if state is not None and context in _rollbacks():
+        _state.partial["rollbacks"].append(state)
+    elif state is not None:
+        _state.partial["run"].append(state)
+    _write_partial()
+
+
+def after_experiment_control(context: dict, state: dict = None,
+                             **_kwargs) -> None:
+    """Adds the `chaosk3s` section to the final journal."""
+    if state is None or _state.run is None:
+        return
+    state["chaosk3s"] = _section()
+
+
+def cleanup_control(**_kwargs) -> None:
+    """Heal whatever this run injected; stop what the control started."""
+    if _state is None:
+        return
+    try:
+        if _state.run is not None:
+            heal_run(_state.configuration, _state.run)
+    except Exception as exc:  # noqa: BLE001 - cleanup must go on
+        logger.error("chaosk3s cleanup could not heal everything: %s; run "
+                     "`chaosk3s cleanup` (faults also expire on the nodes)",
+                     exc)
+    finally:
+        if _state.watch:
+            _state.watch.stop()
+        forget_targets()
+        if _state.started_lab:
+            from chaosk3s.lab_control import stop_lab
+            stop_lab()
+        end_run()
+
+
+# -- journal ---------------------------------------------------------------
+def _section() -> dict:
+    target = _state.configuration.get("target") or target_name(
+        _state.configuration)
+    return journal_section.build(
+        target=target, nodes=_state.nodes_at_start,
+        timeline=list(_state.watch.timeline) if _state.watch else [],
+        states=dict(_state.watch.states) if _state.watch else {},
+        faults=_state.run.ledger.entries(),
+        kube=get_target(_state.configuration).kube)
+
+
+def _rollbacks() -> list:
+    return (_state.partial.get("experiment") or {}).get("rollbacks", [])
+
+
+def _journal_path() -> Path:
+    """Where `chaos run` will write its journal (its --journal-path), so
+    the partial journal is found where the final one would have been."""
+    args = sys.argv
+    for index, arg in enumerate(args):
+        if arg == "--journal-path" and index + 1 < len(args):
+            return Path(args[index + 1])
+        if arg.startswith("--journal-path="):
+            return Path(arg.split("=", 1)[1])
+    return Path("journal.json")
+
+
+def _write_partial() -> None:
+    if _state.run is None:
+        return
+    # No status and no end: readers take it for an unfinished run.
+    journal = {**_state.partial, "chaosk3s": _section()}
+    try:
+        tmp = _state.journal_path.with_suffix(".partial.tmp")
+        tmp.write_text(json.dumps(journal, indent=2, default=str))
+        tmp.replace(_state.journal_path)
+    except OSError as exc:
+        logger.debug("chaosk3s: cannot write the partial journal: %s", exc)

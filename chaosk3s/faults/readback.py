@@ -1,0 +1,169 @@
+"""What is active on a node, from the output of ``readback_script``.
+
+Parsed from iptables itself (plus the timer files), not from any record
+the runner kept, so it is the truth even after the runner died: which
+chaosk3s chains exist, which run owns each, which peers each cuts, in
+which direction and mode, and when its node-local timer fires.
+"""
+
+import shlex
+from dataclasses import asdict, dataclass
+
+from chaosk3s.faults.partition import CHAIN_PREFIX, COMMENT_PREFIX
+
+
+@dataclass(frozen=True)
+class ActiveCut:
+    peer: str | None  # the peer's node name, from the rule's comment
+    peer_address: str
+    direction: str  # both, to, from
+    mode: str  # drop, reject
+    ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Timer:
+    kind: str  # pid or systemd
+    ident: str  # the pid or the systemd unit
+    expires_at: int  # epoch seconds on the node's clock
+    alive: bool
+
+
+@dataclass(frozen=True)
+class ActiveFault:
+    """One chaosk3s chain on one node."""
+
+    node: str
+    chain: str
+    run_id: str | None
+    hooks: tuple[str, ...]  # built-in chains that jump to it
+    cuts: tuple[ActiveCut, ...]
+    management: tuple[str, ...]  # the ACCEPT rules keeping the path open
+    timer: Timer | None
+    rules: tuple[str, ...]  # every line, as iptables -S prints it
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Chain:
+    hooks: list
+    rules: list
+    run_id: str | None = None
+
+
+def parse_readback(node: str, text: str) -> list[ActiveFault]:
+    """The active faults on node, one per CHAOSK3S chain (sorted)."""
+    section, chains, timers = "", {}, {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            section = line[1:].split()[0] if line[1:] else ""
+            continue
+        if section == "rules" and line.strip():
+            _rule_line(line, chains)
+        elif section == "timers" and line.strip():
+            parts = line.split()
+            if len(parts) == 5 and parts[3].isdigit():
+                chains.setdefault(parts[0], _Chain([], []))
+                timers[parts[0]] = Timer(parts[1], parts[2], int(parts[3]),
+                                         parts[4] == "yes")
+    return [_fault(node, name, chain, timers.get(name))
+            for name, chain in sorted(chains.items())]
+
+
+def _rule_line(line: str, chains: dict[str, _Chain]) -> None:
+    words = shlex.split(line)
+    if words[:1] == ["-N"] and len(words) == 2:
+        chains.setdefault(words[1], _Chain([], []))
+        return
+    if words[:1] != ["-A"] or len(words) < 2:
+        return
+    owner, opts = words[1], _options(words[2:])
+    target = opts.get("-j", "")
+    if owner.startswith(CHAIN_PREFIX):
+        chains.setdefault(owner, _Chain([], [])).rules.append(line)
+    elif target.startswith(CHAIN_PREFIX):
+        chain = chains.setdefault(target, _Chain([], []))
+        chain.hooks.append(owner)
+        chain.run_id = _run_id(opts.get("--comment")) or chain.run_id
+
+
+def _options(words: list[str]) -> dict[str, str]:
+    """iptables options as a mapping (flags without a value map to '')."""
+    opts, key = {}, None
+    for word in words:
+        if word.startswith("-") and not word.lstrip("-").isdigit():
+            key = word
+            opts[key] = ""
+        elif key is not None:
+            opts[key] = f"{opts[key]} {word}".strip()
+    return opts
+
+
+def _run_id(comment: str | None) -> str | None:
+    if not comment or not comment.startswith(COMMENT_PREFIX):
+        return None
+    return comment[len(COMMENT_PREFIX):].split(" ", 1)[0] or None
+
+
+def _fault(node: str, name: str, chain: _Chain,
+           timer: Timer | None) -> ActiveFault:
+    groups: dict[tuple, set[str]] = {}
+    management, run_id = [], chain.run_id
+    for line in chain.rules:
+        opts = _options(shlex.split(line)[2:])
+        comment = opts.get("--comment", "")
+        run_id = run_id or _run_id(comment)
+        if opts.get("-j") == "ACCEPT":
+            management.append(line)
+            continue
+        if opts.get("-j") == "RETURN":  # lets a reject's answers through
+            continue
+        key, end = _cut_key(opts, comment)
+        groups.setdefault(key, set()).add(end)
+    cuts = [ActiveCut(peer, address, _direction(ends), mode, ports)
+            for (peer, address, mode, ports, _tracked), ends
+            in sorted(groups.items(), key=lambda item: str(item[0]))]
+    hooks = tuple(sorted(set(chain.hooks)))
+    rules = tuple(chain.rules)
+    return ActiveFault(node, name, run_id, hooks, tuple(cuts),
+                       tuple(management), timer, rules)
+
+
+def _cut_key(opts: dict[str, str], comment: str) -> tuple[tuple, str]:
+    """(peer, address, mode, ports, tracked) and the packet end (s/d)."""
+    end = "s" if "-s" in opts else "d"
+    address = opts.get("-s") or opts.get("-d") or "?"
+    peer = None
+    for word in comment.split():
+        if word.startswith("peer="):
+            peer = word[len("peer="):]
+    ports = opts.get("--dport") or opts.get("--dports") or ""
+    mode = "drop" if opts.get("-j") == "DROP" else "reject"
+    key = (peer, address.removesuffix("/32"), mode,
+           tuple(int(p) for p in ports.split(",") if p.isdigit()),
+           opts.get("--ctdir") == "ORIGINAL")
+    return key, end
+
+
+def _direction(ends: set[str]) -> str:
+    if ends == {"s", "d"}:
+        return "both"
+    return "from" if "s" in ends else "to"
+
+
+def summary(faults: list[ActiveFault]) -> list[str]:
+    """One line per cut, for logs and the CLI."""
+    lines = []
+    for fault in faults:
+        for cut in fault.cuts:
+            ports = f" tcp/{','.join(map(str, cut.ports))}" if cut.ports \
+                else ""
+            lines.append(f"{fault.node}: {fault.run_id or fault.chain} "
+                         f"{cut.mode} {cut.direction} {cut.peer or '?'} "
+                         f"({cut.peer_address}){ports}")
+        if not fault.cuts:
+            lines.append(f"{fault.node}: {fault.run_id or fault.chain} "
+                         f"(no cuts; hooks {', '.join(fault.hooks) or '-'})")
+    return lines

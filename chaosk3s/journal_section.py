@@ -1,0 +1,76 @@
+"""The `chaosk3s` journal section: per-node readiness, timeline, faults.
+
+Its shape is the contract in docs/lab-internals.md that the HTML report
+reads. Times are ISO 8601 in UTC.
+"""
+
+from datetime import datetime
+
+from chaosk3s.kube import Kube, KubeUnavailable, NodeState
+from chaosk3s.model import Node, Topology
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return round(max(delta.total_seconds(), 0.0), 3)
+
+
+def node_summary(name: str, timeline: list[dict], faults: list[dict],
+                 final: NodeState | None) -> dict:
+    """When the node went NotReady after the first fault, when it came
+    back, and whether it is Ready at the end.
+
+    recovery_seconds counts from the heal of the last fault that ended
+    before the node came back (or from going NotReady, if later).
+    """
+    first_fault = min((f["started_at"] for f in faults), default=None)
+    events = [e for e in timeline if e["node"] == name]
+    not_ready_at = next(
+        (e["at"] for e in events if e["ready"] != "True"
+         and (first_fault is None or e["at"] >= first_fault)), None)
+    ready_at = next((e["at"] for e in events if e["ready"] == "True"
+                     and not_ready_at and e["at"] > not_ready_at), None)
+    recovered = final is not None and final.ready == "True"
+    heals = [f["ended_at"] for f in faults if f.get("ended_at")
+             and (ready_at is None or f["ended_at"] <= ready_at)]
+    since = max([*heals, not_ready_at or ""]) or None
+    return {"not_ready_at": not_ready_at,
+            "ready_at": ready_at if recovered else None,
+            "recovered": recovered,
+            "recovery_seconds": _seconds(since, ready_at)
+            if recovered and not_ready_at else None}
+
+
+def build(target: str, nodes: dict[str, Node], timeline: list[dict],
+          states: dict[str, NodeState], faults: list[dict],
+          kube: Kube) -> dict:
+    at_risk = {n.name for n in _at_risk(nodes)}
+    summary = {}
+    for name in sorted(set(nodes) | set(states)):
+        node = nodes.get(name)
+        summary[name] = {"role": node.role if node else "unknown",
+                         "at_risk": name in at_risk,
+                         **node_summary(name, timeline, faults,
+                                        states.get(name))}
+    return {"target": target, "cluster": _cluster(kube),
+            "k3s_versions": _versions(kube), "nodes": summary,
+            "timeline": timeline, "faults": faults}
+
+
+def _at_risk(nodes: dict[str, Node]) -> tuple[Node, ...]:
+    return Topology(tuple(nodes.values())).at_risk()
+
+
+def _cluster(kube: Kube) -> str | None:
+    return kube.contexts[0] if kube.contexts else None
+
+
+def _versions(kube: Kube) -> list[str]:
+    try:
+        items = kube.list_nodes()["items"]
+    except (KubeUnavailable, OSError):
+        return []
+    return sorted({i.get("status", {}).get("nodeInfo", {}).get(
+        "kubeletVersion", "") for i in items} - {""})

@@ -1,0 +1,177 @@
+"""Chaos Toolkit probes: what the cluster looks like right now.
+
+Probes return what they observe and let the experiment's tolerance judge;
+they raise only when they cannot observe at all (no API server answers,
+a node cannot be reached).
+"""
+
+import logging
+import time
+
+from chaosk3s.errors import ChaosK3sError
+from chaosk3s.kube import node_state
+from chaosk3s.readiness import ReadinessWatch
+from chaosk3s.target import get_target, select
+
+__all__ = ["all_nodes_ready", "nodes_not_ready", "wait_for_nodes_ready",
+           "nodes_not_ready_within",
+           "at_risk_nodes", "nodes_pinned_to_etcd_only",
+           "etcd_quorum_healthy", "active_faults"]
+
+logger = logging.getLogger("chaostoolkit")
+SUPERVISOR_PORT = 6443
+
+
+def all_nodes_ready(label_selector: str = "",
+                    configuration: dict = None) -> bool:
+    """True when every node (matching label_selector) reports Ready=True.
+
+    One list of the Node objects through the API, read as raw JSON: fast
+    on clusters of thousands of nodes. Blast radius: none (read-only).
+    """
+    return not nodes_not_ready(label_selector, configuration)
+
+
+def nodes_not_ready(label_selector: str = "",
+                    configuration: dict = None) -> list:
+    """Names of the nodes whose Ready condition is not True (sorted).
+
+    Unknown (the control plane stopped hearing from the node) and False
+    both count. Blast radius: none (read-only).
+    """
+    kube = get_target(configuration).kube
+    items = kube.list_nodes(label_selector)["items"]
+    return sorted(state.name for state in map(node_state, items)
+                  if state.ready != "True")
+
+
+def wait_for_nodes_ready(timeout: float = 120, nodes: str = "all",
+                         configuration: dict = None) -> dict:
+    """Wait until every selected node is Ready, watching the API.
+
+    `nodes` is a group: `all`, a role (`etcd`, `control-plane`, `server`,
+    `agent`), `at-risk`, or `name:NODE|NODE`. Returns `all_ready`,
+    `elapsed_seconds`, `not_ready` and, per node, `ready_after_seconds`
+    (0 when it was already Ready; null when it never became Ready within
+    `timeout`). Built on a watch, it sees a transition within
+    milliseconds instead of polling. Blast radius: none (read-only).
+    """
+    target = get_target(configuration)
+    names = {n.name for n in select(target.topology(), nodes)}
+    started = time.monotonic()
+    ready_after: dict[str, float | None] = dict.fromkeys(names)
+    watch = ReadinessWatch(target.kube).start()
+
+    def note(states) -> bool:
+        for name in names:
+            state = states.get(name)
+            if state and state.ready == "True" and ready_after[name] is None:
+                ready_after[name] = round(time.monotonic() - started, 3)
+        return all(ready_after[name] is not None for name in names)
+
+    try:
+        done = watch.wait(note, timeout)
+    finally:
+        watch.stop()
+    missing = sorted(n for n, t in ready_after.items() if t is None)
+    if missing:
+        logger.info("not Ready after %ss: %s", timeout, ", ".join(missing))
+    return {"all_ready": done, "not_ready": missing,
+            "elapsed_seconds": round(time.monotonic() - started, 3),
+            "nodes": {n: {"ready_after_seconds": ready_after[n]}
+                      for n in sorted(names)}}
+
+
+def nodes_not_ready_within(seconds: float = 20,
+                           configuration: dict = None) -> list:
+    """Watch the nodes for `seconds`; return every node that was not
+    Ready at any moment in that window (sorted).
+
+    Use it in a method to hold a fault for a while and record that it
+    took effect. Blast radius: none (read-only).
+    """
+    watch = ReadinessWatch(get_target(configuration).kube).start()
+    seen: set[str] = set()
+
+    def note(states) -> bool:
+        seen.update(n for n, s in states.items() if s.ready != "True")
+        return False  # never done early: watch the whole window
+
+    try:
+        watch.wait(note, seconds)
+    finally:
+        watch.stop()
+    return sorted(seen)
+
+
+def at_risk_nodes(configuration: dict = None) -> list:
+    """Nodes whose join server is an etcd-only server (K3s #11311).
+
+    Read from the `k3s.io/node-args` annotation (`--server`) of every
+    node. These are the nodes that fall back to an etcd-only server when
+    the control plane is unreachable. Blast radius: none (read-only).
+    """
+    topology = get_target(configuration).topology()
+    return sorted(node.name for node in topology.at_risk())
+
+
+def nodes_pinned_to_etcd_only(configuration: dict = None) -> list:
+    """Nodes holding connections to an etcd-only server's port 6443.
+
+    An etcd-only server cannot serve the Kubernetes API: a node whose
+    load balancer keeps its connections there is stuck (K3s #11311).
+    Reads established TCP connections on every agent and etcd-only
+    server with `ss` over the node's transport. Blast radius: none.
+    """
+    target = get_target(configuration)
+    topology = target.topology()
+    etcd_only = {n.address: n.name for n in topology.with_role("etcd")}
+    pinned = []
+    for node in topology.with_role("agent", "etcd"):
+        result = target.transport(node).run(
+            ["ss", "-Htn", "state", "established",
+             f"( dport = :{SUPERVISOR_PORT} )"], timeout=15)
+        peers = {line.split()[-1].rsplit(":", 1)[0]
+                 for line in result.stdout.splitlines() if line.strip()}
+        if any(etcd_only.get(peer) not in (None, node.name)
+               for peer in peers):
+            pinned.append(node.name)
+    return sorted(pinned)
+
+
+def etcd_quorum_healthy(configuration: dict = None) -> bool:
+    """True when more than half of the etcd members report healthy.
+
+    Runs the inventory's `etcd_health` command on every etcd node (on a
+    real K3s server: curl with the etcd client certificate against
+    https://127.0.0.1:2379/health). Blast radius: none (read-only).
+    """
+    target = get_target(configuration)
+    members = target.topology().with_role("etcd", "server")
+    healthy = 0
+    for node in members:
+        command = target.inventory.command(node.role, "etcd_health",
+                                           node.name)
+        try:
+            result = target.transport(node).run(command, timeout=10,
+                                                check=False)
+        except ChaosK3sError as exc:
+            logger.info("etcd health on %s: %s", node.name, exc)
+            continue
+        if result.ok and '"health":"true"' in result.stdout.replace(" ", ""):
+            healthy += 1
+    logger.info("etcd: %d/%d members healthy", healthy, len(members))
+    return healthy > len(members) / 2
+
+
+def active_faults(configuration: dict = None) -> list:
+    """Every chaosk3s rule active on any node, read back from the nodes.
+
+    Each item names the node, the run that owns it, the peer, direction
+    and mode. An empty list means nothing chaosk3s injected is active.
+    Blast radius: none (read-only).
+    """
+    from chaosk3s.faults.apply import read_active
+    target = get_target(configuration)
+    return [fault for outcome in read_active(target.transports())
+            for fault in outcome.as_dict().get("faults", [])]

@@ -1,0 +1,113 @@
+"""One experiment's target: inventory, API access and topology together.
+
+Activities receive Chaos Toolkit's ``configuration``; its ``target`` key
+(or the CHAOSK3S_TARGET environment variable) is ``lab`` or an inventory
+path. Targets are cached per process so a run reuses API connections.
+"""
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+
+from chaosk3s.errors import SpecError
+from chaosk3s.inventory import Inventory, load_target
+from chaosk3s.kube import Kube
+from chaosk3s.model import ROLES, Node, Topology
+from chaosk3s.topology import build_topology
+from chaosk3s.transports.base import Transport, transport_for
+
+AT_RISK = "at-risk"
+_cache: dict[str, "Target"] = {}
+
+
+def target_name(configuration: dict | None) -> str:
+    configuration = configuration or {}
+    return str(configuration.get("target") or
+               os.environ.get("CHAOSK3S_TARGET") or "lab")
+
+
+def get_target(configuration: dict | None) -> "Target":
+    name = target_name(configuration)
+    if name not in _cache:
+        _cache[name] = Target(name, load_target(name))
+    return _cache[name]
+
+
+def forget_targets() -> None:
+    """Close and drop cached targets (their lab or run is over)."""
+    for target in _cache.values():
+        target.close()
+    _cache.clear()
+
+
+@dataclass
+class Target:
+    name: str
+    inventory: Inventory
+
+    def __post_init__(self) -> None:
+        self._transports: dict[str, Transport] = {}
+
+    @cached_property
+    def kube(self) -> Kube:
+        return Kube(self.inventory.kubeconfig, list(self.inventory.contexts))
+
+    def topology(self) -> Topology:
+        """Read fresh from the API: nodes come and go."""
+        return build_topology(self.kube.list_nodes()["items"],
+                              self.inventory)
+
+    def transport(self, node: Node) -> Transport:
+        """The node's transport, reused for the whole run."""
+        if node.name not in self._transports:
+            self._transports[node.name] = transport_for(node)
+        return self._transports[node.name]
+
+    def transports(self, nodes: list[Node] | None = None
+                   ) -> dict[str, Transport]:
+        chosen = nodes if nodes is not None else self.topology().nodes
+        return {node.name: self.transport(node) for node in chosen}
+
+    def close(self) -> None:
+        for transport in self._transports.values():
+            transport.close()
+        self._transports.clear()
+
+    def check_allowed(self, force: bool = False) -> None:
+        inv = self.inventory
+        if inv.cluster not in inv.allowed_clusters and not force:
+            raise SpecError(
+                f"cluster {inv.cluster!r} is not on the allowed list "
+                f"({', '.join(inv.allowed_clusters)}) of {inv.source}; add "
+                f"it to allowed_clusters to run chaos against it")
+
+
+def select(topology: Topology, groups: list[str] | str) -> list[Node]:
+    """Nodes in any of the groups: roles, `at-risk`, `name:X`, `all`."""
+    if isinstance(groups, str):
+        groups = [g.strip() for g in groups.split(",") if g.strip()]
+    chosen: dict[str, Node] = {}
+    for group in groups:
+        for node in _group(topology, group):
+            chosen[node.name] = node
+    if not chosen:
+        raise SpecError(
+            f"selection {', '.join(groups) or '(empty)'} matches no node of "
+            f"the cluster ({', '.join(n.name for n in topology.nodes)}); "
+            f"nothing was changed")
+    return sorted(chosen.values(), key=lambda n: n.name)
+
+
+def _group(topology: Topology, group: str) -> tuple[Node, ...]:
+    if group == AT_RISK:
+        return topology.at_risk()
+    if group == "all":
+        return topology.nodes
+    if group.startswith("name:"):
+        wanted = set(group[5:].split("|"))
+        return tuple(n for n in topology.nodes if n.name in wanted)
+    if group in ROLES:
+        return topology.with_role(group)
+    raise SpecError(
+        f"unknown node group {group!r}; use a role ({', '.join(ROLES)}), "
+        f"'{AT_RISK}', 'all' or 'name:NODE[|NODE...]'")

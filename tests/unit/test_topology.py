@@ -1,0 +1,115 @@
+"""Topology from API node objects and an inventory; node selection."""
+
+import json
+
+import pytest
+
+from chaosk3s.errors import SpecError
+from chaosk3s.inventory import parse_inventory
+from chaosk3s.target import select
+from chaosk3s.topology import build_topology, join_url, role_of
+
+INVENTORY = {
+    "cluster": "prod", "kubeconfig": "/tmp/kc",
+    "defaults": {"transport": {"type": "ssh", "user": "ops",
+                               "key_file": "/keys/id"}},
+    "roles": {"agent": {"transport": {"port": 2222},
+                        "commands": {"restart": "rc-service k3s restart"}}},
+    "commands": {"servers": {"stop": "service k3s stop"}},
+    "nodes": [{"name": "e0", "address": "10.0.0.10"},
+              {"name": "a0", "role": "agent", "address": "10.0.0.20",
+               "transport": {"jump": "bastion"}}],
+}
+
+
+def _api_node(name, ip, labels=(), server=None, env=None):
+    args = ["server"] if labels else ["agent"]
+    if server:
+        args += ["--server", f"https://{server}:6443"]
+    annotations = {"k3s.io/node-args": json.dumps(args)}
+    if env:
+        annotations["k3s.io/node-env"] = json.dumps(env)
+    return {"metadata": {"name": name, "annotations": annotations,
+                         "labels": {f"node-role.kubernetes.io/{r}": "true"
+                                    for r in labels}},
+            "status": {"addresses": [{"type": "InternalIP",
+                                      "address": ip}]}}
+
+
+NODES = [
+    _api_node("e0", "10.0.0.10", ["etcd"]),
+    _api_node("e1", "10.0.0.11", ["etcd"], server="10.0.0.10"),
+    _api_node("c0", "10.0.0.12", ["control-plane", "master"],
+              server="10.0.0.10"),
+    _api_node("s0", "10.0.0.13", ["control-plane", "master", "etcd"],
+              server="10.0.0.10"),
+    _api_node("a0", "10.0.0.20", server="10.0.0.10"),
+    _api_node("a1", "10.0.0.21", server="10.0.0.12"),
+    _api_node("a2", "10.0.0.22", env={"K3S_URL": "https://10.0.0.11:6443"}),
+]
+
+
+def test_roles_join_servers_and_at_risk():
+    topo = build_topology(NODES, parse_inventory(INVENTORY, "inv"))
+    roles = {n.name: n.role for n in topo.nodes}
+    assert roles == {"e0": "etcd", "e1": "etcd", "c0": "control-plane",
+                     "s0": "server", "a0": "agent", "a1": "agent",
+                     "a2": "agent"}
+    assert topo.node("a2").join_server == "e1"  # from K3S_URL
+    # c0 and s0 joined through e0 too, but use their own API server.
+    assert [n.name for n in topo.at_risk()] == ["a0", "a2", "e1"]
+    assert topo.node("e0").join_server is None
+
+
+def test_access_merges_defaults_roles_and_node():
+    inv = parse_inventory(INVENTORY, "inv")
+    a0 = inv.nodes["a0"].access
+    assert (a0.transport, a0.user, a0.port, a0.jump, a0.key_file) == (
+        "ssh", "ops", 2222, "bastion", "/keys/id")
+    assert inv.nodes["e0"].access.port == 22
+    assert inv.command("agent", "restart", "a0") == "rc-service k3s restart"
+    assert inv.command("etcd", "stop", "e0") == "service k3s stop"
+    assert inv.command("etcd", "start", "e0") == "systemctl start k3s"
+    assert inv.command("agent", "stop", "a0") == "systemctl stop k3s-agent"
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"cluster": None}, "`cluster`"),
+    ({"nodes": [{"name": "x", "role": "boss"}]}, "unknown role 'boss'"),
+    ({"defaults": {}, "nodes": [{"name": "x"}]}, "needs a transport"),
+    ({"nodes": [{"name": "x", "transport": {"type": "netns"}}]},
+     "needs `namespace`"),
+    ({"commands": {"servers": {"explode": "x"}}}, "unknown command"),
+    ({"commands": {"everyone": {}}}, "unknown group"),
+])
+def test_bad_inventories(change, message):
+    with pytest.raises(SpecError, match=message):
+        parse_inventory({**INVENTORY, **change}, "inv")
+
+
+def test_inventory_naming_unknown_nodes_is_refused():
+    ghost = {"name": "ghost", "address": "10.0.0.99"}
+    raw = {**INVENTORY, "nodes": [*INVENTORY["nodes"], ghost]}
+    with pytest.raises(SpecError, match="does not know: ghost"):
+        build_topology(NODES, parse_inventory(raw, "inv"))
+
+
+def test_selection_groups():
+    topo = build_topology(NODES, parse_inventory(INVENTORY, "inv"))
+    names = lambda g: [n.name for n in select(topo, g)]  # noqa: E731
+    assert names("etcd") == ["e0", "e1"]
+    assert names("at-risk,agent") == ["a0", "a1", "a2", "e1"]
+    assert names("name:a1|e0") == ["a1", "e0"]
+    assert len(names("all")) == 7
+    with pytest.raises(SpecError, match="unknown node group 'workers'"):
+        select(topo, "workers")
+    with pytest.raises(SpecError, match="matches no node"):
+        select(topo, "name:nobody")
+
+
+def test_role_and_join_parsing_edge_cases():
+    assert role_of({}) == "agent"
+    assert role_of({"node-role.kubernetes.io/master": "true"}) == \
+        "control-plane"
+    assert join_url({"k3s.io/node-args": "not json"}) is None
+    assert join_url({"k3s.io/node-args": '["server", "--server"]'}) is None
