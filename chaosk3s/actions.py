@@ -74,9 +74,13 @@ def _labelled(target: Target, topology, selector: str) -> list[Node]:
     return select(topology, "name:" + "|".join(names))
 
 
-def _partition(target: Target, group: list[Node], peers: list[Node],
-               direction: str, mode: str, ports: list | None, ttl: float,
-               force: bool, topology) -> dict:
+def plan_partition(target: Target, group: list[Node], peers: list[Node],
+                   direction: str, mode: str, ports: list | None,
+                   ttl: float, force: bool, topology,
+                   fault_id: str) -> FaultPlan:
+    """The partition as data, with every refusal checked; changes nothing.
+
+    Shared by the action and by `chaosk3s plan` (the dry run)."""
     target.check_allowed(force)
     cuts = [Cut(node=a.name, peer=b.name, peer_address=b.address,
                 direction=direction, mode=mode,
@@ -86,25 +90,31 @@ def _partition(target: Target, group: list[Node], peers: list[Node],
         raise SpecError("the two groups leave no link to cut (they are the "
                         "same nodes); nothing was changed")
     check_partition_quorum(topology, cuts, force)
-    run = current_run(target_config(target))
-    plan = FaultPlan(run_id=run.ledger.next_fault_id(), cuts=tuple(cuts),
+    return FaultPlan(run_id=fault_id, cuts=tuple(cuts),
                      ttl_seconds=float(ttl))
-    nodes = plan.nodes()
+
+
+def _partition(target: Target, group: list[Node], peers: list[Node],
+               direction: str, mode: str, ports: list | None, ttl: float,
+               force: bool, topology) -> dict:
+    run = current_run(target_config(target))
+    plan = plan_partition(target, group, peers, direction, mode, ports, ttl,
+                          force, topology, run.ledger.next_fault_id())
+    nodes, peer_names = plan.nodes(), sorted({c.peer for c in plan.cuts})
     run.ledger.record({
         "id": plan.run_id, "kind": "partition", "nodes": nodes,
-        "peers": sorted({c.peer for c in cuts}),
-        "description": f"{mode} {direction} between "
-                       f"{', '.join(nodes)} and "
-                       f"{', '.join(sorted({c.peer for c in cuts}))}",
+        "peers": peer_names,
+        "description": f"{mode} {direction} between {', '.join(nodes)} "
+                       f"and {', '.join(peer_names)}",
         "ttl_seconds": float(ttl), "started_at": utc_now(),
         "ended_at": None})
     outcomes = apply_plan(plan, target.transports(
         [n for n in group if n.name in nodes]))
     logger.info("partition %s applied on %d node(s), expires in %ss",
                 plan.run_id, len(nodes), ttl)
-    return {"fault_id": plan.run_id, "nodes": nodes,
-            "peers": sorted({c.peer for c in cuts}), "direction": direction,
-            "mode": mode, "ttl_seconds": float(ttl),
+    return {"fault_id": plan.run_id, "nodes": nodes, "peers": peer_names,
+            "direction": direction, "mode": mode,
+            "ttl_seconds": float(ttl),
             "outcomes": [o.as_dict() for o in outcomes]}
 
 

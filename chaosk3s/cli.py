@@ -1,5 +1,6 @@
 """The chaosk3s command."""
 
+import dataclasses
 import functools
 import sys
 import time
@@ -37,6 +38,47 @@ def main() -> None:
 main.add_command(report_command)
 
 
+def _variables(pairs: tuple[str, ...]) -> dict[str, str]:
+    variables = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.UsageError(f"--var takes KEY=VALUE, not {pair!r}")
+        key, value = pair.split("=", 1)
+        variables[key] = value
+    return variables
+
+
+@main.command("plan")
+@click.argument("experiment", type=click.Path(exists=True, dir_okay=False))
+@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE",
+              help="Override a configuration key, as `chaos run --var`.")
+@click.option("--scripts", is_flag=True,
+              help="Also print the full shell script run on each node.")
+@_friendly
+def plan_command(experiment: str, variables: tuple[str, ...],
+                 scripts: bool) -> None:
+    """Print what EXPERIMENT would change on which node; change nothing."""
+    from chaosk3s.plan import describe
+    click.echo(describe(experiment, _variables(variables), scripts))
+
+
+@main.command("cleanup")
+@click.option("--target", default=None,
+              help="`lab` (default, or $CHAOSK3S_TARGET) or an inventory.")
+@_friendly
+def cleanup_command(target: str | None) -> None:
+    """Heal every fault chaosk3s injected on a target, whoever made it."""
+    from chaosk3s.safe_cleanup import heal_everything
+    configuration = {"target": target} if target else {}
+    result = heal_everything(configuration)
+    found = result["found"]
+    for fault in found:
+        click.echo(f"healed {fault['chain']} on {fault['node']} "
+                   f"(run {fault['run_id']})")
+    click.echo(f"{len(found)} chaosk3s chain(s) found and removed; none "
+               f"remain")
+
+
 @main.group()
 def lab() -> None:
     """The embedded lab: an emulated split-role K3s cluster."""
@@ -47,10 +89,15 @@ def lab() -> None:
               help="Lab spec YAML (default: the #11311 reproduction).")
 @click.option("--k3s-version", help="K3s release to emulate, e.g. "
               "v1.28.14+k3s1 (buggy) or v1.28.15+k3s1 (fixed).")
+@click.option("--ssh", is_flag=True, help="Run sshd in every node and "
+              "reach nodes over SSH in the inventory (not ip netns exec).")
 @_friendly
-def lab_up(spec_path: str | None, k3s_version: str | None) -> None:
+def lab_up(spec_path: str | None, k3s_version: str | None,
+           ssh: bool) -> None:
     """Create the lab and wait until it is ready."""
     spec = load_spec(spec_path, k3s_version)
+    if ssh:
+        spec = dataclasses.replace(spec, ssh=True)
     lab_ = Lab()
     started = time.monotonic()
     lab_.up(spec, progress=_progress)

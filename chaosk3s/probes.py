@@ -9,12 +9,13 @@ import logging
 import time
 
 from chaosk3s.errors import ChaosK3sError
-from chaosk3s.kube import node_state
+from chaosk3s.kube import KubeUnavailable, node_state
 from chaosk3s.readiness import ReadinessWatch
 from chaosk3s.target import get_target, select
+from chaosk3s.topology import build_topology
 
 __all__ = ["all_nodes_ready", "nodes_not_ready", "wait_for_nodes_ready",
-           "nodes_not_ready_within",
+           "nodes_not_ready_within", "api_server_available",
            "at_risk_nodes", "nodes_pinned_to_etcd_only",
            "etcd_quorum_healthy", "active_faults"]
 
@@ -22,27 +23,55 @@ logger = logging.getLogger("chaostoolkit")
 SUPERVISOR_PORT = 6443
 
 
-def all_nodes_ready(label_selector: str = "",
+def all_nodes_ready(nodes: str = "all", label_selector: str = "",
                     configuration: dict = None) -> bool:
-    """True when every node (matching label_selector) reports Ready=True.
+    """True when every selected node reports Ready=True.
 
-    One list of the Node objects through the API, read as raw JSON: fast
+    `nodes` is a group (`all`, a role, `at-risk`, `name:A|B`, and `-GROUP`
+    to leave some out, e.g. `all,-name:server-etcd-0`); `label_selector`
+    narrows the API listing. One raw-JSON list of the Node objects: fast
     on clusters of thousands of nodes. Blast radius: none (read-only).
     """
-    return not nodes_not_ready(label_selector, configuration)
+    return not nodes_not_ready(nodes, label_selector, configuration)
 
 
-def nodes_not_ready(label_selector: str = "",
+def nodes_not_ready(nodes: str = "all", label_selector: str = "",
                     configuration: dict = None) -> list:
-    """Names of the nodes whose Ready condition is not True (sorted).
+    """Names of the selected nodes whose Ready condition is not True.
 
     Unknown (the control plane stopped hearing from the node) and False
     both count. Blast radius: none (read-only).
     """
-    kube = get_target(configuration).kube
-    items = kube.list_nodes(label_selector)["items"]
+    target = get_target(configuration)
+    items = target.kube.list_nodes(label_selector)["items"]
+    wanted = None if nodes == "all" else {
+        n.name for n in select(build_topology(items, target.inventory),
+                               nodes)}
     return sorted(state.name for state in map(node_state, items)
-                  if state.ready != "True")
+                  if state.ready != "True"
+                  and (wanted is None or state.name in wanted))
+
+
+def api_server_available(timeout: float = 30,
+                         configuration: dict = None) -> bool:
+    """True as soon as any API server of the target answers a node list;
+    False if none does within `timeout` seconds.
+
+    Lets a steady state say "the control plane came back" as a verdict
+    rather than an error. Blast radius: none (read-only).
+    """
+    kube = get_target(configuration).kube
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            kube.list_nodes()
+            return True
+        except KubeUnavailable as exc:
+            if time.monotonic() >= deadline:
+                logger.info("no API server answered in %ss: %s", timeout,
+                            exc)
+                return False
+        time.sleep(1)
 
 
 def wait_for_nodes_ready(timeout: float = 120, nodes: str = "all",

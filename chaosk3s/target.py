@@ -83,13 +83,17 @@ class Target:
 
 
 def select(topology: Topology, groups: list[str] | str) -> list[Node]:
-    """Nodes in any of the groups: roles, `at-risk`, `name:X`, `all`."""
+    """Nodes in any of the groups: roles, `at-risk`, `name:X|Y`, `all`;
+    a group written `-GROUP` removes its nodes (`all,-name:X`)."""
     if isinstance(groups, str):
         groups = [g.strip() for g in groups.split(",") if g.strip()]
     chosen: dict[str, Node] = {}
-    for group in groups:
+    for group in (g for g in groups if not g.startswith("-")):
         for node in _group(topology, group):
             chosen[node.name] = node
+    for group in (g[1:] for g in groups if g.startswith("-")):
+        for node in _group(topology, group):
+            chosen.pop(node.name, None)
     if not chosen:
         raise SpecError(
             f"selection {', '.join(groups) or '(empty)'} matches no node of "

@@ -16,6 +16,7 @@ from chaosk3s.errors import LabStateError
 from chaosk3s.lab import hostnet
 from chaosk3s.lab.k3s.context import SUPERVISOR_PORT
 from chaosk3s.lab.spec import LabSpec, NodeSpec
+from chaosk3s.lab.ssh import SshLayout, inventory_transport
 from chaosk3s.lab.state import LabState
 
 CLUSTER_NAME = "chaosk3s-lab"
@@ -28,7 +29,8 @@ def api_urls(spec: LabSpec) -> list[str]:
             if n.runs_apiserver]
 
 
-def write_access_files(state: LabState, spec: LabSpec) -> None:
+def write_access_files(state: LabState, spec: LabSpec,
+                       ssh_layout: SshLayout) -> None:
     """A kubeconfig with one context per API server, and the inventory."""
     servers = [n for n in spec.nodes if n.runs_apiserver]
     clusters, contexts = [], []
@@ -44,13 +46,14 @@ def write_access_files(state: LabState, spec: LabSpec) -> None:
         "users": [{"name": "lab-admin", "user": {}}], "preferences": {}},
         sort_keys=False))
     state.inventory.write_text(yaml.safe_dump(
-        inventory(state, spec), sort_keys=False))
+        inventory(state, spec, ssh_layout), sort_keys=False))
 
 
 def lab_commands(state: LabState) -> dict[str, str]:
     """Node commands of the lab, the way systemctl would be on a node.
 
-    They run inside the node's namespace like any node-local command; a
+    Like `systemctl stop k3s` on a server, they stop etcd too (K3s embeds
+    it). They run inside the node's namespace like any node-local command; a
     reboot is detached, as `systemctl reboot` returns before the node
     goes down.
     """
@@ -60,16 +63,18 @@ def lab_commands(state: LabState) -> dict[str, str]:
              "(dict())).open('http://127.0.0.1:2379/health', timeout=3)"
              ".read().decode())")
     return {
-        "restart": f"{cli} restart --service k3s",
-        "stop": f"{cli} stop --service k3s",
-        "start": f"{cli} start --service k3s",
+        "restart": f"{cli} restart",
+        "stop": f"{cli} stop",
+        "start": f"{cli} start",
         "reboot": f"setsid nohup {cli} reboot >/dev/null 2>&1 &",
         "etcd_health": f"{shlex.quote(sys.executable)} -c "
                        f"{shlex.quote(probe)}",
     }
 
 
-def inventory(state: LabState, spec: LabSpec) -> dict:
+def inventory(state: LabState, spec: LabSpec,
+              ssh_layout: SshLayout) -> dict:
+    """The lab as an inventory: netns transports, or ssh with --ssh."""
     commands = lab_commands(state)
     return {
         "cluster": CLUSTER_NAME,
@@ -82,8 +87,10 @@ def inventory(state: LabState, spec: LabSpec) -> dict:
         "commands": {"servers": commands, "agents": commands},
         "nodes": [{"name": n.name, "role": n.role, "address": n.address,
                    "join_server": n.server,
-                   "transport": {"type": "netns",
-                                 "namespace": hostnet.netns_name(n.name)}}
+                   "transport": inventory_transport(ssh_layout, n.address)
+                   if spec.ssh else {
+                       "type": "netns",
+                       "namespace": hostnet.netns_name(n.name)}}
                   for n in spec.nodes],
     }
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from chaosk3s.errors import EnvironmentProblem, LabStateError, SpecError
-from chaosk3s.lab import etcd, hostnet, procs
+from chaosk3s.lab import etcd, hostnet, procs, ssh
 from chaosk3s.lab.access import (
     wait_all_ready,
     wait_supervisor,
@@ -17,7 +17,7 @@ from chaosk3s.lab.shell import require
 from chaosk3s.lab.spec import LabSpec, NodeSpec
 from chaosk3s.lab.state import LabState
 
-SERVICES = ("etcd", "k3s")
+SERVICES = ("sshd", "etcd", "k3s")
 Progress = Callable[[str], None]
 
 
@@ -31,13 +31,17 @@ class Lab:
 
     # -- services ---------------------------------------------------------
     def services(self, spec: LabSpec, node: NodeSpec) -> list[procs.Service]:
-        """The node's services in start order (etcd before k3s)."""
-        names = [s for s in SERVICES if s != "etcd" or node.runs_etcd]
+        """The node's services in start order (sshd, etcd, k3s)."""
+        names = [s for s in SERVICES
+                 if (s != "etcd" or node.runs_etcd) and (s != "sshd"
+                                                         or spec.ssh)]
         return [self._service(spec, node, name) for name in names]
 
     def _service(self, spec: LabSpec, node: NodeSpec,
                  name: str) -> procs.Service:
-        if name == "etcd":
+        if name == "sshd":
+            argv = ssh.sshd_service_argv(self.ssh_layout, node.name)
+        elif name == "etcd":
             members = {n.name: n.address for n in spec.nodes if n.runs_etcd}
             argv = etcd.member_argv(node.name, node.address,
                                     self.state.node_dir(node.name) / "etcd",
@@ -76,6 +80,8 @@ class Lab:
         for index, node in enumerate(spec.nodes):
             hostnet.create_node_network(
                 node.name, index, f"{node.address}/{spec.prefix_length}")
+        if spec.ssh:
+            self._start_sshd(spec, progress)
         etcd_nodes = [n for n in spec.nodes if n.runs_etcd]
         progress(f"starting etcd on {', '.join(n.name for n in etcd_nodes)}")
         for node in etcd_nodes:
@@ -89,11 +95,24 @@ class Lab:
         wait_supervisor(first, started + timeout)
         for node in spec.nodes:
             procs.start(self._service(spec, node, "k3s"))
-        write_access_files(self.state, spec)
+        write_access_files(self.state, spec, self.ssh_layout)
         progress("waiting for every node to be Ready")
         wait_all_ready(spec, started + timeout, progress)
         progress(f"all {len(spec.nodes)} nodes Ready after "
                  f"{time.monotonic() - started:.1f}s")
+
+    @property
+    def ssh_layout(self) -> ssh.SshLayout:
+        return ssh.SshLayout(self.state.root / "ssh")
+
+    def _start_sshd(self, spec: LabSpec, progress: Progress) -> None:
+        progress("starting sshd on every node (lab up --ssh)")
+        ssh.ensure_client_key(self.ssh_layout)
+        for node in spec.nodes:
+            ssh.prepare_node(self.ssh_layout, node.name, node.address)
+            procs.start(self._service(spec, node, "sshd"))
+        for node in spec.nodes:
+            ssh.wait_listening(node.address)
 
     def wait_etcd_healthy(self, spec: LabSpec, deadline: float) -> None:
         members = [n for n in spec.nodes if n.runs_etcd]
@@ -113,6 +132,8 @@ class Lab:
         require("ip")
         require("iptables")
         etcd.etcd_binary()
+        if spec.ssh:
+            require("sshd")
         if self.state.exists():
             raise LabStateError(
                 f"a lab is already up (state in {self.state.root}); run "
@@ -202,11 +223,13 @@ class Lab:
 
     def node_services(self, name: str,
                       service: str | None) -> list[procs.Service]:
+        """The named service, or what `systemctl stop|start k3s` covers:
+        every service but sshd (K3s embeds etcd in its process)."""
         spec = self.spec()
         node = spec.node(name)
         services = self.services(spec, node)
         if service is None:
-            return services
+            return [s for s in services if s.name != "sshd"]
         chosen = [s for s in services if s.name == service]
         if not chosen:
             raise SpecError(
@@ -228,12 +251,14 @@ class Lab:
     def reboot_node(self, name: str, delay: float | None = None) -> None:
         """Power-cycle: services stopped, rules flushed, link down, back."""
         spec = self.spec()
-        self.stop_node(name)
+        everything = self.services(spec, spec.node(name))
+        procs.stop(list(reversed(everything)))
         hostnet.flush_node_iptables(name)
         hostnet.set_node_link(name, up=False)
         time.sleep(spec.timings.reboot_delay if delay is None else delay)
         hostnet.set_node_link(name, up=True)
-        self.start_node(name)
+        for service in everything:
+            procs.start(service)
 
 
 def _restart_always(argv: list[str], delay: float) -> list[str]:

@@ -101,6 +101,7 @@ def test_selection_groups():
     assert names("at-risk,agent") == ["a0", "a1", "a2", "e1"]
     assert names("name:a1|e0") == ["a1", "e0"]
     assert len(names("all")) == 7
+    assert names("all,-agent,-name:e0") == ["c0", "e1", "s0"]
     with pytest.raises(SpecError, match="unknown node group 'workers'"):
         select(topo, "workers")
     with pytest.raises(SpecError, match="matches no node"):
