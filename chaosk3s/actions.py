@@ -42,7 +42,7 @@ def partition_roles(group: str = "at-risk",
     """
     target = get_target(configuration)
     topology = target.topology()
-    return _partition(target, select(topology, group),
+    return _partition(target, target.reachable(select(topology, group)),
                       select(topology, peers), direction, mode, ports, ttl,
                       force, topology)
 
@@ -60,7 +60,8 @@ def partition_nodes(selector: str, peer_selector: str,
     """
     target = get_target(configuration)
     topology = target.topology()
-    return _partition(target, _labelled(target, topology, selector),
+    return _partition(target, target.reachable(
+                          _labelled(target, topology, selector)),
                       _labelled(target, topology, peer_selector), direction,
                       mode, ports, ttl, force, topology)
 
@@ -150,8 +151,9 @@ def _node_command(action: str, nodes: str, one_at_a_time: bool,
                   duration: float = 0) -> dict:
     target = get_target(configuration)
     target.check_allowed(force)
-    topology = target.topology()
-    chosen = select(topology, nodes)
+    # Starting needs no API: it may be what brings the API back.
+    topology = target.topology(wait=0 if action == "start" else 20)
+    chosen = target.reachable(select(topology, nodes))
     if action in ("stop", "reboot", "restart") and not one_at_a_time:
         check_stop_quorum(topology, [n.name for n in chosen], force)
     run = current_run(configuration)

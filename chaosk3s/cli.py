@@ -8,6 +8,7 @@ import time
 import click
 
 from chaosk3s.errors import ChaosK3sError
+from chaosk3s.gameday.cli import gameday_group
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import load_spec
 from chaosk3s.report.cli import report_command
@@ -36,6 +37,7 @@ def main() -> None:
 
 
 main.add_command(report_command)
+main.add_command(gameday_group)
 
 
 def _variables(pairs: tuple[str, ...]) -> dict[str, str]:

@@ -17,6 +17,7 @@ Add it to an experiment as
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class _State:
         self.partial: dict = {}
         self.journal_path = _journal_path()
         self.nodes_at_start: dict = {}
+        self.interrupted = False
 
 
 _state: _State | None = None
@@ -57,6 +59,7 @@ def configure_control(configuration: dict = None, secrets: dict = None,
     global _state
     _state = _State()
     _state.configuration = dict(configuration or {})
+    _heal_on_sigterm()
     try:
         _prepare(_state.configuration, experiment or {})
     except ChaosK3sError as exc:
@@ -92,6 +95,44 @@ def before_experiment_control(context: dict, **_kwargs) -> None:
                                  f"{_state.problem}")
 
 
+def before_activity_control(context: dict, **_kwargs) -> None:
+    """After SIGTERM nothing more is injected: the run is aborted."""
+    if _state is not None and _state.interrupted:
+        raise InterruptExecution("chaosk3s: SIGTERM received; faults were "
+                                 "healed, aborting the run")
+
+
+def _heal_on_sigterm() -> None:
+    """Chaos Toolkit turns SIGTERM into an error of the running activity
+    and goes on with the method; a service manager stopping the runner
+    means "stop now". Heal first, then let Chaos Toolkit handle it."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum, frame):
+        if _state is not None and not _state.interrupted:
+            _state.interrupted = True
+            logger.warning("chaosk3s: SIGTERM, healing before anything "
+                           "else")
+            _heal_now()
+        if callable(previous):
+            previous(signum, frame)
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: nothing to hook
+        pass
+
+
+def _heal_now() -> None:
+    try:
+        if _state.run is not None:
+            heal_run(_state.configuration, _state.run)
+    except Exception as exc:  # noqa: BLE001 - reported; nodes expire too
+        logger.error("chaosk3s could not heal everything: %s; run "
+                     "`chaosk3s cleanup` (faults also expire on the nodes)",
+                     exc)
+
+
 def after_hypothesis_control(context: dict, state: dict = None,
                              **_kwargs) -> None:
     states = _state.partial.get("steady_states", {})
@@ -122,12 +163,7 @@ def cleanup_control(**_kwargs) -> None:
     if _state is None:
         return
     try:
-        if _state.run is not None:
-            heal_run(_state.configuration, _state.run)
-    except Exception as exc:  # noqa: BLE001 - cleanup must go on
-        logger.error("chaosk3s cleanup could not heal everything: %s; run "
-                     "`chaosk3s cleanup` (faults also expire on the nodes)",
-                     exc)
+        _heal_now()
     finally:
         if _state.watch:
             _state.watch.stop()
@@ -145,7 +181,6 @@ def _section() -> dict:
     return journal_section.build(
         target=target, nodes=_state.nodes_at_start,
         timeline=list(_state.watch.timeline) if _state.watch else [],
-        states=dict(_state.watch.states) if _state.watch else {},
         faults=_state.run.ledger.entries(),
         kube=get_target(_state.configuration).kube)
 

@@ -6,7 +6,7 @@ reads. Times are ISO 8601 in UTC.
 
 from datetime import datetime
 
-from chaosk3s.kube import Kube, KubeUnavailable, NodeState
+from chaosk3s.kube import Kube, KubeUnavailable, NodeState, node_state
 from chaosk3s.model import Node, Topology
 
 
@@ -44,8 +44,15 @@ def node_summary(name: str, timeline: list[dict], faults: list[dict],
 
 
 def build(target: str, nodes: dict[str, Node], timeline: list[dict],
-          states: dict[str, NodeState], faults: list[dict],
-          kube: Kube) -> dict:
+          faults: list[dict], kube: Kube) -> dict:
+    """The section, with each node's final state read fresh from the API.
+    If no API server answers, no node counts as recovered: from the
+    cluster's point of view none is Ready."""
+    try:
+        items = kube.list_nodes()["items"]
+    except (KubeUnavailable, OSError):
+        items = []
+    states = {i["metadata"]["name"]: node_state(i) for i in items}
     at_risk = {n.name for n in _at_risk(nodes)}
     summary = {}
     for name in sorted(set(nodes) | set(states)):
@@ -54,23 +61,12 @@ def build(target: str, nodes: dict[str, Node], timeline: list[dict],
                          "at_risk": name in at_risk,
                          **node_summary(name, timeline, faults,
                                         states.get(name))}
-    return {"target": target, "cluster": _cluster(kube),
-            "k3s_versions": _versions(kube), "nodes": summary,
-            "timeline": timeline, "faults": faults}
+    versions = {i.get("status", {}).get("nodeInfo", {}).get(
+        "kubeletVersion", "") for i in items} - {""}
+    return {"target": target, "cluster": kube.contexts[0] or None,
+            "k3s_versions": sorted(versions), "api_reachable": bool(items),
+            "nodes": summary, "timeline": timeline, "faults": faults}
 
 
 def _at_risk(nodes: dict[str, Node]) -> tuple[Node, ...]:
     return Topology(tuple(nodes.values())).at_risk()
-
-
-def _cluster(kube: Kube) -> str | None:
-    return kube.contexts[0] if kube.contexts else None
-
-
-def _versions(kube: Kube) -> list[str]:
-    try:
-        items = kube.list_nodes()["items"]
-    except (KubeUnavailable, OSError):
-        return []
-    return sorted({i.get("status", {}).get("nodeInfo", {}).get(
-        "kubeletVersion", "") for i in items} - {""})

@@ -62,6 +62,11 @@ class Kube:
             self._clients[context] = client.CoreV1Api(api)
         return self._clients[context]
 
+    def api_client(self, context: str | None) -> client.ApiClient:
+        """One context's ApiClient, for API groups beyond core/v1 (the
+        game-day Lease lock uses coordination.k8s.io/v1)."""
+        return self._core(context).api_client
+
     def call(self, method: str, timeout: float | tuple = 10, **kwargs):
         """Raw JSON of a CoreV1Api call on the first context that answers."""
         reply = self._open(method, timeout, **kwargs)

@@ -156,7 +156,7 @@ def nodes_pinned_to_etcd_only(configuration: dict = None) -> list:
     topology = target.topology()
     etcd_only = {n.address: n.name for n in topology.with_role("etcd")}
     pinned = []
-    for node in topology.with_role("agent", "etcd"):
+    for node in target.reachable(topology.with_role("agent", "etcd")):
         result = target.transport(node).run(
             ["ss", "-Htn", "state", "established",
              f"( dport = :{SUPERVISOR_PORT} )"], timeout=15)
@@ -176,7 +176,8 @@ def etcd_quorum_healthy(configuration: dict = None) -> bool:
     https://127.0.0.1:2379/health). Blast radius: none (read-only).
     """
     target = get_target(configuration)
-    members = target.topology().with_role("etcd", "server")
+    members = target.reachable(target.topology().with_role("etcd",
+                                                           "server"))
     healthy = 0
     for node in members:
         command = target.inventory.command(node.role, "etcd_health",
@@ -202,5 +203,5 @@ def active_faults(configuration: dict = None) -> list:
     """
     from chaosk3s.faults.apply import read_active
     target = get_target(configuration)
-    return [fault for outcome in read_active(target.transports())
-            for fault in outcome.as_dict().get("faults", [])]
+    return [fault.as_dict() for outcome in read_active(target.transports())
+            for fault in outcome.active]

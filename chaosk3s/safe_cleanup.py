@@ -18,6 +18,8 @@ logger = logging.getLogger("chaostoolkit")
 
 def heal_run(configuration: dict, run: Run) -> list[str]:
     """Heal this run's open partitions and start what it stopped."""
+    if not run.ledger.open_faults():
+        return []
     target = get_target(configuration)
     nodes = {n.name: n for n in target.topology().nodes}
     done = []

@@ -5,18 +5,21 @@ Activities receive Chaos Toolkit's ``configuration``; its ``target`` key
 path. Targets are cached per process so a run reuses API connections.
 """
 
+import logging
 import os
+import time
 from dataclasses import dataclass
 from functools import cached_property
 
 from chaosk3s.errors import SpecError
 from chaosk3s.inventory import Inventory, load_target
-from chaosk3s.kube import Kube
+from chaosk3s.kube import Kube, KubeUnavailable
 from chaosk3s.model import ROLES, Node, Topology
 from chaosk3s.topology import build_topology
 from chaosk3s.transports.base import Transport, transport_for
 
 AT_RISK = "at-risk"
+logger = logging.getLogger("chaostoolkit")
 _cache: dict[str, "Target"] = {}
 
 
@@ -28,9 +31,12 @@ def target_name(configuration: dict | None) -> str:
 
 def get_target(configuration: dict | None) -> "Target":
     name = target_name(configuration)
-    if name not in _cache:
-        _cache[name] = Target(name, load_target(name))
-    return _cache[name]
+    # `lab` means the lab of the current state directory.
+    key = f"lab:{os.environ.get('CHAOSK3S_STATE_DIR', '')}" \
+        if name == "lab" else name
+    if key not in _cache:
+        _cache[key] = Target(name, load_target(name))
+    return _cache[key]
 
 
 def forget_targets() -> None:
@@ -52,10 +58,45 @@ class Target:
     def kube(self) -> Kube:
         return Kube(self.inventory.kubeconfig, list(self.inventory.contexts))
 
-    def topology(self) -> Topology:
-        """Read fresh from the API: nodes come and go."""
-        return build_topology(self.kube.list_nodes()["items"],
-                              self.inventory)
+    def topology(self, wait: float = 20) -> Topology:
+        """Read fresh from the API (nodes come and go), riding out a
+        brief outage such as a control-plane restart for `wait` s. With
+        the whole control plane down, fall back to the inventory's own
+        roles so that starting it again is still possible."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                items = self.kube.list_nodes()["items"]
+                return build_topology(items, self.inventory)
+            except KubeUnavailable:
+                if time.monotonic() >= deadline:
+                    return self._inventory_topology()
+            time.sleep(1)
+
+    def _inventory_topology(self) -> Topology:
+        entries = list(self.inventory.nodes.values())
+        if not entries or any(e.role is None for e in entries):
+            raise KubeUnavailable(
+                f"no API server of {self.name} answers, and the inventory "
+                f"{self.inventory.source} does not give every node's role "
+                f"to act without it")
+        logger.warning("no API server answers; using the roles in %s",
+                       self.inventory.source)
+        return Topology(tuple(
+            Node(e.name, e.role, e.address or "", e.join_server, e.access)
+            for e in entries))
+
+    def reachable(self, nodes) -> list[Node]:
+        """The nodes the inventory says how to reach. Others (such as the
+        lab's virtual nodes, which have no machine) are left out of
+        anything that runs commands; an empty result is an error."""
+        chosen = [n for n in nodes if n.access is not None]
+        if nodes and not chosen:
+            raise SpecError(
+                f"none of {', '.join(n.name for n in nodes)} can be reached:"
+                f" the inventory {self.inventory.source} gives no transport "
+                f"for them; nothing was changed")
+        return chosen
 
     def transport(self, node: Node) -> Transport:
         """The node's transport, reused for the whole run."""
@@ -65,7 +106,9 @@ class Target:
 
     def transports(self, nodes: list[Node] | None = None
                    ) -> dict[str, Transport]:
-        chosen = nodes if nodes is not None else self.topology().nodes
+        """Transports of the given nodes, or of every reachable node."""
+        chosen = nodes if nodes is not None else self.reachable(
+            self.topology().nodes)
         return {node.name: self.transport(node) for node in chosen}
 
     def close(self) -> None:

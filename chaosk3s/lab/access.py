@@ -95,12 +95,12 @@ def inventory(state: LabState, spec: LabSpec,
     }
 
 
-def wait_supervisor(node: NodeSpec, deadline: float) -> None:
-    """Until the node's supervisor answers /ping (k3s is listening)."""
-    url = f"http://{node.address}:{SUPERVISOR_PORT}/ping"
+def _wait_answer(node: NodeSpec, path: str, deadline: float,
+                 accept: Callable[[requests.Response], bool]) -> None:
+    url = f"http://{node.address}:{SUPERVISOR_PORT}{path}"
     while True:
         try:
-            if _http.get(url, timeout=1).text == "pong":
+            if accept(_http.get(url, timeout=1)):
                 return
         except requests.RequestException:
             pass
@@ -108,6 +108,19 @@ def wait_supervisor(node: NodeSpec, deadline: float) -> None:
             raise LabStateError(f"k3s on {node.name} did not answer {url} "
                                 f"in time; see its k3s.log")
         time.sleep(0.05)
+
+
+def wait_supervisor(node: NodeSpec, deadline: float) -> None:
+    """Until the node's supervisor answers /ping (k3s is listening)."""
+    _wait_answer(node, "/ping", deadline, lambda r: r.text == "pong")
+
+
+def wait_serving(node: NodeSpec, deadline: float) -> None:
+    """Until k3s on a server serves: /ping, and /readyz where an API
+    server runs. A k3s that crash-loops (K3s #11333) never gets there."""
+    wait_supervisor(node, deadline)
+    if node.runs_apiserver:
+        _wait_answer(node, "/readyz", deadline, lambda r: r.ok)
 
 
 def node_readiness(spec: LabSpec) -> dict[str, str] | None:

@@ -10,6 +10,7 @@ from chaosk3s.errors import EnvironmentProblem, LabStateError, SpecError
 from chaosk3s.lab import etcd, hostnet, procs, ssh
 from chaosk3s.lab.access import (
     wait_all_ready,
+    wait_serving,
     wait_supervisor,
     write_access_files,
 )
@@ -17,7 +18,7 @@ from chaosk3s.lab.shell import require
 from chaosk3s.lab.spec import LabSpec, NodeSpec
 from chaosk3s.lab.state import LabState
 
-SERVICES = ("sshd", "etcd", "k3s")
+SERVICES = ("sshd", "etcd", "k3s", "virtual")
 Progress = Callable[[str], None]
 
 
@@ -32,9 +33,11 @@ class Lab:
     # -- services ---------------------------------------------------------
     def services(self, spec: LabSpec, node: NodeSpec) -> list[procs.Service]:
         """The node's services in start order (sshd, etcd, k3s)."""
-        names = [s for s in SERVICES
-                 if (s != "etcd" or node.runs_etcd) and (s != "sshd"
-                                                         or spec.ssh)]
+        wanted = {"sshd": spec.ssh, "etcd": node.runs_etcd, "k3s": True,
+                  # Virtual nodes are kept by one process, on the
+                  # cluster-init server (next to a local etcd member).
+                  "virtual": spec.virtual_nodes > 0 and node.server is None}
+        names = [s for s in SERVICES if wanted[s]]
         return [self._service(spec, node, name) for name in names]
 
     def _service(self, spec: LabSpec, node: NodeSpec,
@@ -46,6 +49,9 @@ class Lab:
             argv = etcd.member_argv(node.name, node.address,
                                     self.state.node_dir(node.name) / "etcd",
                                     members)
+        elif name == "virtual":
+            argv = [sys.executable, "-m", "chaosk3s.lab.k3s.virtual",
+                    "--state-dir", str(self.state.root), "--node", node.name]
         else:
             argv = _restart_always(
                 [sys.executable, "-m", "chaosk3s.lab.k3s", "--state-dir",
@@ -95,6 +101,9 @@ class Lab:
         wait_supervisor(first, started + timeout)
         for node in spec.nodes:
             procs.start(self._service(spec, node, "k3s"))
+        if spec.virtual_nodes:
+            progress(f"registering {spec.virtual_nodes} virtual nodes")
+            procs.start(self._service(spec, first, "virtual"))
         write_access_files(self.state, spec, self.ssh_layout)
         progress("waiting for every node to be Ready")
         wait_all_ready(spec, started + timeout, progress)
@@ -237,9 +246,15 @@ class Lab:
                 f"{', '.join(s.name for s in services)}")
         return chosen
 
-    def start_node(self, name: str, service: str | None = None) -> None:
+    def start_node(self, name: str, service: str | None = None,
+                   timeout: float = 15) -> None:
+        """Start, and like systemd's Type=notify k3s unit return once k3s
+        serves (its supervisor answers; on control-plane nodes the API)."""
         for svc in self.node_services(name, service):
             procs.start(svc)
+        node = self.spec().node(name)
+        if node.is_server and service in (None, "k3s"):
+            wait_serving(node, time.monotonic() + timeout)
 
     def stop_node(self, name: str, service: str | None = None) -> None:
         procs.stop(list(reversed(self.node_services(name, service))))

@@ -70,17 +70,43 @@ def stop(services: list[Service], grace: float = 3.0) -> None:
 
 
 def signal_and_wait(pids: list[int], grace: float = 3.0) -> None:
-    """Terminate process groups, then kill what outlives the grace."""
+    """Terminate process groups, then kill what outlives the grace.
+
+    A service is its whole group: its leader (a restart loop) may be
+    gone while the process it ran still shuts down, and a service that
+    is "stopped" while it still runs would be started twice.
+    """
     for pid in pids:
         _kill_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(map(alive, pids)):
+    while time.monotonic() < deadline and any(map(_group_alive, pids)):
         time.sleep(0.02)
-    for pid in filter(alive, pids):
+    for pid in filter(_group_alive, pids):
         _kill_group(pid, signal.SIGKILL)
     deadline = time.monotonic() + 2
-    while time.monotonic() < deadline and any(map(alive, pids)):
+    while time.monotonic() < deadline and any(map(_group_alive, pids)):
         time.sleep(0.02)
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while any live (not zombie) process is in the group."""
+    alive(pgid)  # reap the leader if it is our own child
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def alive(pid: int) -> bool:

@@ -45,6 +45,7 @@ class Timings:
     relist_backoff_max: float = 8.0  # client-go re-list backoff cap: 30
     reboot_delay: float = 2.0  # how long a rebooted lab node stays down
     restart_delay: float = 2.0  # systemd RestartSec of the k3s unit: 5
+    startup: float = 3.0  # k3s start until it listens (not on first boot)
 
     @classmethod
     def from_mapping(cls, raw: object) -> "Timings":

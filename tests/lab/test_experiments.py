@@ -67,3 +67,47 @@ def test_buggy_release_deviates_on_exactly_the_at_risk_nodes(tmp_path):
     assert {n for n, v in nodes.items() if v["at_risk"]} == AT_RISK
     faults = journal["chaosk3s"]["faults"]
     assert faults and all(f["ended_at"] for f in faults)
+
+
+# Nodes an experiment stops itself until its rollback, which may not be
+# Ready yet when the journal is written.
+STOPPED_BY_THE_METHOD = {"server-cp-1", "server-etcd-0"}
+# experiment, fixed release (completes), affected release (deviates), and
+# the nodes the affected release leaves unrecovered.
+PAIRS = [
+    ("node_restart.json", "v1.28.15+k3s1", "v1.28.14+k3s1",
+     {"server-etcd-1", "server-etcd-2"}),
+    ("control_plane_outage.json", "v1.31.4+k3s1", "v1.31.3+k3s1", AT_RISK),
+    ("join_server_outage.json", "v1.31.7+k3s1", "v1.31.6+k3s1", None),
+]
+
+
+@pytest.mark.parametrize("experiment,fixed,_affected,_stuck", PAIRS)
+def test_other_experiments_complete_on_fixed_releases(
+        tmp_path, experiment, fixed, _affected, _stuck):
+    result, journal = chaos_run(tmp_path, experiment,
+                                f"lab_k3s_version={fixed}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert journal["status"] == "completed" and not journal["deviated"]
+
+
+@pytest.mark.parametrize("experiment,_fixed,affected,stuck", PAIRS)
+def test_other_experiments_deviate_on_affected_releases(
+        tmp_path, experiment, _fixed, affected, stuck):
+    result, journal = chaos_run(tmp_path, experiment,
+                                f"lab_k3s_version={affected}")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert journal["status"] == "completed" and journal["deviated"]
+    if stuck is not None:
+        nodes = journal["chaosk3s"]["nodes"]
+        unrecovered = {n for n, v in nodes.items() if not v["recovered"]}
+        assert unrecovered - STOPPED_BY_THE_METHOD == stuck
+
+
+def test_every_experiment_validates():
+    chaos = Path(sys.executable).parent / "chaos"
+    for experiment in sorted(EXPERIMENTS.glob("*.json")):
+        result = subprocess.run([str(chaos), "validate", str(experiment)],
+                                capture_output=True, text=True, timeout=60,
+                                check=False)
+        assert result.returncode == 0, (experiment.name, result.stderr)

@@ -9,8 +9,10 @@ import time
 
 import pytest
 
+from chaosk3s import probes
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import default_spec
+from chaosk3s.target import forget_targets
 from tests.lab.k3s_helpers import api, cut, heal, readiness, wait_for
 
 pytestmark = pytest.mark.lab
@@ -50,6 +52,7 @@ def test_fixed_releases_heal_after_the_partition(state_root, version):
 
 
 def test_buggy_release_stays_not_ready_until_restarted(state_root):
+    forget_targets()  # a new lab: no cached target of an earlier one
     lab, spec = _up("v1.28.14+k3s1")
     core = _partition_until_not_ready(lab, spec)
     heal(AT_RISK)
@@ -59,6 +62,9 @@ def test_buggy_release_stays_not_ready_until_restarted(state_root):
     assert ready["server-etcd-0"] == ready["server-cp-0"] == "True"
     log = lab.state.log("agent-0", "k3s").read_text()
     assert "apiserver disabled" in log
+    # The extension's probe sees why: connections held to server-etcd-0.
+    assert probes.nodes_pinned_to_etcd_only({"target": "lab"}) == sorted(
+        AT_RISK)
     # B6: restarting k3s on a stuck node recovers it from its saved list.
     lab.restart_node("agent-0", "k3s")
     wait_for(lambda: readiness(core)["agent-0"] == "True",

@@ -199,6 +199,14 @@ class EtcdClient:
             body["lease"] = str(lease)
         return _revision(await self.call("/v3/kv/put", body))
 
+    async def put_many(self, items: list[tuple[str, bytes | str]]) -> int:
+        """Put many keys in one transaction (etcd allows 128 operations
+        per transaction by default; callers batch below that)."""
+        reply = await self.call("/v3/kv/txn", {"success": [
+            {"request_put": {"key": _b64(k), "value": _b64(v)}}
+            for k, v in items]})
+        return _revision(reply)
+
     async def _txn(self, compare: dict, success: dict) -> dict:
         return await self.call("/v3/kv/txn", {
             "compare": [compare], "success": [success]})

@@ -23,6 +23,7 @@ from chaosk3s.lab.k3s.loadbalancer import LoadBalancer
 from chaosk3s.lab.k3s.supervisor import Supervisor, lab_ca_pem
 
 APIADDRESSES_KEY = "k3s/apiaddresses"
+SHUTDOWN_SECONDS = 1.0  # open requests get this long when k3s stops
 
 
 async def run(ctx: NodeContext) -> int:
@@ -30,6 +31,8 @@ async def run(ctx: NodeContext) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if await _starting_up(ctx, stop):
+        return 0
     if ctx.node.role == "control-plane" and not await bootstrap(ctx):
         return 1
     ctx.log.info("Starting k3s %s %s (%s)", ctx.release.version,
@@ -40,6 +43,24 @@ async def run(ctx: NodeContext) -> int:
         await stop.wait()
         ctx.log.info("Shutting down k3s")
     return 0
+
+
+async def _starting_up(ctx: NodeContext, stop: asyncio.Event) -> bool:
+    """A restarted K3s takes seconds before it listens again; that window
+    is what sends load balancers to their default server (#11311). The
+    lab's first boot skips it so `lab up` stays fast. True if stopped
+    while starting."""
+    marker = ctx.root / "var/lib/rancher/k3s/.chaosk3s-booted"
+    if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        return False
+    ctx.log.info("Starting k3s: listening in %gs", ctx.timings.startup)
+    try:
+        await asyncio.wait_for(stop.wait(), ctx.timings.startup)
+        return True
+    except TimeoutError:
+        return False
 
 
 class EmulatedNode:
@@ -60,9 +81,13 @@ class EmulatedNode:
         if ctx.node.runs_apiserver:
             apiserver = APIServer(ctx, self.etcd)
             await apiserver.start()
-            self.stack.push_async_callback(apiserver.close)
         if ctx.node.is_server:
             await self._serve(apiserver)
+        if apiserver:
+            # Closed before the HTTP server (callbacks run last-in first-
+            # out): it leaves the Endpoints and ends the watches that
+            # would otherwise hold the server's shutdown open.
+            self.stack.push_async_callback(apiserver.close)
         self._spawn(Kubelet(ctx).run())
 
     async def _start_agent_side(self) -> None:
@@ -89,7 +114,8 @@ class EmulatedNode:
             apiservers=self.apiservers, db_info=self.db_info,
             apiserver=apiserver)
         runner = web.AppRunner(supervisor.app(), access_log=None,
-                               handle_signals=False)
+                               handle_signals=False,
+                               shutdown_timeout=SHUTDOWN_SECONDS)
         await runner.setup()
         self.stack.push_async_callback(runner.cleanup)
         await web.TCPSite(runner, "0.0.0.0", SUPERVISOR_PORT).start()

@@ -1,0 +1,154 @@
+"""`chaosk3s gameday run|schedule|export`.
+
+Exit codes of `run` (see chaosk3s.gameday.runner): 0 all completed, 1 a
+deviation, 2 an error or a refusal (a bad plan included: it is rejected
+before anything runs), 3 skipped outside the windows (--only-in-window).
+"""
+
+import functools
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from chaosk3s.errors import ChaosK3sError, EnvironmentProblem
+from chaosk3s.gameday.plan import Plan, load_plan
+from chaosk3s.gameday.runner import (
+    EXIT_ERROR,
+    GamedayResult,
+    run_plan,
+    stderr_progress,
+)
+
+_PLAN = click.Path(exists=True, dir_okay=False)
+
+
+def _friendly(func):
+    """chaosk3s errors as one line and exit 2 (an error for a scheduler),
+    no traceback."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ChaosK3sError as exc:
+            click.echo(f"chaosk3s: error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+    return wrapper
+
+
+@click.group("gameday")
+def gameday_group() -> None:
+    """Scheduled game days: run a plan now, on a schedule, or export it."""
+
+
+def summary_lines(result: GamedayResult) -> list[str]:
+    counts = result.counts()
+    head = (f"game day {result.plan} on {result.target}: "
+            + (", ".join(f"{n} {status}" for status, n in counts.items())
+               or result.message or "nothing ran")
+            + f" (exit {result.exit_code})")
+    lines = [head]
+    for index, item in enumerate(result.experiments, 1):
+        where = f"  {item.report}" if item.report else ""
+        lines.append(f"  {index:02d} {item.experiment:<32} {item.status:<11}"
+                     f" {item.seconds:6.0f} s{where}")
+    if result.run_dir:
+        lines.append(f"reports: {result.run_dir}")
+    return lines
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGTERM/SIGINT end the run gracefully: the chaos run heals first."""
+    stop = threading.Event()
+
+    def handler(signum, _frame):
+        stderr_progress(f"received {signal.Signals(signum).name}: stopping "
+                        f"after healing")
+        stop.set()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+    return stop
+
+
+@gameday_group.command("run")
+@click.argument("plan_file", metavar="PLAN", type=_PLAN)
+@click.option("--only-in-window", is_flag=True,
+              help="Skip (exit 3) when now is outside the plan's windows, "
+                   "as the exported timers and CronJobs do.")
+@_friendly
+def run_command(plan_file: str, only_in_window: bool) -> None:
+    """Run the game day PLAN now, experiment by experiment."""
+    plan = load_plan(plan_file)
+    result = run_plan(plan, stop=_stop_on_signals(),
+                      only_in_window=only_in_window)
+    for line in summary_lines(result):
+        click.echo(line)
+    sys.exit(result.exit_code)
+
+
+@gameday_group.command("schedule")
+@click.argument("plan_file", metavar="PLAN", type=_PLAN)
+@_friendly
+def schedule_command(plan_file: str) -> None:
+    """Run PLAN on its schedule, in the foreground, until SIGTERM."""
+    from chaosk3s.gameday.schedule_loop import Scheduler
+    scheduler = Scheduler(load_plan(plan_file))
+    scheduler.install_signals()
+    sys.exit(scheduler.serve())
+
+
+@gameday_group.command("export")
+@click.argument("plan_file", metavar="PLAN", type=_PLAN)
+@click.option("--systemd", "systemd_dir", type=click.Path(file_okay=False),
+              help="Write a .service and a .timer unit into DIR.")
+@click.option("--cronjob", "cronjob_file", type=click.Path(dir_okay=False),
+              help="Write a Kubernetes CronJob (and its ConfigMap, "
+                   "ServiceAccount and RBAC) to FILE.")
+@click.option("--namespace", default="chaosk3s", show_default=True,
+              help="Namespace of the CronJob.")
+@click.option("--image", default=None,
+              help="Container image with chaostoolkit-k3s installed.")
+@_friendly
+def export_command(plan_file: str, systemd_dir: str | None,
+                   cronjob_file: str | None, namespace: str,
+                   image: str | None) -> None:
+    """Hand PLAN's schedule to systemd or to Kubernetes."""
+    if bool(systemd_dir) == bool(cronjob_file):
+        raise click.UsageError("give exactly one of --systemd DIR or "
+                               "--cronjob FILE")
+    plan = load_plan(plan_file)
+    if systemd_dir:
+        _export_systemd(plan, Path(systemd_dir))
+    else:
+        _export_cronjob(plan, Path(cronjob_file), namespace, image)
+
+
+def _export_systemd(plan: Plan, directory: Path) -> None:
+    from chaosk3s.gameday.export import verify_units, write_systemd
+    paths = write_systemd(plan, directory)
+    for path in paths:
+        click.echo(f"wrote {path}")
+    try:
+        verify_units(paths)
+        click.echo("systemd-analyze verify: ok")
+    except EnvironmentProblem as exc:
+        click.echo(f"chaosk3s: warning: {exc}", err=True)
+
+
+def _export_cronjob(plan: Plan, path: Path, namespace: str,
+                    image: str | None) -> None:
+    from chaosk3s.gameday.cronjob import KUBERNETES_VERSION, write_cronjob
+    documents = write_cronjob(plan, path, namespace, image)
+    if plan.target == "lab":
+        click.echo("chaosk3s: warning: the plan's target is the lab, which "
+                   "needs a privileged pod; the CronJob is meant for an "
+                   "inventory target", err=True)
+    kinds = ", ".join(d["kind"] for d in documents)
+    click.echo(f"wrote {path} ({kinds}; valid against the Kubernetes "
+               f"{KUBERNETES_VERSION} schema)")
+
+
+if __name__ == "__main__":
+    gameday_group()

@@ -1,0 +1,32 @@
+"""Webhook notifications: a JSON POST on start, deviation and finish.
+
+A notification must never decide a game day: it has a short timeout and
+its failures are reported on the progress stream, not raised.
+"""
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+WEBHOOK_TIMEOUT = 5  # seconds; a slow receiver must not delay the chaos
+
+
+def notify(url: str | None, payload: dict,
+           progress: Callable[[str], None]) -> bool:
+    """POST payload to url; True if it answered 2xx."""
+    if not url:
+        return False
+    request = urllib.request.Request(
+        url, data=json.dumps(payload, default=str).encode(), method="POST",
+        headers={"Content-Type": "application/json",
+                 "User-Agent": "chaosk3s-gameday"})
+    try:
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as reply:
+            reply.read(0)
+        return True
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        progress(f"webhook {payload.get('event')} to {url} failed "
+                 f"(ignored): {reason}")
+        return False

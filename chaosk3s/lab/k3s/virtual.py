@@ -1,0 +1,117 @@
+"""Virtual nodes: Node objects with no machine behind them (like kwok).
+
+One process keeps thousands of them alive by writing their Node and Lease
+objects straight into etcd in batched transactions, so probes can be
+measured on clusters of thousands of nodes without thousands of kubelets
+on a 2-core machine. Through the API they look like any agent: labelled
+`chaosk3s.io/virtual=true`, Ready, leases renewed every
+`node_status_update`. The inventory does not list them, so no fault is
+ever planned on them.
+
+Run as the lab service `virtual`: python -m chaosk3s.lab.k3s.virtual
+--state-dir DIR --node NODE (the node whose namespace it runs in).
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+from chaosk3s.lab.k3s.apiserver_store import _encode, now_rfc3339
+from chaosk3s.lab.k3s.context import NodeContext
+from chaosk3s.lab.k3s.etcdclient import EtcdClient, EtcdError
+from chaosk3s.lab.k3s.kubelet import now_rfc3339 as micro_now
+from chaosk3s.lab.state import LabState
+
+BATCH = 100  # puts per etcd transaction (etcd's default cap is 128)
+NODE_KEY = "/registry/minions/"
+LEASE_KEY = "/registry/leases/kube-node-lease/"
+VIRTUAL_LABEL = "chaosk3s.io/virtual"
+
+
+def virtual_names(count: int) -> list[str]:
+    return [f"virtual-{index:05d}" for index in range(count)]
+
+
+def node_object(name: str, version: str, now: str) -> dict:
+    ready = {"type": "Ready", "status": "True", "reason": "KubeletReady",
+             "message": "kubelet is posting ready status",
+             "lastHeartbeatTime": now, "lastTransitionTime": now}
+    return {"metadata": {"name": name, "uid": str(uuid.uuid4()),
+                         "creationTimestamp": now,
+                         "labels": {"kubernetes.io/hostname": name,
+                                    "kubernetes.io/os": "linux",
+                                    VIRTUAL_LABEL: "true"},
+                         "annotations": {"k3s.io/node-args": json.dumps(
+                             ["agent", "--token", "********"])}},
+            "apiVersion": "v1", "kind": "Node", "spec": {},
+            "status": {"conditions": [ready],
+                       "nodeInfo": {"kubeletVersion": version}}}
+
+
+def lease_object(name: str, duration: int, renew: str) -> dict:
+    return {"metadata": {"name": name, "namespace": "kube-node-lease"},
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "spec": {"holderIdentity": name,
+                     "leaseDurationSeconds": duration, "renewTime": renew}}
+
+
+async def _write(etcd: EtcdClient, items: list[tuple[str, bytes]]) -> None:
+    for start in range(0, len(items), BATCH):
+        await etcd.put_many(items[start:start + BATCH])
+
+
+async def keep_alive(ctx: NodeContext, stop: asyncio.Event) -> None:
+    names = virtual_names(ctx.spec.virtual_nodes)
+    etcd = EtcdClient(ctx.etcd_endpoints)
+    duration = int(ctx.timings.node_monitor_grace)
+    try:
+        now = now_rfc3339()
+        await _write(etcd, [(NODE_KEY + n, _encode(node_object(
+            n, ctx.release.version, now))) for n in names])
+        ctx.log.info("registered %d virtual nodes", len(names))
+        while not stop.is_set():
+            renew = micro_now(micro=True)
+            try:
+                await _write(etcd, [(LEASE_KEY + n, _encode(lease_object(
+                    n, duration, renew))) for n in names])
+            except EtcdError as exc:
+                ctx.log.warning("renewing virtual leases: %s", exc)
+            try:
+                await asyncio.wait_for(stop.wait(),
+                                       ctx.timings.node_status_update)
+            except TimeoutError:
+                pass
+    finally:
+        await etcd.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="chaosk3s.lab.k3s.virtual")
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--node", required=True)
+    args = parser.parse_args()
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    state = LabState(Path(args.state_dir))
+    spec, _phase = state.load()
+    ctx = NodeContext(spec=spec, node=spec.node(args.node), state=state,
+                      log=logging.getLogger("virtual"))
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await keep_alive(ctx, stop)
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""The extension against the lab: faults never outlive their run, bad
+input changes nothing, real clients see what the probes see."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chaosk3s import actions, probes
+from chaosk3s.errors import ChaosK3sError, SpecError
+from chaosk3s.run import end_run
+from chaosk3s.target import forget_targets
+from tests.lab.conftest import netns_exec
+from tests.lab.k3s_helpers import wait_for
+
+pytestmark = pytest.mark.lab
+
+CONFIG = {"target": "lab"}
+
+
+@pytest.fixture(scope="module")
+def lab(default_lab, tmp_path_factory):
+    ledger = tmp_path_factory.mktemp("ledger")
+    os.environ["CHAOSK3S_LEDGER_DIR"] = str(ledger)
+    yield default_lab
+    forget_targets()
+    end_run()
+    os.environ.pop("CHAOSK3S_LEDGER_DIR", None)
+
+
+def chaosk3s_rules(lab) -> dict[str, str]:
+    """Every node's iptables lines that mention CHAOSK3S."""
+    found = {}
+    for node in lab.spec().nodes:
+        rules = netns_exec(node.name, "iptables", "-S").stdout
+        mine = [r for r in rules.splitlines() if "CHAOSK3S" in r]
+        if mine:
+            found[node.name] = "\n".join(mine)
+    return found
+
+
+def all_rules(lab) -> dict[str, list[str]]:
+    """Every rule of every table on every node (no dates or counters)."""
+    return {n.name: [re.sub(r"\[\d+:\d+\]", "", line) for line in
+                     netns_exec(n.name, "iptables-save").stdout.splitlines()
+                     if not line.startswith("#")]
+            for n in lab.spec().nodes}
+
+
+def _experiment(tmp_path: Path, hold: float, ttl: float) -> Path:
+    path = tmp_path / "hold.json"
+    path.write_text(json.dumps({
+        "title": "hold a partition", "description": "test",
+        "configuration": {"target": "lab"},
+        "controls": [{"name": "chaosk3s", "provider": {
+            "type": "python", "module": "chaosk3s.control"}}],
+        "runtime": {"rollbacks": {"strategy": "always"}},
+        "method": [
+            {"type": "action", "name": "cut", "provider": {
+                "type": "python", "module": "chaosk3s.actions",
+                "func": "partition_roles", "arguments": {
+                    "group": "agent", "peers": "control-plane",
+                    "ttl": ttl}}},
+            {"type": "probe", "name": "hold", "provider": {
+                "type": "python", "module": "chaosk3s.probes",
+                "func": "nodes_not_ready_within",
+                "arguments": {"seconds": hold}}}],
+        "rollbacks": [{"type": "action", "name": "heal", "provider": {
+            "type": "python", "module": "chaosk3s.actions",
+            "func": "heal_partitions"}}]}))
+    return path
+
+
+def _start_run(tmp_path: Path, hold: float, ttl: float
+               ) -> subprocess.Popen:
+    chaos = Path(sys.executable).parent / "chaos"
+    return subprocess.Popen([str(chaos), "run", str(_experiment(
+        tmp_path, hold, ttl))], cwd=tmp_path, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+
+
+def test_kill_9_during_partition_expires_on_the_nodes(lab, tmp_path):
+    run = _start_run(tmp_path, hold=120, ttl=6)
+    try:
+        wait_for(lambda: chaosk3s_rules(lab), 30, "the partition applied")
+        applied = time.monotonic()
+        run.send_signal(signal.SIGKILL)
+        run.wait(10)
+        wait_for(lambda: not chaosk3s_rules(lab), 15,
+                 "the rules expiring on the nodes")
+        assert time.monotonic() - applied < 6 + 5
+    finally:
+        run.kill()
+    partial = json.loads((tmp_path / "journal.json").read_text())
+    assert "status" not in partial and partial["run"]  # journal-so-far
+    assert partial["chaosk3s"]["faults"][0]["kind"] == "partition"
+    wait_for(lambda: probes.all_nodes_ready(configuration=CONFIG), 30,
+             "every node Ready after the expiry")
+    from tests.conftest import run_cli
+    cleanup = run_cli("cleanup")
+    assert cleanup.returncode == 0, cleanup.stderr
+    assert "none remain" in cleanup.stdout
+    assert chaosk3s_rules(lab) == {}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_heals_before_exit(lab, tmp_path, sig):
+    run = _start_run(tmp_path, hold=120, ttl=300)
+    try:
+        wait_for(lambda: chaosk3s_rules(lab), 30, "the partition applied")
+        run.send_signal(sig)
+        run.wait(60)
+    finally:
+        run.kill()
+    assert chaosk3s_rules(lab) == {}  # healed before the process ended
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert journal["status"] == "interrupted"
+    fault = journal["chaosk3s"]["faults"][0]
+    assert fault["ended_at"], fault
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: actions.partition_roles("name:nobody", "control-plane",
+                                     configuration=CONFIG),
+     "matches no node"),
+    (lambda: actions.partition_roles("workers", "control-plane",
+                                     configuration=CONFIG),
+     "unknown node group 'workers'"),
+    (lambda: actions.partition_roles("etcd", "etcd", configuration=CONFIG),
+     "without quorum"),
+    (lambda: actions.stop_k3s("etcd", configuration=CONFIG),
+     "no quorum"),
+    (lambda: actions.partition_roles("agent", "control-plane",
+                                     direction="sideways",
+                                     configuration=CONFIG),
+     "direction"),
+])
+def test_bad_requests_change_nothing(lab, call, message):
+    before = all_rules(lab)
+    with pytest.raises(ChaosK3sError, match=message):
+        call()
+    assert all_rules(lab) == before
+    assert probes.active_faults(configuration=CONFIG) == []
+
+
+def test_unreachable_node_in_inventory_changes_nothing(lab, tmp_path):
+    inventory = tmp_path / "inventory.yaml"
+    # agent-1 claims to be reachable over SSH at an address nobody has.
+    raw = yaml.safe_load(lab.state.inventory.read_text())
+    for node in raw["nodes"]:
+        if node["name"] == "agent-1":
+            node["transport"] = {"type": "ssh", "host": "10.213.11.250",
+                                 "options": {"ConnectTimeout": "2"}}
+    inventory.write_text(yaml.safe_dump(raw))
+    before = all_rules(lab)
+    started = time.monotonic()
+    with pytest.raises(ChaosK3sError, match="agent-1"):
+        actions.partition_roles("agent", "control-plane",
+                                configuration={"target": str(inventory)})
+    assert time.monotonic() - started < 20
+    assert all_rules(lab) == before
+
+
+def test_partition_heal_and_probes_on_the_lab(lab):
+    config = CONFIG
+    assert probes.at_risk_nodes(config) == [
+        "agent-0", "agent-1", "server-etcd-1", "server-etcd-2"]
+    assert probes.nodes_pinned_to_etcd_only(config) == []
+    assert probes.etcd_quorum_healthy(config) is True
+    cp = lab.spec().node("server-cp-0").address
+    done = actions.partition_roles("name:agent-0", "control-plane",
+                                   mode="reject", ttl=120,
+                                   configuration=config)
+    try:
+        assert done["nodes"] == ["agent-0"]
+        assert done["peers"] == ["server-cp-0"]
+        active = probes.active_faults(config)
+        assert [f["node"] for f in active] == ["agent-0"]
+        refused = netns_exec("agent-0", sys.executable, "-c",
+                             "import socket; s=socket.socket(); "
+                             "s.settimeout(3); "
+                             f"print(s.connect_ex(('{cp}', 6443)))")
+        assert refused.stdout.strip() == "111"  # ECONNREFUSED, at once
+    finally:
+        actions.heal_partitions(configuration=config)
+    assert probes.active_faults(config) == []
+    result = probes.wait_for_nodes_ready(30, "all", configuration=config)
+    assert result["all_ready"], result
+    wait_for(lambda: probes.nodes_pinned_to_etcd_only(config) == [], 20,
+             "no node pinned to the etcd-only server (fixed release)")
+
+
+def test_real_clients_agree_with_the_probes(lab):
+    env = {**os.environ, "KUBECONFIG": str(lab.state.kubeconfig)}
+    kubectl = Path(sys.executable).parent / "kubectl"
+    out = subprocess.run([str(kubectl), "get", "nodes", "-o", "wide"],
+                         capture_output=True, text=True, env=env,
+                         check=True, timeout=30).stdout
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert rows["server-cp-0"][1] == "Ready"
+    assert rows["server-cp-0"][2] == "control-plane,master"
+    assert rows["server-etcd-1"][2] == "etcd"
+    assert rows["agent-0"][2] == "<none>"
+    code = ("from chaosk8s.node.probes import "
+            "all_nodes_must_be_ready_to_schedule as p; print(p())")
+    chaosk8s = subprocess.run([sys.executable, "-c", code], env=env,
+                              capture_output=True, text=True, timeout=60,
+                              check=True).stdout.strip()
+    assert chaosk8s == "True" and probes.all_nodes_ready(
+        configuration=CONFIG) is True
+
+
+def test_bad_target_is_a_clear_error(lab, tmp_path):
+    with pytest.raises(SpecError, match="cannot read inventory"):
+        probes.all_nodes_ready(configuration={"target": str(
+            tmp_path / "missing.yaml")})
