@@ -152,7 +152,7 @@ def _node_command(action: str, nodes: str, one_at_a_time: bool,
     target = get_target(configuration)
     target.check_allowed(force)
     # Starting needs no API: it may be what brings the API back.
-    topology = target.topology(wait=0 if action == "start" else 20)
+    topology = target.topology(wait=0 if action == "start" else 10)
     chosen = target.reachable(select(topology, nodes))
     if action in ("stop", "reboot", "restart") and not one_at_a_time:
         check_stop_quorum(topology, [n.name for n in chosen], force)

@@ -76,13 +76,16 @@ class Kube:
             reply.release_conn()
 
     def _open(self, method: str, timeout: float | tuple, **kwargs):
-        """The raw response of the first context whose server answers."""
+        """The raw response of a CoreV1Api call, first context that
+        answers."""
+        return self._first_answer(lambda core: getattr(core, method)(
+            _preload_content=False, _request_timeout=timeout, **kwargs))
+
+    def _first_answer(self, call):
         errors = []
         for context in self.contexts:
             try:
-                return getattr(self._core(context), method)(
-                    _preload_content=False, _request_timeout=timeout,
-                    **kwargs)
+                return call(self._core(context))
             except ApiException as exc:
                 if exc.status and exc.status < 500:
                     raise

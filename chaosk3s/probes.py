@@ -51,7 +51,6 @@ def nodes_not_ready(nodes: str = "all", label_selector: str = "",
                   if state.ready != "True"
                   and (wanted is None or state.name in wanted))
 
-
 def api_server_available(timeout: float = 30,
                          configuration: dict = None) -> bool:
     """True as soon as any API server of the target answers a node list;

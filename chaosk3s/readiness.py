@@ -35,7 +35,7 @@ class ReadinessWatch:
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name="chaosk3s-readiness")
 
-    def start(self, timeout: float = 15) -> "ReadinessWatch":
+    def start(self, timeout: float = 10) -> "ReadinessWatch":
         self._thread.start()
         if not self._listed.wait(timeout):
             self.stop()

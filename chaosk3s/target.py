@@ -58,7 +58,7 @@ class Target:
     def kube(self) -> Kube:
         return Kube(self.inventory.kubeconfig, list(self.inventory.contexts))
 
-    def topology(self, wait: float = 20) -> Topology:
+    def topology(self, wait: float = 10) -> Topology:
         """Read fresh from the API (nodes come and go), riding out a
         brief outage such as a control-plane restart for `wait` s. With
         the whole control plane down, fall back to the inventory's own

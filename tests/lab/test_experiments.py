@@ -67,6 +67,32 @@ def test_buggy_release_deviates_on_exactly_the_at_risk_nodes(tmp_path):
     assert {n for n, v in nodes.items() if v["at_risk"]} == AT_RISK
     faults = journal["chaosk3s"]["faults"]
     assert faults and all(f["ended_at"] for f in faults)
+    screenshot_real_report(tmp_path)
+
+
+def screenshot_real_report(tmp_path: Path) -> None:
+    """The HTML report of this real lab run renders in real Chromium."""
+    from chaosk3s.report import render_journal
+    from tests.unit.test_report_browser import (
+        CHROMIUM,
+        DEVIATED_RGB,
+        SHOT_SIZE,
+        chromium,
+        png_pixels,
+    )
+    page = render_journal(tmp_path / "journal.json", tmp_path)
+    html = page.read_text()
+    assert all(name in html for name in AT_RISK) and "deviated" in html
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (scripts/setup installs it)")
+    shot = tmp_path / "lab-report.png"
+    chromium(page, tmp_path, f"--screenshot={shot}",
+             f"--window-size={SHOT_SIZE[0]},{SHOT_SIZE[1]}")
+    _width, _height, bpp, lines = png_pixels(shot.read_bytes(), rows=300)
+    pixels = [line[i:i + 3] for line in lines
+              for i in range(0, len(line), bpp)]
+    assert sum(1 for p in pixels if tuple(p) == DEVIATED_RGB) > 50_000
+    assert len(set(pixels)) > 200
 
 
 # Nodes an experiment stops itself until its rollback, which may not be

@@ -221,3 +221,21 @@ def test_bad_target_is_a_clear_error(lab, tmp_path):
     with pytest.raises(SpecError, match="cannot read inventory"):
         probes.all_nodes_ready(configuration={"target": str(
             tmp_path / "missing.yaml")})
+
+
+def test_plan_prints_rules_and_changes_nothing(lab):
+    from tests.conftest import run_cli
+    before = all_rules(lab)
+    result = run_cli("plan", str(Path(__file__).resolve().parents[2] /
+                                 "experiments" / "etcd_only_partition.json"))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    cp = lab.spec().node("server-cp-0").address
+    for node in ("agent-0", "agent-1", "server-etcd-1", "server-etcd-2"):
+        assert f"== {node} (chain CHAOSK3S-" in out
+    assert f"-d {cp}/32" in out and "server-etcd-0 (chain" not in out
+    assert all_rules(lab) == before
+    refused = run_cli("plan", "--var", "partition_seconds", str(
+        Path(__file__).resolve().parents[2] / "experiments" /
+        "etcd_only_partition.json"))
+    assert refused.returncode != 0 and "KEY=VALUE" in refused.stderr

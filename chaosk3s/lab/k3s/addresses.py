@@ -101,6 +101,9 @@ class AddressSync:
         self._session: aiohttp.ClientSession | None = None
         self._debounce: asyncio.Task | None = None
         self._poll: asyncio.Task | None = None
+        # Set once the first supervisor list is in the LB: K3s starts the
+        # kubelet only after its tunnel setup got that list.
+        self.ready = asyncio.Event()
 
     async def run(self) -> None:
         async with aiohttp.ClientSession(trust_env=False) as session:
@@ -110,6 +113,7 @@ class AddressSync:
                     self._adopt(await self._wait_for_etcd())
                 self._adopt(await self._wait_for_supervisor())
                 self._tunnels.sync(self._lb.addresses)
+                self.ready.set()
                 await self._list_and_watch()
             finally:
                 for task in (self._debounce, self._poll):

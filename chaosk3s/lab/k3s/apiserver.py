@@ -228,7 +228,9 @@ class APIServer:
         if predicate is not None:
             items = [obj for obj in items if predicate(obj)]
         if table_wanted:
-            return _json(table(target.res, items, str(revision)))
+            return _json(table(target.res, items, str(revision),
+                               include_object=query.get("includeObject",
+                                                        "Metadata")))
         return _json({"kind": f"{target.res.kind}List",
                       "apiVersion": target.res.api_version,
                       "metadata": {"resourceVersion": str(revision)},

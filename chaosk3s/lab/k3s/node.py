@@ -70,6 +70,7 @@ class EmulatedNode:
         self.etcd = EtcdClient(ctx.etcd_endpoints) if ctx.node.is_server \
             else None
         self.lb: LoadBalancer | None = None
+        self.addresses_ready: asyncio.Event | None = None
 
     async def start(self) -> None:
         ctx = self.ctx
@@ -88,7 +89,7 @@ class EmulatedNode:
             # out): it leaves the Endpoints and ends the watches that
             # would otherwise hold the server's shutdown open.
             self.stack.push_async_callback(apiserver.close)
-        self._spawn(Kubelet(ctx).run())
+        self._spawn(self._run_kubelet())
 
     async def _start_agent_side(self) -> None:
         ctx = self.ctx
@@ -107,6 +108,7 @@ class EmulatedNode:
             else None
         sync = addresses.AddressSync(ctx, self.lb, tunnels, reader)
         self._spawn(sync.run())
+        self.addresses_ready = sync.ready
 
     async def _serve(self, apiserver: APIServer | None) -> None:
         supervisor = Supervisor(
@@ -119,6 +121,11 @@ class EmulatedNode:
         await runner.setup()
         self.stack.push_async_callback(runner.cleanup)
         await web.TCPSite(runner, "0.0.0.0", SUPERVISOR_PORT).start()
+
+    async def _run_kubelet(self) -> None:
+        if self.addresses_ready is not None:
+            await self.addresses_ready.wait()
+        await Kubelet(self.ctx).run()
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.create_task(coroutine)

@@ -33,6 +33,22 @@ LEASE_KEY = "/registry/leases/kube-node-lease/"
 VIRTUAL_LABEL = "chaosk3s.io/virtual"
 
 
+# What a K3s node reports about its images (the system charts' images), so
+# a virtual Node weighs what a real one does for clients that read it.
+_IMAGES = [{"names": [f"docker.io/rancher/mirrored-{name}@sha256:{'0' * 64}",
+                      f"docker.io/rancher/mirrored-{name}:{tag}"],
+            "sizeBytes": size}
+           for name, tag, size in [
+               ("coredns-coredns", "1.11.3", 18562039),
+               ("library-traefik", "2.11.10", 48497409),
+               ("metrics-server", "v0.7.2", 19494617),
+               ("local-path-provisioner", "v0.0.30", 20450478),
+               ("library-busybox", "1.36.1", 2159900),
+               ("pause", "3.6", 301463),
+               ("klipper-helm", "v0.9.3-build20241008", 71119466),
+               ("klipper-lb", "v0.4.9", 4990278)]]
+
+
 def virtual_names(count: int) -> list[str]:
     return [f"virtual-{index:05d}" for index in range(count)]
 
@@ -49,8 +65,16 @@ def node_object(name: str, version: str, now: str) -> dict:
                          "annotations": {"k3s.io/node-args": json.dumps(
                              ["agent", "--token", "********"])}},
             "apiVersion": "v1", "kind": "Node", "spec": {},
-            "status": {"conditions": [ready],
-                       "nodeInfo": {"kubeletVersion": version}}}
+            "status": {"conditions": [ready], "images": _IMAGES,
+                       "addresses": [{"type": "Hostname", "address": name}],
+                       "nodeInfo": {
+                           "kubeletVersion": version,
+                           "kubeProxyVersion": version,
+                           "containerRuntimeVersion": "virtual://0",
+                           "osImage": "chaosk3s virtual node",
+                           "kernelVersion": "none", "operatingSystem": "linux",
+                           "architecture": "amd64", "machineID": name,
+                           "systemUUID": name, "bootID": name}}}
 
 
 def lease_object(name: str, duration: int, renew: str) -> dict:
