@@ -1,29 +1,17 @@
 """The chaosk3s command."""
 
 import dataclasses
-import functools
-import sys
 import time
 
 import click
 
-from chaosk3s.errors import ChaosK3sError
+from chaosk3s.clitools import friendly
 from chaosk3s.gameday.cli import gameday_group
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import load_spec
 from chaosk3s.report.cli import report_command
 
-
-def _friendly(func):
-    """Print chaosk3s errors as one clear line and exit 1, no traceback."""
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except ChaosK3sError as exc:
-            click.echo(f"chaosk3s: error: {exc}", err=True)
-            sys.exit(1)
-    return wrapper
+_friendly = friendly()
 
 
 def _progress(message: str) -> None:

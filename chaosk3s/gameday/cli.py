@@ -5,7 +5,6 @@ deviation, 2 an error or a refusal (a bad plan included: it is rejected
 before anything runs), 3 skipped outside the windows (--only-in-window).
 """
 
-import functools
 import signal
 import sys
 import threading
@@ -13,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from chaosk3s.errors import ChaosK3sError, EnvironmentProblem
+from chaosk3s.clitools import friendly
+from chaosk3s.errors import EnvironmentProblem
 from chaosk3s.gameday.plan import Plan, load_plan
 from chaosk3s.gameday.runner import (
     EXIT_ERROR,
@@ -25,17 +25,7 @@ from chaosk3s.gameday.runner import (
 _PLAN = click.Path(exists=True, dir_okay=False)
 
 
-def _friendly(func):
-    """chaosk3s errors as one line and exit 2 (an error for a scheduler),
-    no traceback."""
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except ChaosK3sError as exc:
-            click.echo(f"chaosk3s: error: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
-    return wrapper
+_friendly = friendly(EXIT_ERROR)
 
 
 @click.group("gameday")

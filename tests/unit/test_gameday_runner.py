@@ -22,14 +22,16 @@ OK_EXPERIMENT = {
     "configuration": {
         "target": {"type": "env", "key": "CHAOSK3S_TARGET",
                    "default": "lab"},
-        "code": 0, "nap": 0, "marker": "/nonexistent"},
+        "code": 0, "nap": 0, "marker": ""},
     "steady-state-hypothesis": {"title": "exit code", "probes": [
         {"type": "probe", "name": "code", "tolerance": 0,
          "provider": {"type": "process", "path": "sh",
                       "arguments": "-c 'exit ${code}'"}}]},
     "method": [{"type": "action", "name": "nap", "provider": {
         "type": "process", "path": "sh",
-        "arguments": "-c 'touch ${marker}; sleep ${nap}'"}}]}
+        # no marker by default: nothing is ever written outside tmp_path
+        "arguments": "-c '[ -z \"${marker}\" ] || touch \"${marker}\"; "
+                     "sleep ${nap}'"}}]}
 # Deviates: the method creates the file the hypothesis wants absent.
 DEVIATING = {**OK_EXPERIMENT, "title": "tiny deviating",
              "steady-state-hypothesis": {"title": "no marker", "probes": [
