@@ -8,7 +8,6 @@ endpoints on loopback).
 
 import asyncio
 import json
-import logging
 import socket
 import time
 import warnings
@@ -33,40 +32,23 @@ from chaosk3s.lab.k3s.tunnel import (
 from chaosk3s.lab.releases import BUGGY, FIX1, REWORK
 from chaosk3s.lab.spec import DEFAULT_NODES, parse_spec
 from chaosk3s.lab.state import LabState
+from tests.unit.asynctools import Recorder, make_log, run
 
 VERSIONS = {BUGGY: "v1.28.14+k3s1", FIX1: "v1.28.15+k3s1",
             REWORK: "v1.31.4+k3s1"}
 TIMINGS = {"endpoint_debounce": 1.0, "apiservers_poll": 0.2,
            "relist_backoff_max": 8.0, "tunnel_heartbeat": 0.5,
            "tunnel_reconnect": 0.3}
-TEST_DEADLINE = 40.0
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web.NotAppKeyWarning")
 
 
-def run(scenario) -> None:
-    asyncio.run(asyncio.wait_for(scenario(), TEST_DEADLINE))
-
-
-class Recorder(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-    def matching(self, text: str) -> list[str]:
-        return [line for line in self.lines if text in line]
 
 
 def context(tmp_path, family: str, node: str) -> tuple[NodeContext, Recorder]:
     spec = parse_spec({"nodes": DEFAULT_NODES, "timings": TIMINGS,
                        "k3s_version": VERSIONS[family]})
-    log = logging.getLogger(f"test.addr.{node}.{time.monotonic_ns()}")
-    log.setLevel(logging.DEBUG)
-    rec = Recorder()
-    log.addHandler(rec)
+    log, rec = make_log(f"addr.{node}")
     return NodeContext(spec=spec, node=spec.node(node),
                        state=LabState(tmp_path), log=log), rec
 

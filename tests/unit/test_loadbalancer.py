@@ -15,10 +15,10 @@ from contextlib import AsyncExitStack
 from chaosk3s.lab.k3s.loadbalancer import LoadBalancer
 from chaosk3s.lab.releases import BUGGY, FIX1, REWORK
 from chaosk3s.lab.spec import Timings
+from tests.unit.asynctools import make_log, run
 
 FAST = Timings(lb_health_interval=0.2, lb_dial_timeout=1.0)
 K3S = Timings(lb_health_interval=1.0, lb_dial_timeout=1.0)  # the real 1 s
-TEST_DEADLINE = 40.0
 
 
 class Echo:
@@ -84,8 +84,6 @@ class Client:
         return line == b"still-there\n"
 
 
-def run(scenario) -> None:
-    asyncio.run(asyncio.wait_for(scenario(), TEST_DEADLINE))
 
 
 def free_address(host: str) -> str:
@@ -95,24 +93,6 @@ def free_address(host: str) -> str:
         return f"{host}:{sock.getsockname()[1]}"
 
 
-class Recorder(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-    def has(self, text: str) -> bool:
-        return any(text in line for line in self.lines)
-
-
-def make_log(name: str) -> tuple[logging.Logger, Recorder]:
-    log = logging.getLogger(f"test.lb.{name}.{time.monotonic_ns()}")
-    log.setLevel(logging.DEBUG)
-    recorder = Recorder()
-    log.addHandler(recorder)
-    return log, recorder
 
 
 async def lb_for(stack: AsyncExitStack, default: str, family: str,

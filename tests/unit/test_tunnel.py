@@ -6,7 +6,6 @@ only the heartbeat deadline can notice.
 """
 
 import asyncio
-import logging
 import socket
 import time
 import warnings
@@ -27,36 +26,16 @@ from chaosk3s.lab.k3s.tunnel import (
 )
 from chaosk3s.lab.releases import BUGGY, FIX1
 from chaosk3s.lab.spec import Timings
+from tests.unit.asynctools import Recorder, make_log, run
 
 T = Timings(tunnel_heartbeat=0.5, tunnel_reconnect=0.3,
             lb_health_interval=1.0, lb_dial_timeout=2.0)
-TEST_DEADLINE = 40.0
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web.NotAppKeyWarning")
 
 
-def run(scenario) -> None:
-    asyncio.run(asyncio.wait_for(scenario(), TEST_DEADLINE))
 
 
-class Recorder(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-    def count(self, text: str) -> int:
-        return sum(text in line for line in self.lines)
-
-
-def make_log(name: str) -> tuple[logging.Logger, Recorder]:
-    log = logging.getLogger(f"test.tunnel.{name}.{time.monotonic_ns()}")
-    log.setLevel(logging.DEBUG)
-    recorder = Recorder()
-    log.addHandler(recorder)
-    return log, recorder
 
 
 def bound_socket(host: str, port: int = 0) -> socket.socket:
