@@ -46,6 +46,7 @@ class _State:
         self.journal_path = _journal_path()
         self.nodes_at_start: dict = {}
         self.interrupted = False
+        self.final_nodes: list | None = None  # at the steady state after
 
 
 _state: _State | None = None
@@ -138,6 +139,10 @@ def after_hypothesis_control(context: dict, state: dict = None,
     states = _state.partial.get("steady_states", {})
     key = "before" if states.get("before") is None else "after"
     states[key] = state
+    if key == "after" and _state.run is not None:
+        # "recovered" means by itself: judged here, before rollbacks.
+        _state.final_nodes = journal_section.read_nodes(
+            get_target(_state.configuration).kube)
     _write_partial()
 
 
@@ -182,7 +187,8 @@ def _section() -> dict:
         target=target, nodes=_state.nodes_at_start,
         timeline=list(_state.watch.timeline) if _state.watch else [],
         faults=_state.run.ledger.entries(),
-        kube=get_target(_state.configuration).kube)
+        kube=get_target(_state.configuration).kube,
+        final=_state.final_nodes)
 
 
 def _rollbacks() -> list:

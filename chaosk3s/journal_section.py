@@ -43,15 +43,22 @@ def node_summary(name: str, timeline: list[dict], faults: list[dict],
             if recovered and not_ready_at else None}
 
 
-def build(target: str, nodes: dict[str, Node], timeline: list[dict],
-          faults: list[dict], kube: Kube) -> dict:
-    """The section, with each node's final state read fresh from the API.
-    If no API server answers, no node counts as recovered: from the
-    cluster's point of view none is Ready."""
+def read_nodes(kube: Kube) -> list[dict]:
+    """The Node objects now; none when no API server answers."""
     try:
-        items = kube.list_nodes()["items"]
+        return kube.list_nodes()["items"]
     except (KubeUnavailable, OSError):
-        items = []
+        return []
+
+
+def build(target: str, nodes: dict[str, Node], timeline: list[dict],
+          faults: list[dict], kube: Kube,
+          final: list[dict] | None = None) -> dict:
+    """The section. `recovered` is judged on `final`, the nodes as they
+    were when the steady state was checked after the method (before
+    rollbacks put things back), else read now. If no API server answers,
+    no node counts as recovered: from the cluster's view none is Ready."""
+    items = final if final is not None else read_nodes(kube)
     states = {i["metadata"]["name"]: node_state(i) for i in items}
     at_risk = {n.name for n in _at_risk(nodes)}
     summary = {}
