@@ -130,10 +130,11 @@ def test_other_experiments_deviate_on_affected_releases(
         assert unrecovered - STOPPED_BY_THE_METHOD == stuck
 
 
-def test_every_experiment_validates():
+def test_every_experiment_validates(tmp_path):
     chaos = Path(sys.executable).parent / "chaos"
     for experiment in sorted(EXPERIMENTS.glob("*.json")):
+        # cwd: chaos writes its chaostoolkit.log where it runs
         result = subprocess.run([str(chaos), "validate", str(experiment)],
                                 capture_output=True, text=True, timeout=60,
-                                check=False)
+                                check=False, cwd=tmp_path)
         assert result.returncode == 0, (experiment.name, result.stderr)
