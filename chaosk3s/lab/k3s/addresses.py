@@ -153,15 +153,19 @@ class AddressSync:
                 self._lb.set_default(addresses[0])
         self._lb.update(addresses)
 
+    async def _get_json(self, path: str) -> object:
+        """GET path through the LB; a non-200 answer raises with the
+        Status message (e.g. "apiserver disabled")."""
+        async with self._session.get(
+                self._base + path, timeout=self._request_timeout()) as resp:
+            body = await resp.text()
+            if resp.status != 200:
+                raise aiohttp.ClientError(_message(body, resp.status))
+            return json.loads(body)
+
     async def _get_apiservers(self) -> list[str] | None:
         try:
-            async with self._session.get(
-                    self._base + APISERVERS_PATH,
-                    timeout=self._request_timeout()) as resp:
-                body = await resp.text()
-                if resp.status != 200:
-                    raise aiohttp.ClientError(_message(body, resp.status))
-                answer = json.loads(body)
+            answer = await self._get_json(APISERVERS_PATH)
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             self._log.info("Failed to retrieve list of apiservers from "
                            "server: %s", _why(exc))
@@ -184,13 +188,7 @@ class AddressSync:
         if self._ctx.release.family == REWORK:
             self._start_apiservers_poll()
         try:
-            async with self._session.get(
-                    self._base + ENDPOINTS_PATH,
-                    timeout=self._request_timeout()) as resp:
-                body = await resp.text()
-                if resp.status != 200:
-                    raise aiohttp.ClientError(_message(body, resp.status))
-                doc = json.loads(body)
+            doc = await self._get_json(ENDPOINTS_PATH)
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             self._log.warning("failed to list *v1.Endpoints: %s",
                               _why(exc))
