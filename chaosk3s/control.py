@@ -5,8 +5,9 @@
 - Refuses a target not on its allowed list before the hypothesis runs.
 - Watches node readiness for the whole run and writes it, with every
   fault, into journal.json under the `chaosk3s` key.
-- Writes the journal-so-far after each activity, so a killed run still
-  leaves a partial journal.
+- Writes the journal-so-far when the experiment starts, after each
+  activity and whenever a fault is recorded, so a killed run still leaves
+  a partial journal.
 - Heals everything the run injected in `cleanup_control`, whatever the
   rollback strategy and however the run ended.
 
@@ -47,6 +48,7 @@ class _State:
         self.nodes_at_start: dict = {}
         self.interrupted = False
         self.final_nodes: list | None = None  # at the steady state after
+        self.last_nodes: list = []  # as last read, for in-activity writes
 
 
 _state: _State | None = None
@@ -77,6 +79,7 @@ def _prepare(configuration: dict, experiment: dict) -> None:
     target = get_target(configuration)
     target.check_allowed(bool(configuration.get("force")))
     _state.run = begin_run(name)
+    _state.run.ledger.on_change = lambda: _write_partial(read_nodes=False)
     _state.nodes_at_start = {n.name: n for n in target.topology().nodes}
     _state.watch = ReadinessWatch(target.kube).start()
     _state.partial = {"chaoslib-version": None, "experiment": experiment,
@@ -94,6 +97,7 @@ def before_experiment_control(context: dict, **_kwargs) -> None:
     if _state.problem:
         raise InterruptExecution(f"chaosk3s refused to run: "
                                  f"{_state.problem}")
+    _write_partial()
 
 
 def before_activity_control(context: dict, **_kwargs) -> None:
@@ -180,7 +184,7 @@ def cleanup_control(**_kwargs) -> None:
 
 
 # -- journal ---------------------------------------------------------------
-def _section() -> dict:
+def _section(final: list | None = None) -> dict:
     target = _state.configuration.get("target") or target_name(
         _state.configuration)
     return journal_section.build(
@@ -188,7 +192,7 @@ def _section() -> dict:
         timeline=list(_state.watch.timeline) if _state.watch else [],
         faults=_state.run.ledger.entries(),
         kube=get_target(_state.configuration).kube,
-        final=_state.final_nodes)
+        final=_state.final_nodes if final is None else final)
 
 
 def _rollbacks() -> list:
@@ -207,11 +211,19 @@ def _journal_path() -> Path:
     return Path("journal.json")
 
 
-def _write_partial() -> None:
+def _write_partial(read_nodes: bool = True) -> None:
+    """read_nodes=False while a fault is being applied: an API read
+    there would delay the fault (or hang on the very outage it causes),
+    so the nodes as last read stand in."""
     if _state.run is None:
         return
+    if read_nodes and _state.final_nodes is None:
+        _state.last_nodes = journal_section.read_nodes(
+            get_target(_state.configuration).kube)
     # No status and no end: readers take it for an unfinished run.
-    journal = {**_state.partial, "chaosk3s": _section()}
+    final = _state.final_nodes
+    journal = {**_state.partial, "chaosk3s": _section(
+        final=_state.last_nodes if final is None else final)}
     try:
         tmp = _state.journal_path.with_suffix(".partial.tmp")
         tmp.write_text(json.dumps(journal, indent=2, default=str))

@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,9 @@ def new_run_id() -> str:
 class Ledger:
     run_id: str
     target: str
+    # Called after every write: the control mirrors the ledger into the
+    # journal-so-far, so a run killed mid-apply still shows the fault.
+    on_change: Callable[[], None] | None = None
 
     @property
     def path(self) -> Path:
@@ -47,6 +51,8 @@ class Ledger:
                                    "target": self.target,
                                    "faults": faults}, indent=2))
         tmp.replace(self.path)
+        if self.on_change is not None:
+            self.on_change()
 
     def next_fault_id(self) -> str:
         return f"{self.run_id}{len(self.entries()) + 1}"
