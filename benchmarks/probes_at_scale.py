@@ -5,7 +5,8 @@ Run as root, with no lab up:
 
 Brings up the default lab plus N virtual nodes, then measures, each as the
 median of --runs:
-- listing every node through the API (GET /api/v1/nodes, raw HTTP);
+- listing every node through the API (GET /api/v1/nodes, raw HTTP), as a
+  NodeList and as the Table `kubectl get nodes` (and chaosk3s) asks for;
 - chaosk3s.probes.all_nodes_ready against chaostoolkit-kubernetes'
   all_nodes_must_be_ready_to_schedule, in the same run;
 - the delay from a Ready transition stored by the API (PATCH returns) to
@@ -25,7 +26,7 @@ from pathlib import Path
 import requests
 
 from chaosk3s import probes
-from chaosk3s.kube import Kube
+from chaosk3s.kube import TABLE_ACCEPT, Kube
 from chaosk3s.lab.access import api_urls
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import DEFAULT_NODES, parse_spec
@@ -122,6 +123,11 @@ def run(args, state: LabState, spec) -> None:
     print(f"machine: {os.cpu_count()} cores; {total} nodes "
           f"({args.virtual} virtual); median of {args.runs}")
     print(f"GET /api/v1/nodes: {listing:.3f}s "
+          f"({len(reply.content) / 1e6:.1f} MB)")
+    rows, reply = timed(lambda: _http.get(
+        f"{url}/api/v1/nodes?includeObject=None", timeout=30,
+        headers={"Accept": TABLE_ACCEPT}), args.runs)
+    print(f"GET /api/v1/nodes as a Table: {rows:.3f}s "
           f"({len(reply.content) / 1e6:.1f} MB)")
     config = {"target": "lab"}
     ours, ready = timed(lambda: probes.all_nodes_ready(

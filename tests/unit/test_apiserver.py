@@ -1,6 +1,8 @@
 """The emulated API server over real HTTP and real etcd, exercised with
 the official kubernetes client and kubectl."""
 
+import base64
+import json
 import subprocess
 import threading
 
@@ -128,6 +130,53 @@ def test_list_selectors(api):
     with pytest.raises(ApiException) as bad:
         v1.list_node(label_selector="role in (a")
     assert bad.value.status == 400
+
+
+def test_lists_see_every_write_at_once(etcd_single, api_factory):
+    """Lists come from a cache: writes through another API server and
+    straight into etcd (as virtual nodes make them) must show at once."""
+    reader = api_factory(etcd_single.endpoints)
+    writer = api_factory(etcd_single.endpoints, node="server-cp-1")
+    etcd = etcd_single.endpoints[0]
+    table = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+
+    def listed() -> tuple[dict, dict]:
+        items = _http.get(reader.url + "/api/v1/nodes", timeout=10).json()
+        rows = _http.get(reader.url + "/api/v1/nodes?includeObject=None",
+                         headers=table, timeout=10).json()["rows"]
+        return ({n["metadata"]["name"]: n for n in items["items"]},
+                {r["cells"][0]: r["cells"][1] for r in rows})
+
+    def etcd_put(name: str, ready: str) -> int:
+        key = base64.b64encode(f"/registry/minions/{name}".encode())
+        value = base64.b64encode(json.dumps(node_body(name, ready=ready))
+                                 .encode())
+        reply = _http.post(etcd + "/v3/kv/put", timeout=10, json={
+            "key": key.decode(), "value": value.decode()}).json()
+        return int(reply["header"]["revision"])
+
+    for name in ("a", "b"):
+        _http.post(writer.url + "/api/v1/nodes", json=node_body(name),
+                   timeout=10).raise_for_status()
+    assert listed()[1] == {"a": "Ready", "b": "Ready"}
+    _http.patch(writer.url + "/api/v1/nodes/b/status", timeout=10,
+                headers={"Content-Type": "application/merge-patch+json"},
+                json={"status": {"conditions": [
+                    {"type": "Ready", "status": "False"}]}}
+                ).raise_for_status()
+    _http.delete(writer.url + "/api/v1/nodes/a", timeout=10
+                 ).raise_for_status()
+    put_at = etcd_put("c", "Unknown")
+    items, rows = listed()
+    assert rows == {"b": "NotReady", "c": "NotReady"}
+    assert items["c"]["metadata"]["resourceVersion"] == str(put_at)
+    stored = _http.get(writer.url + "/api/v1/nodes/b", timeout=10).json()
+    assert items["b"] == stored
+    # One key gone and one new: the count alone would not tell.
+    _http.delete(writer.url + "/api/v1/nodes/c", timeout=10
+                 ).raise_for_status()
+    etcd_put("d", "True")
+    assert listed()[1] == {"b": "NotReady", "d": "Ready"}
 
 
 def test_strategic_merge_patch_of_status(api):

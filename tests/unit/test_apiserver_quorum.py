@@ -15,6 +15,7 @@ def test_quorum_loss_fails_reads_and_writes(etcd_factory, api_factory):
     api = api_factory(cluster.endpoints)
     nodes = api.url + "/api/v1/nodes"
     assert _http.post(nodes, json=node_body("before"), timeout=10).ok
+    assert _http.get(nodes, timeout=10).ok  # the list cache is filled
     cluster.stop_member(1)
     cluster.stop_member(2)
     for reply in (_http.get(nodes, timeout=30),

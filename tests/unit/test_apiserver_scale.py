@@ -48,8 +48,9 @@ def _fill(endpoint: str) -> None:
 
 def test_list_5000_nodes(api, etcd_single):
     _fill(etcd_single.endpoints[0])
-    timings = []
-    for accept in ("application/json",
+    timings = []  # each form twice: the first fills the list cache
+    for accept in ("application/json", "application/json",
+                   "application/json;as=Table;v=v1;g=meta.k8s.io",
                    "application/json;as=Table;v=v1;g=meta.k8s.io"):
         began = time.monotonic()
         reply = _http.get(api.url + "/api/v1/nodes?limit=500", timeout=30,
@@ -58,6 +59,7 @@ def test_list_5000_nodes(api, etcd_single):
         assert reply.status_code == 200
         body = reply.json()
         assert len(body.get("items", body.get("rows"))) == NODES
-    print(f"listed {NODES} nodes: json {timings[0]:.2f}s, "
-          f"table {timings[1]:.2f}s")
+    print(f"listed {NODES} nodes: json {timings[0]:.2f}s then "
+          f"{timings[1]:.2f}s, table {timings[2]:.2f}s then "
+          f"{timings[3]:.2f}s")
     assert max(timings) < LIST_BUDGET

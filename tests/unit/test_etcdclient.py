@@ -54,8 +54,13 @@ def test_kv_operations(etcd_single):
         prev, _ = await c.delete("/t/a", mod_revision=swapped)
         assert prev.value == b"3"
         assert (await c.delete("/t/missing"))[0] is None
-        assert await c.changed_since("/t/", swapped) == (1, 0, await
-                                                          c.revision())
+        # The count is of the whole prefix; only newer keys come back.
+        assert await c.changes_since("/t/", swapped) == (
+            [], 1, await c.revision())
+        added = await c.put("/t/c", "4")
+        changed, count, read_rev = await c.changes_since("/t/", swapped)
+        assert ([(k.key, k.value, k.mod_revision) for k in changed],
+                count, read_rev) == ([("/t/c", b"4", added)], 2, added)
     run(_with_client(etcd_single.endpoints, body))
 
 

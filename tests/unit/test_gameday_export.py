@@ -17,6 +17,7 @@ from chaosk3s.gameday.export import (
 )
 from chaosk3s.gameday.plan import Schedule, load_plan
 from chaosk3s.gameday.schedule import occurrences
+from chaosk3s.inventory import parse_inventory
 from tests.unit.test_gameday_plan import EXAMPLE
 from tests.unit.test_gameday_runner import (  # noqa: F401 - fixture
     OK_EXPERIMENT,
@@ -123,6 +124,55 @@ def test_export_cronjob_is_valid_and_complete(tmp_path):
     exported = load_plan(tmp_path / "plan.yaml")
     assert [e.path.name for e in exported.experiments] == [
         "01-etcd_only_partition.json", "02-node_restart.json"]
+
+
+def test_export_cronjob_gives_the_pod_its_service_account_and_keys(
+        tmp_path):
+    """The pod has no kubeconfig and none of this machine's files: the
+    inventory drops kubeconfig and contexts, and its SSH keys come from
+    a Secret the operator creates (the keys are not in the export)."""
+    key, jump_key = tmp_path / "id_ed25519", tmp_path / "jump key"
+    key.write_text("PRIVATE KEY MATERIAL\n")
+    jump_key.write_text("OTHER PRIVATE KEY\n")
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump({
+        "cluster": "prod-k3s", "kubeconfig": str(tmp_path / "kubeconfig"),
+        "contexts": ["a", "b"],
+        "defaults": {"transport": {"type": "ssh", "user": "ops",
+                                   "key_file": str(key)}},
+        "nodes": [
+            {"name": "server-etcd-0", "role": "etcd", "address": "10.0.0.1"},
+            {"name": "agent-0", "role": "agent", "address": "10.0.0.2",
+             "transport": {"type": "ssh", "key_file": str(jump_key)}},
+            {"name": "agent-1", "role": "agent", "address": "10.0.0.3",
+             "transport": {"type": "ssh", "key_file": str(key)}}]}))
+    plan = write_plan(tmp_path, [(OK_EXPERIMENT, {})],
+                      target=str(inventory))
+    out = tmp_path / "cronjob.yaml"
+    done = run_cli("export", str(plan), "--cronjob", str(out),
+                   "--namespace", "chaos")
+    assert done.returncode == 0, done.stderr
+    assert "PRIVATE KEY" not in out.read_text()
+    secret = "chaosk3s-gameday-tiny-ssh"
+    assert (f"kubectl -n chaos create secret generic {secret} "
+            f"--from-file=key-1={key} --from-file=key-2='{jump_key}'"
+            ) in done.stdout
+    docs = list(yaml.safe_load_all(out.read_text()))
+    validate_documents(docs)
+    by_kind = {d["kind"]: d for d in docs}
+    pod = by_kind["CronJob"]["spec"]["jobTemplate"]["spec"]["template"][
+        "spec"]
+    assert {"name": "ssh", "secret": {"secretName": secret,
+                                      "defaultMode": 0o400}} in pod["volumes"]
+    assert {"name": "ssh", "mountPath": "/etc/chaosk3s/ssh",
+            "readOnly": True} in pod["containers"][0]["volumeMounts"]
+    exported = parse_inventory(yaml.safe_load(
+        by_kind["ConfigMap"]["data"]["inventory.yaml"]), "exported")
+    assert (exported.kubeconfig, exported.contexts) == (None, (None,))
+    assert {n.name: n.access.key_file for n in exported.nodes.values()} == {
+        "server-etcd-0": "/etc/chaosk3s/ssh/key-1",
+        "agent-0": "/etc/chaosk3s/ssh/key-2",
+        "agent-1": "/etc/chaosk3s/ssh/key-1"}
 
 
 def test_schema_validation_rejects_a_broken_document():

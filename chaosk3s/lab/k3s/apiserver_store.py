@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from chaosk3s.lab.k3s.apiserver_cache import Entry, PrefixCache, decode
 from chaosk3s.lab.k3s.apiserver_resources import (
     ApiError,
     Resource,
@@ -35,31 +36,9 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def decode(kv: KV) -> dict:
-    """The stored object with its resourceVersion filled in."""
-    obj = json.loads(kv.value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
-    return obj
-
-
-_META = b'{"metadata":{'
-
-
-def raw_with_rv(kv: KV) -> bytes:
-    """The stored JSON with its resourceVersion spliced in, unparsed.
-
-    Lists are the hot path (thousands of virtual nodes); values written
-    by _encode start with metadata, others are parsed and re-encoded.
-    """
-    if kv.value.startswith(_META) and kv.value[len(_META):][:1] == b'"':
-        rv = b'"resourceVersion":"%d",' % kv.mod_revision
-        return _META + rv + kv.value[len(_META):]
-    return json.dumps(decode(kv), separators=(",", ":")).encode()
-
-
 def _encode(obj: dict) -> bytes:
     # Like Kubernetes, never store the resourceVersion inside the value;
-    # metadata goes first so raw_with_rv can splice it back.
+    # metadata goes first so the list cache can splice it back unparsed.
     meta = obj.get("metadata", {})
     stored = {"metadata": {k: v for k, v in meta.items()
                            if k != "resourceVersion"}, **{
@@ -82,6 +61,7 @@ class Store:
 
     def __init__(self, etcd: EtcdClient):
         self.etcd = etcd
+        self._caches: dict[str, PrefixCache] = {}
 
     async def _etcd(self, coro):
         try:
@@ -104,17 +84,19 @@ class Store:
     async def get(self, res: Resource, ns: str | None, name: str) -> dict:
         return decode(await self.get_kv(res, ns, name))
 
-    async def list_raw(self, res: Resource, ns: str | None
-                       ) -> tuple[list[bytes], int]:
-        kvs, revision = await self._etcd(
-            self.etcd.range_prefix(res.prefix(ns)))
-        return [raw_with_rv(kv) for kv in kvs], revision
+    async def list_entries(self, res: Resource, ns: str | None
+                           ) -> tuple[list[Entry], int]:
+        """Every object of a collection, from the list cache (which reads
+        etcd with quorum first), and the list's revision."""
+        prefix = res.prefix(ns)
+        if prefix not in self._caches:
+            self._caches[prefix] = PrefixCache(self.etcd, prefix)
+        return await self._etcd(self._caches[prefix].entries())
 
     async def list(self, res: Resource, ns: str | None
                    ) -> tuple[list[dict], int]:
-        kvs, revision = await self._etcd(
-            self.etcd.range_prefix(res.prefix(ns)))
-        return [decode(kv) for kv in kvs], revision
+        entries, revision = await self.list_entries(res, ns)
+        return [entry.object() for entry in entries], revision
 
     async def create(self, res: Resource, ns: str | None, obj: dict
                      ) -> dict:

@@ -174,18 +174,19 @@ class EtcdClient:
         reply = await self.call("/v3/kv/range", body)
         return [_kv(raw) for raw in reply.get("kvs") or []], _revision(reply)
 
-    async def changed_since(self, prefix: str, revision: int
-                            ) -> tuple[int, int, int]:
-        """(total keys, keys modified after revision, read revision).
+    async def changes_since(self, prefix: str, revision: int
+                            ) -> tuple[list[KV], int, int]:
+        """(keys modified after revision, with values; total keys under
+        prefix; read revision), in one quorum read.
 
-        A quorum read that transfers no values: lets a cache prove it is
-        current without reading the whole prefix.
+        etcd counts the whole range before it drops the older keys, so a
+        cache can tell from the count whether keys were deleted.
         """
         reply = await self.call("/v3/kv/range", {
             "key": _b64(prefix), "range_end": prefix_end(prefix),
-            "keys_only": True, "min_mod_revision": revision + 1})
-        return (int(reply.get("count", 0)), len(reply.get("kvs") or []),
-                _revision(reply))
+            "min_mod_revision": revision + 1})
+        return ([_kv(raw) for raw in reply.get("kvs") or []],
+                int(reply.get("count", 0)), _revision(reply))
 
     async def revision(self) -> int:
         """The cluster's current revision, read with quorum."""
