@@ -140,10 +140,12 @@ def _heal_now() -> None:
 
 def after_hypothesis_control(context: dict, state: dict = None,
                              **_kwargs) -> None:
+    if _state is None or _state.run is None:
+        return  # refused before the run began: nothing to record
     states = _state.partial.get("steady_states", {})
     key = "before" if states.get("before") is None else "after"
     states[key] = state
-    if key == "after" and _state.run is not None:
+    if key == "after":
         # "recovered" means by itself: judged here, before rollbacks.
         _state.final_nodes = journal_section.read_nodes(
             get_target(_state.configuration).kube)
@@ -152,6 +154,8 @@ def after_hypothesis_control(context: dict, state: dict = None,
 
 def after_activity_control(context: dict, state: dict = None,
                            **_kwargs) -> None:
+    if _state is None or _state.run is None:
+        return  # refused before the run began: nothing to record
     if state is not None and context in _rollbacks():
         _state.partial["rollbacks"].append(state)
     elif state is not None:

@@ -115,6 +115,14 @@ def wait_supervisor(node: NodeSpec, deadline: float) -> None:
     _wait_answer(node, "/ping", deadline, lambda r: r.text == "pong")
 
 
+def wait_registered(node: NodeSpec, deadline: float) -> None:
+    """Until the node's API server lists itself among the apiservers
+    (it is in the `kubernetes` Endpoints that K3s mirrors into etcd)."""
+    address = f"{node.address}:{SUPERVISOR_PORT}"
+    _wait_answer(node, "/v1-k3s/apiservers", deadline,
+                 lambda r: r.ok and address in (r.json() or []))
+
+
 def wait_serving(node: NodeSpec, deadline: float) -> None:
     """Until k3s on a server serves: /ping, and /readyz where an API
     server runs. A k3s that crash-loops (K3s #11333) never gets there."""

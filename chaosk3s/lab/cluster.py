@@ -10,6 +10,7 @@ from chaosk3s.errors import EnvironmentProblem, LabStateError, SpecError
 from chaosk3s.lab import etcd, hostnet, procs, ssh
 from chaosk3s.lab.access import (
     wait_all_ready,
+    wait_registered,
     wait_serving,
     wait_supervisor,
     write_access_files,
@@ -99,8 +100,18 @@ class Lab:
         first = next(n for n in spec.nodes if n.server is None)
         procs.start(self._service(spec, first, "k3s"))
         wait_supervisor(first, started + timeout)
+        # The first API server registered before any other, so etcd-only
+        # servers (whose load-balancer default becomes the first address
+        # they read) always pick the same one: experiments that stop the
+        # API servers in turn then mean the same thing on every run.
+        api_first = next((n for n in spec.nodes if n.runs_apiserver), None)
+        if api_first is not None and api_first is not first:
+            procs.start(self._service(spec, api_first, "k3s"))
+        if api_first is not None:
+            wait_registered(api_first, started + timeout)
         for node in spec.nodes:
-            procs.start(self._service(spec, node, "k3s"))
+            if node not in (first, api_first):
+                procs.start(self._service(spec, node, "k3s"))
         if spec.virtual_nodes:
             progress(f"registering {spec.virtual_nodes} virtual nodes")
             procs.start(self._service(spec, first, "virtual"))
