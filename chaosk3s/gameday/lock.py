@@ -9,7 +9,10 @@ Two locks, both taken before anything runs:
   It is taken with create or a compare-and-update on resourceVersion,
   renewed while the game day runs, and released at the end. A lease whose
   renewTime + leaseDurationSeconds has passed belongs to a dead runner
-  and is taken over.
+  and is taken over, once it has also stayed unchanged for one renewal
+  interval measured on this machine: renewTime is the holder's clock, so
+  a live holder whose clock runs behind ours is not mistaken for a dead
+  one (client-go's leader election avoids the same trap the same way).
 
 The lab exists only on this machine and, when its experiments start it
 themselves, only during each experiment: the file lock is the whole lock
@@ -42,6 +45,9 @@ LEASE_SECONDS = 120  # a dead runner's lease is free after this
 RENEW_SECONDS = LEASE_SECONDS // 4
 API_TIMEOUT = 10
 RETRY_SECONDS = 5  # between renewal attempts while the API is away
+# How long a lease that looks expired must stay unchanged before it is
+# taken over: a live holder renews within this.
+CONFIRM_SECONDS = RENEW_SECONDS + RETRY_SECONDS
 
 
 class LockHeld(ChaosK3sError):
@@ -128,9 +134,12 @@ class LeaseLock:
     def __init__(self, kube: Kube, identity: str,
                  duration: int = LEASE_SECONDS,
                  clock: Callable[[], datetime] = utc_now,
-                 name: str = LEASE_NAME, namespace: str = LEASE_NAMESPACE):
+                 name: str = LEASE_NAME, namespace: str = LEASE_NAMESPACE,
+                 sleep: Callable[[float], None] = time.sleep,
+                 progress: Callable[[str], None] = lambda _message: None):
         self.kube, self.identity, self.duration = kube, identity, duration
         self.clock, self.name, self.namespace = clock, name, namespace
+        self.sleep, self.progress = sleep, progress
         self.renewed: datetime | None = None
 
     def _call(self, method: str, **kwargs) -> dict:
@@ -191,6 +200,7 @@ class LeaseLock:
                 holder = self._held_by_other(lease)
                 if holder:
                     raise LockHeld(self._refusal(holder))
+                lease = self._confirm_stale(lease)
                 old = lease.get("spec") or {}
                 changed = old.get("holderIdentity") != self.identity
                 spec["leaseTransitions"] = (old.get("leaseTransitions")
@@ -205,6 +215,29 @@ class LeaseLock:
             raise LockHeld(self._refusal("another runner that took it at "
                                          "the same moment")) from None
         self.renewed = now
+
+    def _confirm_stale(self, lease: dict) -> dict:
+        """A lease another runner holds that looks expired by our clock:
+        taken over only if it stays unchanged for CONFIRM_SECONDS (or its
+        duration, if shorter) of our own time; LockHeld if it is renewed
+        meanwhile."""
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity")
+        if not holder or holder == self.identity:
+            return lease  # released, or ours from an earlier life
+        wait = min(CONFIRM_SECONDS, spec.get("leaseDurationSeconds") or 0)
+        self.progress(f"the Lease {self.namespace}/{self.name} of {holder} "
+                      f"looks expired (renewed {spec.get('renewTime')}); "
+                      f"taking it over if nobody renews it in {wait} s")
+        self.sleep(wait)
+        again = self.read()
+        version = lease["metadata"].get("resourceVersion")
+        if again is not None and again["metadata"].get(
+                "resourceVersion") != version:
+            raise LockHeld(self._refusal(
+                f"{holder}, which renewed it although it looked expired "
+                f"by this machine's clock: check that the clocks agree"))
+        return lease
 
     def _refusal(self, holder: str) -> str:
         return (f"another game day holds the Lease {self.namespace}/"
@@ -286,7 +319,7 @@ class GamedayLock:
                           f"alone guards it")
             return
         try:
-            lease = LeaseLock(kube, self.identity)
+            lease = LeaseLock(kube, self.identity, progress=self.progress)
             lease.acquire()
             self.lease = lease
         except BaseException:

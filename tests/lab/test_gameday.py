@@ -86,12 +86,14 @@ def test_lease_in_the_lab_refuses_then_stale_is_taken_over(
     assert refused.returncode == 2, refused.stderr
     assert "other-host/99/nightly/x" in refused.stderr
     assert not (private_dirs / "reports").exists()
-    # The other runner died 10 min ago: its lease is stale.
-    stale = LeaseLock(lab_kube(), "other-host/99/nightly/x", duration=60,
+    # The other runner died 10 min ago: its lease is stale (and stays
+    # unchanged for its 5 s, which the taker waits out).
+    stale = LeaseLock(lab_kube(), "other-host/99/nightly/x", duration=5,
                       clock=lambda: utc_now() - timedelta(minutes=10))
     stale.acquire()
     done = gameday(plan)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "looks expired" in done.stderr
     assert "holding the Lease kube-system/chaosk3s-gameday" in done.stderr
     spec = other.read()["spec"]
     assert spec["holderIdentity"] == ""  # released at the end

@@ -72,13 +72,30 @@ def test_stale_lease_of_a_dead_runner_is_taken_over(kube):
     dead = LeaseLock(kube, "dead-runner", duration=30,
                      clock=lambda: utc_now() - timedelta(minutes=10))
     dead.acquire()  # renewed 10 min ago, for 30 s: long expired
-    fresh = LeaseLock(kube, "fresh-runner")
+    waits = []
+    fresh = LeaseLock(kube, "fresh-runner", sleep=waits.append)
     fresh.acquire()
+    assert waits == [30]  # unchanged for its whole duration: taken
     spec = fresh.read()["spec"]
     assert spec["holderIdentity"] == "fresh-runner"
     assert spec["leaseTransitions"] == 1
     with pytest.raises(LockLost, match="fresh-runner"):
         dead.renew()  # the dead runner, back, learns it lost the lock
+
+
+def test_a_live_holder_whose_clock_is_behind_keeps_its_lease(kube):
+    """Its renewTime looks 10 min old here, but it renews while we
+    watch: refused, not taken over."""
+    behind = LeaseLock(kube, "slow-clock", duration=60,
+                       clock=lambda: utc_now() - timedelta(minutes=10))
+    behind.acquire()
+    messages = []
+    other = LeaseLock(kube, "other", sleep=lambda _s: behind.renew(),
+                      progress=messages.append)
+    with pytest.raises(LockHeld, match="check that the clocks agree"):
+        other.acquire()
+    assert "looks expired" in messages[0]
+    assert other.read()["spec"]["holderIdentity"] == "slow-clock"
 
 
 def test_a_held_lease_refuses_a_game_day_before_anything_runs(kube,
