@@ -15,6 +15,15 @@ from chaosk3s.lab.state import LabState
 pytestmark = pytest.mark.lab
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_lab_left_behind(tmp_path_factory):
+    """However the session ends (Ctrl-C kills the `chaos run` children
+    with SIGKILL), no lab outlives it: removed by the names it uses."""
+    yield
+    if hostnet.list_lab_namespaces() or hostnet.list_lab_links():
+        Lab(LabState(tmp_path_factory.mktemp("leftover") / "state")).down()
+
+
 @pytest.fixture
 def state_root(tmp_path, monkeypatch) -> Path:
     """A private state directory, also seen by CLI subprocesses."""
