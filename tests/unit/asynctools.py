@@ -11,6 +11,15 @@ def run(scenario) -> None:
     asyncio.run(asyncio.wait_for(scenario(), TEST_DEADLINE))
 
 
+async def until(condition, timeout: float, step: float = 0.02) -> float:
+    """Poll condition; return how long it took, fail after timeout."""
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < timeout, "condition not met"
+        await asyncio.sleep(step)
+    return time.monotonic() - start
+
+
 class Recorder(logging.Handler):
     """Keeps a logger's messages so tests can assert K3s's log lines."""
 

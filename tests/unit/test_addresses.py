@@ -32,7 +32,7 @@ from chaosk3s.lab.k3s.tunnel import (
 from chaosk3s.lab.releases import BUGGY, FIX1, REWORK
 from chaosk3s.lab.spec import DEFAULT_NODES, parse_spec
 from chaosk3s.lab.state import LabState
-from tests.unit.asynctools import Recorder, make_log, run
+from tests.unit.asynctools import Recorder, make_log, run, until
 
 VERSIONS = {BUGGY: "v1.28.14+k3s1", FIX1: "v1.28.15+k3s1",
             REWORK: "v1.31.4+k3s1"}
@@ -184,13 +184,6 @@ class Node:
         await self.tunnels.close()
         await self.lb.close()
 
-
-async def until(condition, timeout: float, step: float = 0.02) -> float:
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < timeout, "condition not met"
-        await asyncio.sleep(step)
-    return time.monotonic() - start
 
 
 async def setup(stack, tmp_path, family, node="agent-0", read_etcd=None):

@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack
 from chaosk3s.lab.k3s.loadbalancer import LoadBalancer
 from chaosk3s.lab.releases import BUGGY, FIX1, REWORK
 from chaosk3s.lab.spec import Timings
-from tests.unit.asynctools import make_log, run
+from tests.unit.asynctools import make_log, run, until
 
 FAST = Timings(lb_health_interval=0.2, lb_dial_timeout=1.0)
 K3S = Timings(lb_health_interval=1.0, lb_dial_timeout=1.0)  # the real 1 s
@@ -126,14 +126,6 @@ async def seen_by_health_loop(timings: Timings) -> None:
     """Let at least one health pass see the current state."""
     await asyncio.sleep(1.5 * timings.lb_health_interval)
 
-
-async def until(condition, timeout: float, step: float = 0.05) -> float:
-    """Poll condition; return how long it took, fail after timeout."""
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < timeout, "condition not met"
-        await asyncio.sleep(step)
-    return time.monotonic() - start
 
 
 async def failover_to_default(stack: AsyncExitStack, family: str):

@@ -26,7 +26,7 @@ from chaosk3s.lab.k3s.tunnel import (
 )
 from chaosk3s.lab.releases import BUGGY, FIX1
 from chaosk3s.lab.spec import Timings
-from tests.unit.asynctools import Recorder, make_log, run
+from tests.unit.asynctools import Recorder, make_log, run, until
 
 T = Timings(tunnel_heartbeat=0.5, tunnel_reconnect=0.3,
             lb_health_interval=1.0, lb_dial_timeout=2.0)
@@ -152,13 +152,6 @@ class Health:
         values = [ok for _t, a, ok in self.calls if a == address]
         return values[-1] if values else "none"
 
-
-async def until(condition, timeout: float, step: float = 0.02) -> float:
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < timeout, "condition not met"
-        await asyncio.sleep(step)
-    return time.monotonic() - start
 
 
 async def client(stack: AsyncExitStack, on_health) -> tuple[
