@@ -35,7 +35,9 @@ from chaosk3s.gameday.notify import notify
 from chaosk3s.gameday.plan import Experiment, Plan
 from chaosk3s.gameday.retention import apply_retention, new_run_dir
 from chaosk3s.gameday.schedule import in_window
-from chaosk3s.report import render_journal, update_index
+from chaosk3s.report import Journal, JournalError, load_journal, update_index
+from chaosk3s.report.render import render_report, write_atomically
+from chaosk3s.report.verdict import COMPLETED, INTERRUPTED
 
 EXIT_COMPLETED, EXIT_DEVIATED, EXIT_ERROR, EXIT_SKIPPED = 0, 1, 2, 3
 POLL_SECONDS = 0.5
@@ -211,12 +213,13 @@ def _run_one(plan: Plan, experiment: Experiment, index: int,
             start_new_session=True)
         lost = _wait(child, lock, stop, progress)
         _end_leftovers(child.pid)
-    outcome = classify(journal, child.returncode)
+    outcome, loaded = classify(journal, child.returncode)
     if lost:
         outcome.status, outcome.detail = "error", lost
     outcome.experiment = experiment.path.name
     outcome.seconds = round(time.monotonic() - began, 1)
-    outcome.report = _render(journal, run_dir, progress)
+    if loaded is not None:
+        outcome.report = _render(loaded, journal, run_dir, progress)
     progress(f"{label}: {outcome.status} in {outcome.seconds:.0f} s"
              f"{': ' + outcome.detail if outcome.detail else ''}")
     return outcome
@@ -261,39 +264,29 @@ def _end_leftovers(group: int) -> None:
         pass  # nothing left
 
 
-def classify(journal: Path, returncode: int | None) -> ExperimentResult:
-    """The experiment's outcome from its journal."""
+def classify(path: Path, returncode: int | None
+             ) -> tuple[ExperimentResult, Journal | None]:
+    """The experiment's outcome as its report's verdict states it (one
+    reading of the journal for the runner and the reviewer), and the
+    journal read."""
     try:
-        raw = json.loads(journal.read_text())
-    except (OSError, ValueError):
+        journal = load_journal(path)
+    except JournalError:
         return ExperimentResult("", "error", f"chaos run exited "
-                                f"{returncode} and left no journal")
-    status = raw.get("status")
-    if status in ("aborted", "interrupted"):
-        return ExperimentResult("", status, "the run did not finish",
-                                str(journal))
-    before = (raw.get("steady_states") or {}).get("before") or {}
-    if before.get("steady_state_met") is False:
-        # Chaos Toolkit calls this "completed": nothing was tested.
-        return ExperimentResult("", "failed", "the steady state did not "
-                                "hold before the method; nothing was "
-                                "injected", str(journal))
-    if raw.get("deviated"):
-        return ExperimentResult("", "deviated", "the steady state did not "
-                                "hold after the method", str(journal))
-    if status == "completed":
-        return ExperimentResult("", "completed", "", str(journal))
-    return ExperimentResult("", "failed" if status else "error",
-                            f"status {status or 'missing (unfinished run)'}"
-                            , str(journal))
+                                f"{returncode} and left no journal"), None
+    kind = journal.verdict.kind
+    if kind == INTERRUPTED and journal.status == "aborted":
+        kind = "aborted"
+    detail = "" if kind == COMPLETED else journal.verdict.reason
+    return ExperimentResult("", kind, detail, str(path)), journal
 
 
-def _render(journal: Path, run_dir: Path,
+def _render(journal: Journal, path: Path, run_dir: Path,
             progress: Callable[[str], None]) -> str | None:
-    if not journal.exists():
-        return None
+    target = run_dir / f"{path.stem}.html"
     try:
-        return str(render_journal(journal, run_dir))
+        write_atomically(target, render_report(journal))
     except (ChaosK3sError, OSError) as exc:
-        progress(f"could not render {journal.name}: {exc}")
+        progress(f"could not render {path.name}: {exc}")
         return None
+    return str(target)

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from chaosk3s.gameday.plan import load_plan
-from chaosk3s.gameday.runner import run_plan
+from chaosk3s.gameday.runner import classify, run_plan
+from chaosk3s.report.samples import lab_journal
 
 # A steady state that holds while `code` is 0; `nap` seconds of method.
 OK_EXPERIMENT = {
@@ -210,3 +211,25 @@ def test_bad_plan_is_refused_before_anything_runs(tmp_path):
     assert done.returncode == 2
     assert "experiments[1].vars.no_such_key" in done.stderr
     assert not marker.exists() and not (tmp_path / "reports").exists()
+
+
+@pytest.mark.parametrize(("changes", "status"), [
+    ({}, "completed"),
+    ({"deviated": True}, "deviated"),
+    # A probe after the method raised: Chaos Toolkit writes both.
+    ({"deviated": True, "status": "failed"}, "failed"),
+    ({"status": "aborted"}, "aborted"),
+    ({"end": None}, "interrupted"),  # no end: a partial journal
+])
+def test_the_runner_judges_a_journal_as_its_report_does(tmp_path, changes,
+                                                         status):
+    path = tmp_path / "journal.json"
+    path.write_text(json.dumps({**lab_journal(buggy=bool(changes)),
+                                **changes}))
+    outcome, journal = classify(path, 0)
+    assert outcome.status == status
+    assert journal.verdict.kind in (status, "interrupted")
+    assert outcome.detail == ("" if status == "completed"
+                              else journal.verdict.reason)
+    missing, none = classify(tmp_path / "absent.json", 2)
+    assert (missing.status, none) == ("error", None)
