@@ -61,38 +61,35 @@ class Kube:
     def __init__(self, kubeconfig: str | None, contexts: list[str | None]):
         self.kubeconfig = kubeconfig
         self.contexts = contexts or [None]
-        self._clients: dict[str | None, client.CoreV1Api] = {}
+        self._clients: dict[str | None, client.ApiClient] = {}
 
-    def _core(self, context: str | None) -> client.CoreV1Api:
+    def _client(self, context: str | None) -> client.ApiClient:
         if context not in self._clients:
-            self._clients[context] = client.CoreV1Api(
-                _api_client(self.kubeconfig, context))
+            self._clients[context] = _api_client(self.kubeconfig, context)
         return self._clients[context]
 
-    def api_client(self, context: str | None) -> client.ApiClient:
-        """One context's ApiClient, for API groups beyond core/v1 (the
-        game-day Lease lock uses coordination.k8s.io/v1)."""
-        return self._core(context).api_client
+    def call(self, method: str, timeout: float | tuple = 10,
+             api: type = client.CoreV1Api, **kwargs):
+        """Raw JSON of a generated API call (CoreV1Api unless `api` says
+        another group, e.g. CoordinationV1Api for the game-day Lease) on
+        the first context that answers."""
+        return _read_json(self._open(method, timeout, api, **kwargs))
 
-    def call(self, method: str, timeout: float | tuple = 10, **kwargs):
-        """Raw JSON of a CoreV1Api call on the first context that answers."""
-        reply = self._open(method, timeout, **kwargs)
-        try:
-            return json.loads(reply.data)
-        finally:
-            reply.release_conn()
-
-    def _open(self, method: str, timeout: float | tuple, **kwargs):
-        """The raw response of a CoreV1Api call, first context that
+    def _open(self, method: str, timeout: float | tuple,
+              api: type = client.CoreV1Api, **kwargs):
+        """The raw response of a generated API call, first context that
         answers."""
-        return self._first_answer(lambda core: getattr(core, method)(
-            _preload_content=False, _request_timeout=timeout, **kwargs))
+        return self._first_answer(lambda api_client: getattr(
+            api(api_client), method)(_preload_content=False,
+                                     _request_timeout=timeout, **kwargs))
 
     def _first_answer(self, call):
+        """call(ApiClient) on each context in turn until one answers; a
+        4xx is the server's answer and raised, not failed over."""
         errors = []
         for context in self.contexts:
             try:
-                return call(self._core(context))
+                return call(self._client(context))
             except ApiException as exc:
                 if exc.status and exc.status < 500:
                     raise
@@ -115,12 +112,8 @@ class Kube:
         query = [("includeObject", "None")]
         if label_selector:
             query.append(("labelSelector", label_selector))
-        reply = self._first_answer(lambda core: _get(
-            core.api_client, "/api/v1/nodes", query, TABLE_ACCEPT, 10))
-        try:
-            listing = json.loads(reply.data)
-        finally:
-            reply.release_conn()
+        listing = _read_json(self._first_answer(lambda api_client: _get(
+            api_client, "/api/v1/nodes", query, TABLE_ACCEPT, 10)))
         if listing.get("kind") != "Table":  # a server without Tables
             return {s.name: s.ready == "True"
                     for s in map(node_state, listing.get("items", []))}
@@ -177,6 +170,13 @@ def _get(api: client.ApiClient, path: str, query: list[tuple[str, str]],
         raise ApiException.from_response(http_resp=reply, body=None,
                                           data=None)
     return reply.response
+
+
+def _read_json(reply) -> object:
+    try:
+        return json.loads(reply.data)
+    finally:
+        reply.release_conn()
 
 
 def _json_lines(reply) -> Iterator[dict]:

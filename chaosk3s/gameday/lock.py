@@ -20,7 +20,6 @@ then; when a lab is already up, its API holds the Lease as well.
 """
 
 import fcntl
-import json
 import os
 import re
 import socket
@@ -31,13 +30,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from chaosk3s.errors import ChaosK3sError, LabStateError
 from chaosk3s.inventory import load_target
 from chaosk3s.kube import Kube, KubeUnavailable
+from chaosk3s.report.values import parse_time
 
 LEASE_NAME = "chaosk3s-gameday"
 LEASE_NAMESPACE = "kube-system"
@@ -114,15 +113,9 @@ def _micro(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _parse(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def lease_expiry(spec: dict) -> datetime | None:
     """When a lease's holder lost it unless renewed (None: never held)."""
-    renewed = _parse(spec.get("renewTime") or spec.get("acquireTime"))
+    renewed = parse_time(spec.get("renewTime") or spec.get("acquireTime"))
     if not spec.get("holderIdentity") or renewed is None:
         return None
     return renewed + timedelta(seconds=spec.get("leaseDurationSeconds") or 0)
@@ -144,22 +137,9 @@ class LeaseLock:
 
     def _call(self, method: str, **kwargs) -> dict:
         """A CoordinationV1Api call on the first context that answers."""
-        errors = []
-        for context in self.kube.contexts:
-            api = client.CoordinationV1Api(self.kube.api_client(context))
-            try:
-                reply = getattr(api, method)(
-                    namespace=self.namespace, _preload_content=False,
-                    _request_timeout=API_TIMEOUT, **kwargs)
-                return json.loads(reply.data)
-            except ApiException as exc:
-                if exc.status and exc.status < 500:
-                    raise
-                errors.append(f"{context or 'default'}: HTTP {exc.status}")
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                errors.append(f"{context or 'default'}: {exc}")
-        raise KubeUnavailable("no API server of the target answered: "
-                              + "; ".join(errors))
+        return self.kube.call(method, API_TIMEOUT,
+                              api=client.CoordinationV1Api,
+                              namespace=self.namespace, **kwargs)
 
     def read(self) -> dict | None:
         try:
