@@ -5,21 +5,21 @@ deviation, 2 an error or a refusal (a bad plan included: it is rejected
 before anything runs), 3 skipped outside the windows (--only-in-window).
 """
 
-import signal
 import sys
-import threading
 from pathlib import Path
 
 import click
 
 from chaosk3s.clitools import friendly
 from chaosk3s.errors import EnvironmentProblem
+from chaosk3s.gameday.cronjob import DEFAULT_NAMESPACE
 from chaosk3s.gameday.plan import Plan, load_plan
 from chaosk3s.gameday.runner import (
     EXIT_ERROR,
     GamedayResult,
     run_plan,
     stderr_progress,
+    stop_on_signals,
 )
 
 _PLAN = click.Path(exists=True, dir_okay=False)
@@ -49,19 +49,6 @@ def summary_lines(result: GamedayResult) -> list[str]:
     return lines
 
 
-def _stop_on_signals() -> threading.Event:
-    """SIGTERM/SIGINT end the run gracefully: the chaos run heals first."""
-    stop = threading.Event()
-
-    def handler(signum, _frame):
-        stderr_progress(f"received {signal.Signals(signum).name}: stopping "
-                        f"after healing")
-        stop.set()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, handler)
-    return stop
-
-
 @gameday_group.command("run")
 @click.argument("plan_file", metavar="PLAN", type=_PLAN)
 @click.option("--only-in-window", is_flag=True,
@@ -71,7 +58,7 @@ def _stop_on_signals() -> threading.Event:
 def run_command(plan_file: str, only_in_window: bool) -> None:
     """Run the game day PLAN now, experiment by experiment."""
     plan = load_plan(plan_file)
-    result = run_plan(plan, stop=_stop_on_signals(),
+    result = run_plan(plan, stop=stop_on_signals(stderr_progress),
                       only_in_window=only_in_window)
     for line in summary_lines(result):
         click.echo(line)
@@ -96,7 +83,7 @@ def schedule_command(plan_file: str) -> None:
 @click.option("--cronjob", "cronjob_file", type=click.Path(dir_okay=False),
               help="Write a Kubernetes CronJob (and its ConfigMap, "
                    "ServiceAccount and RBAC) to FILE.")
-@click.option("--namespace", default="chaosk3s", show_default=True,
+@click.option("--namespace", default=DEFAULT_NAMESPACE, show_default=True,
               help="Namespace of the CronJob.")
 @click.option("--image", default=None,
               help="Container image with chaostoolkit-k3s installed.")
@@ -129,12 +116,8 @@ def _export_systemd(plan: Plan, directory: Path) -> None:
 
 def _export_cronjob(plan: Plan, path: Path, namespace: str,
                     image: str | None) -> None:
-    from chaosk3s.gameday.cronjob import (
-        KUBERNETES_VERSION,
-        ssh_secret_command,
-        write_cronjob,
-    )
-    documents = write_cronjob(plan, path, namespace, image)
+    from chaosk3s.gameday.cronjob import KUBERNETES_VERSION, write_cronjob
+    documents, secret = write_cronjob(plan, path, namespace, image)
     if plan.target == "lab":
         click.echo("chaosk3s: warning: the plan's target is the lab, which "
                    "needs a privileged pod; the CronJob is meant for an "
@@ -142,7 +125,6 @@ def _export_cronjob(plan: Plan, path: Path, namespace: str,
     kinds = ", ".join(d["kind"] for d in documents)
     click.echo(f"wrote {path} ({kinds}; valid against the Kubernetes "
                f"{KUBERNETES_VERSION} schema)")
-    secret = ssh_secret_command(plan, namespace)
     if secret:
         click.echo(f"the CronJob mounts the inventory's SSH keys from a "
                    f"Secret (they are not in {path}); create it with:\n"

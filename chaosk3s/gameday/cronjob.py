@@ -22,6 +22,7 @@ import kubernetes_validate
 import yaml
 
 from chaosk3s.errors import SpecError
+from chaosk3s.gameday.export import unit_name
 from chaosk3s.gameday.lock import LEASE_NAME, LEASE_NAMESPACE
 from chaosk3s.gameday.plan import Plan
 from chaosk3s.gameday.runner import EXIT_SKIPPED
@@ -106,21 +107,16 @@ def _pod_inventory(path: Path) -> tuple[str, dict[str, str]]:
     return yaml.safe_dump(raw, sort_keys=False), ssh_keys
 
 
-def ssh_secret_command(plan: Plan, namespace: str = DEFAULT_NAMESPACE
-                       ) -> str | None:
+def _secret_command(name: str, namespace: str,
+                    ssh_keys: dict[str, str]) -> str | None:
     """The kubectl command that creates the Secret of SSH keys the
     CronJob mounts; None when the inventory names no key file."""
-    _, ssh_keys = _files(plan)
     if not ssh_keys:
         return None
-    files = " ".join(f"--from-file={name}={shlex.quote(local)}"
-                     for name, local in ssh_keys.items())
-    return (f"kubectl -n {namespace} create secret generic "
-            f"{_name(plan)}-ssh {files}")
-
-
-def _name(plan: Plan) -> str:
-    return f"chaosk3s-gameday-{plan.name}"
+    files = " ".join(f"--from-file={key}={shlex.quote(local)}"
+                     for key, local in ssh_keys.items())
+    return (f"kubectl -n {namespace} create secret generic {name}-ssh "
+            f"{files}")
 
 
 def _rbac(name: str, namespace: str) -> list[dict]:
@@ -197,8 +193,11 @@ def _cronjob(plan: Plan, name: str, namespace: str, image: str,
 
 
 def cronjob_documents(plan: Plan, namespace: str = DEFAULT_NAMESPACE,
-                      image: str | None = None) -> list[dict]:
-    name = _name(plan)
+                      image: str | None = None
+                      ) -> tuple[list[dict], str | None]:
+    """The documents, and the command that makes the SSH key Secret they
+    mount (None when none is needed)."""
+    name = unit_name(plan)
     data, ssh_keys = _files(plan)
     return [
         {"apiVersion": "v1", "kind": "Namespace",
@@ -209,7 +208,7 @@ def cronjob_documents(plan: Plan, namespace: str = DEFAULT_NAMESPACE,
          "metadata": _meta(name, namespace)},
         *_rbac(name, namespace),
         _cronjob(plan, name, namespace, image or default_image(),
-                 bool(ssh_keys))]
+                 bool(ssh_keys))], _secret_command(name, namespace, ssh_keys)
 
 
 def validate_documents(documents: list[dict],
@@ -228,10 +227,11 @@ def validate_documents(documents: list[dict],
 
 def write_cronjob(plan: Plan, path: Path,
                   namespace: str = DEFAULT_NAMESPACE,
-                  image: str | None = None) -> list[dict]:
-    documents = cronjob_documents(plan, namespace, image)
+                  image: str | None = None
+                  ) -> tuple[list[dict], str | None]:
+    documents, secret_command = cronjob_documents(plan, namespace, image)
     validate_documents(documents)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.dump_all(documents, Dumper=_Dumper,
                                   sort_keys=False))
-    return documents
+    return documents, secret_command

@@ -57,6 +57,21 @@ def stderr_progress(message: str) -> None:
           flush=True)
 
 
+def stop_on_signals(progress: Callable[[str], None],
+                    stop: threading.Event | None = None) -> threading.Event:
+    """SIGTERM/SIGINT set `stop`: the game day ends gracefully, the chaos
+    run healing first."""
+    stop = stop or threading.Event()
+
+    def handler(signum, _frame):
+        progress(f"received {signal.Signals(signum).name}: stopping after "
+                 f"healing")
+        stop.set()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+    return stop
+
+
 @dataclass
 class ExperimentResult:
     experiment: str

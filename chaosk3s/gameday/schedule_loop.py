@@ -12,14 +12,18 @@ injected, the scheduler waits for it, writes the reports, releases the
 locks and exits 0.
 """
 
-import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime
 
 from chaosk3s.gameday.lock import utc_now
 from chaosk3s.gameday.plan import Plan
-from chaosk3s.gameday.runner import GamedayResult, run_plan, stderr_progress
+from chaosk3s.gameday.runner import (
+    GamedayResult,
+    run_plan,
+    stderr_progress,
+    stop_on_signals,
+)
 from chaosk3s.gameday.schedule import check_schedule, decide, next_run
 
 STEP_SECONDS = 5.0
@@ -37,13 +41,7 @@ class Scheduler:
         self.runs: list[GamedayResult] = []
 
     def install_signals(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._on_signal)
-
-    def _on_signal(self, signum: int, _frame) -> None:
-        self.progress(f"received {signal.Signals(signum).name}: stopping "
-                      f"after healing")
-        self.stop.set()
+        stop_on_signals(self.progress, self.stop)
 
     def serve(self, max_runs: int | None = None) -> int:
         """Run until stopped (or max_runs runs); exit code 0."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from chaosk3s.report.index import update_index
+from chaosk3s.report.journal import JournalError
 from chaosk3s.report.render import render_journal
 
 _HELP = """Render Chaos Toolkit journals as self-contained HTML reports.
@@ -39,7 +40,7 @@ def report_names(journals: list[Path]) -> dict[Path, str]:
 
 def _fail(path: Path, exc: Exception) -> None:
     message = str(exc)
-    if str(path) not in message:  # JournalErrors already name the file
+    if not isinstance(exc, JournalError):  # those name the file already
         message = f"{path}: {type(exc).__name__}: {message}"
     click.echo(f"chaosk3s report: error: {message}", err=True)
 

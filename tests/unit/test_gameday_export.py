@@ -176,13 +176,13 @@ def test_export_cronjob_gives_the_pod_its_service_account_and_keys(
 
 
 def test_schema_validation_rejects_a_broken_document():
-    docs = cronjob_documents(load_plan(EXAMPLE))
+    docs, _secret = cronjob_documents(load_plan(EXAMPLE))
     docs[-1]["spec"]["concurrencyPolicy"] = 7
     docs[-1]["spec"]["jobTemplate"]["spec"]["template"]["spec"][
         "containers"][0]["imagePullPolicy"] = ["Always"]
     with pytest.raises(SpecError, match="CronJob .* schema"):
         validate_documents(docs)
-    docs = cronjob_documents(load_plan(EXAMPLE))
+    docs, _secret = cronjob_documents(load_plan(EXAMPLE))
     docs[2]["metadata"]["surprise"] = "x"
     with pytest.raises(SpecError, match="ServiceAccount .*surprise"):
         validate_documents(docs)
