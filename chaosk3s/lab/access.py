@@ -12,9 +12,9 @@ from collections.abc import Callable
 import requests
 import yaml
 
-from chaosk3s.errors import LabStateError
 from chaosk3s.lab import hostnet
 from chaosk3s.lab.k3s.context import SUPERVISOR_PORT
+from chaosk3s.lab.polling import poll_until
 from chaosk3s.lab.spec import LabSpec, NodeSpec
 from chaosk3s.lab.ssh import SshLayout, inventory_transport
 from chaosk3s.lab.state import LabState
@@ -98,16 +98,15 @@ def inventory(state: LabState, spec: LabSpec,
 def _wait_answer(node: NodeSpec, path: str, deadline: float,
                  accept: Callable[[requests.Response], bool]) -> None:
     url = f"http://{node.address}:{SUPERVISOR_PORT}{path}"
-    while True:
+
+    def answered() -> bool:
         try:
-            if accept(_http.get(url, timeout=1)):
-                return
+            return accept(_http.get(url, timeout=1))
         except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise LabStateError(f"k3s on {node.name} did not answer {url} "
-                                f"in time; see its k3s.log")
-        time.sleep(0.05)
+            return False
+
+    poll_until(answered, deadline, lambda: f"k3s on {node.name} did not "
+               f"answer {url} in time; see its k3s.log")
 
 
 def wait_supervisor(node: NodeSpec, deadline: float) -> None:
@@ -155,18 +154,18 @@ def _ready(node: dict) -> str:
 def wait_all_ready(spec: LabSpec, deadline: float,
                    progress: Callable[[str], None]) -> None:
     names = {n.name for n in spec.nodes}
+    waiting: list[str] = []
     last_report = time.monotonic()
-    while True:
+
+    def all_ready() -> bool:
+        nonlocal waiting, last_report
         readiness = node_readiness(spec) or {}
         waiting = sorted(n for n in names if readiness.get(n) != "True")
-        if not waiting:
-            return
-        now = time.monotonic()
-        if now > deadline:
-            raise LabStateError(
-                f"nodes not Ready in time: {', '.join(waiting)}; see their "
-                f"logs under nodes/<node>/logs/k3s.log in the state dir")
-        if now - last_report > 5:
+        if waiting and time.monotonic() - last_report > 5:
             progress(f"still waiting for {', '.join(waiting)}")
-            last_report = now
-        time.sleep(0.2)
+            last_report = time.monotonic()
+        return not waiting
+
+    poll_until(all_ready, deadline, lambda: (
+        f"nodes not Ready in time: {', '.join(waiting)}; see their logs "
+        f"under nodes/<node>/logs/k3s.log in the state dir"), interval=0.2)

@@ -15,6 +15,7 @@ from chaosk3s.lab.access import (
     wait_supervisor,
     write_access_files,
 )
+from chaosk3s.lab.polling import poll_until
 from chaosk3s.lab.shell import require
 from chaosk3s.lab.spec import LabSpec, NodeSpec
 from chaosk3s.lab.state import LabState
@@ -88,7 +89,7 @@ class Lab:
             hostnet.create_node_network(
                 node.name, index, f"{node.address}/{spec.prefix_length}")
         if spec.ssh:
-            self._start_sshd(spec, progress)
+            self._start_sshd(spec, progress, started + timeout)
         etcd_nodes = [n for n in spec.nodes if n.runs_etcd]
         progress(f"starting etcd on {', '.join(n.name for n in etcd_nodes)}")
         for node in etcd_nodes:
@@ -125,27 +126,28 @@ class Lab:
     def ssh_layout(self) -> ssh.SshLayout:
         return ssh.SshLayout(self.state.root / "ssh")
 
-    def _start_sshd(self, spec: LabSpec, progress: Progress) -> None:
+    def _start_sshd(self, spec: LabSpec, progress: Progress,
+                    deadline: float) -> None:
         progress("starting sshd on every node (lab up --ssh)")
         ssh.ensure_client_key(self.ssh_layout)
         for node in spec.nodes:
             ssh.prepare_node(self.ssh_layout, node.name, node.address)
             procs.start(self._service(spec, node, "sshd"))
         for node in spec.nodes:
-            ssh.wait_listening(node.address)
+            ssh.wait_listening(node.address, deadline)
 
     def wait_etcd_healthy(self, spec: LabSpec, deadline: float) -> None:
         members = [n for n in spec.nodes if n.runs_etcd]
-        while True:
-            sick = [n.name for n in members
-                    if not etcd.member_health(n.address, timeout=0.5)]
-            if not sick:
-                return
-            if time.monotonic() > deadline:
-                raise LabStateError(
-                    f"etcd not healthy in time on {', '.join(sick)}; see "
-                    f"{self.state.log(sick[0], 'etcd')}")
-            time.sleep(0.1)
+        sick: list[str] = []
+
+        def healthy() -> bool:
+            sick[:] = [n.name for n in members
+                       if not etcd.member_health(n.address, timeout=0.5)]
+            return not sick
+
+        poll_until(healthy, deadline, lambda: (
+            f"etcd not healthy in time on {', '.join(sick)}; see "
+            f"{self.state.log(sick[0], 'etcd')}"), interval=0.1)
 
     def _preflight(self, spec: LabSpec) -> None:
         check_privileges()

@@ -13,10 +13,10 @@ node's namespace (chaosk3s.lab.procs) and waits with ``wait_listening``.
 import os
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from chaosk3s.lab.polling import poll_until
 from chaosk3s.lab.shell import require, run
 from chaosk3s.model import Access
 
@@ -142,21 +142,18 @@ def inventory_transport(layout: SshLayout, address: str,
             "options": dict(access.options)}
 
 
-def wait_listening(address: str, port: int = SSH_PORT,
-                   timeout: float = 10.0) -> None:
-    """Wait until sshd answers with its banner; raise TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while True:
+def wait_listening(address: str, deadline: float,
+                   port: int = SSH_PORT) -> None:
+    """Until sshd answers with its banner; LabStateError at deadline."""
+    def banner() -> bool:
         try:
             with socket.create_connection((address, port), timeout=1) as s:
-                if s.recv(8).startswith(b"SSH-"):
-                    return
+                return s.recv(8).startswith(b"SSH-")
         except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"sshd on {address}:{port} did not answer "
-                               f"within {timeout:g}s")
-        time.sleep(0.05)
+            return False
+
+    poll_until(banner, deadline,
+               lambda: f"sshd on {address}:{port} did not answer in time")
 
 
 def _keygen(path: Path, comment: str) -> None:

@@ -186,7 +186,7 @@ def start_sshd(net: Net, layout: labssh.SshLayout, node: str
         log=layout.node_dir(node) / "sshd.log",
         pidfile=layout.node_dir(node) / "service.pid")
     procs.start(service)
-    labssh.wait_listening(net.nodes[node], timeout=15)
+    labssh.wait_listening(net.nodes[node], time.monotonic() + 15)
     return service
 
 

@@ -7,7 +7,9 @@ a freshly elected leader gives every node a full grace period.
 """
 
 import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from chaosk3s.lab.k3s.apiserver_resources import (
@@ -93,6 +95,18 @@ def remove_unreachable_taints(node: dict) -> dict:
     return node
 
 
+async def every(period: float, step: Callable[[], Awaitable[None]],
+                log: logging.Logger, what: str) -> None:
+    """A controller's loop: step, then wait period, for ever; a storage or
+    API failure is logged and the next step tries again."""
+    while True:
+        try:
+            await step()
+        except (ApiError, EtcdError) as exc:
+            log.warning("%s: %s", what, exc)
+        await asyncio.sleep(period)
+
+
 class NodeLifecycle:
     def __init__(self, ctx: NodeContext, store: Store):
         self.ctx, self.store = ctx, store
@@ -101,12 +115,8 @@ class NodeLifecycle:
     async def lead(self) -> None:
         """Runs while leading; observations start afresh each term."""
         self.observed = {}
-        while True:
-            try:
-                await self.monitor()
-            except (ApiError, EtcdError) as exc:
-                self.ctx.log.warning("node lifecycle: %s", exc)
-            await asyncio.sleep(self.ctx.timings.node_monitor_period)
+        await every(self.ctx.timings.node_monitor_period, self.monitor,
+                    self.ctx.log, "node lifecycle")
 
     async def monitor(self) -> None:
         nodes, _rev = await self.store.list(NODES, None)

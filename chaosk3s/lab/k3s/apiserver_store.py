@@ -32,11 +32,15 @@ MUTATE_ATTEMPTS = 5
 Mutation = Callable[[dict], dict]
 
 
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+RFC3339 = "%Y-%m-%dT%H:%M:%SZ"  # metav1.Time
+RFC3339_MICRO = "%Y-%m-%dT%H:%M:%S.%fZ"  # metav1.MicroTime (leases)
 
 
-def _encode(obj: dict) -> bytes:
+def now_rfc3339(micro: bool = False) -> str:
+    return datetime.now(UTC).strftime(RFC3339_MICRO if micro else RFC3339)
+
+
+def encode(obj: dict) -> bytes:
     # Like Kubernetes, never store the resourceVersion inside the value;
     # metadata goes first so the list cache can splice it back unparsed.
     meta = obj.get("metadata", {})
@@ -104,7 +108,7 @@ class Store:
         name = obj["metadata"]["name"]
         try:
             revision = await self._etcd(self.etcd.create(
-                res.key(ns, name), _encode(obj)))
+                res.key(ns, name), encode(obj)))
         except KeyExists:
             raise already_exists(res, name) from None
         obj["metadata"]["resourceVersion"] = str(revision)
@@ -173,7 +177,7 @@ class Store:
                      new: dict, revision: int) -> dict:
         try:
             rev = await self._etcd(self.etcd.cas(
-                res.key(ns, name), _encode(new), revision))
+                res.key(ns, name), encode(new), revision))
         except RevisionConflict:
             raise conflict(res, name) from None
         new["metadata"]["resourceVersion"] = str(rev)

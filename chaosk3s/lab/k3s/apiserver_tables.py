@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from chaosk3s.lab.k3s.apiserver_cache import Entry
 from chaosk3s.lab.k3s.apiserver_resources import NODES, Resource
+from chaosk3s.lab.k3s.apiserver_store import RFC3339
 
 ROLE_PREFIX = "node-role.kubernetes.io/"
 _NODE_COLUMNS = [
@@ -58,7 +59,7 @@ def born(obj: dict) -> float | None:
     stamp = obj.get("metadata", {}).get("creationTimestamp")
     if not stamp:
         return None
-    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(
+    return datetime.strptime(stamp, RFC3339).replace(
         tzinfo=UTC).timestamp()
 
 
@@ -93,7 +94,7 @@ def _address(node: dict, kind: str) -> str:
 
 
 def node_cells(node: dict) -> list:
-    """The row without its Age (index AGE_CELL), which changes with time."""
+    """The row with None for its Age, which changes with time."""
     info = node.get("status", {}).get("nodeInfo") or {}
     return [node["metadata"]["name"], node_status(node), node_roles(node),
             None, info.get("kubeletVersion", ""),

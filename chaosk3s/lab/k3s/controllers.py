@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
-from chaosk3s.lab.k3s.apiserver_lifecycle import NodeLifecycle
+from chaosk3s.lab.k3s.apiserver_lifecycle import NodeLifecycle, every
 from chaosk3s.lab.k3s.apiserver_resources import ENDPOINTS, ApiError
 from chaosk3s.lab.k3s.apiserver_store import Store
 from chaosk3s.lab.k3s.context import SUPERVISOR_PORT, NodeContext
@@ -102,12 +102,8 @@ class EndpointReconciler:
         self.lease = 0
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.reconcile()
-            except (EtcdError, ApiError) as exc:
-                self.ctx.log.warning("endpoint reconciler: %s", exc)
-            await asyncio.sleep(self.ctx.timings.endpoint_reconcile)
+        await every(self.ctx.timings.endpoint_reconcile, self.reconcile,
+                    self.ctx.log, "endpoint reconciler")
 
     async def reconcile(self) -> None:
         if self.lease and await self.etcd.lease_keepalive(self.lease) <= 0:
@@ -161,12 +157,8 @@ class ApiAddresses:
         self.ctx, self.etcd = ctx, etcd
 
     async def lead(self) -> None:
-        while True:
-            try:
-                await self._follow()
-            except EtcdError as exc:
-                self.ctx.log.warning("apiaddresses: %s", exc)
-            await asyncio.sleep(self.ctx.timings.endpoint_reconcile)
+        await every(self.ctx.timings.endpoint_reconcile, self._follow,
+                    self.ctx.log, "apiaddresses")
 
     async def _follow(self) -> None:
         # One read gives both the value and its revision, so no change

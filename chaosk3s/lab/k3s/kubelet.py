@@ -11,10 +11,10 @@ import base64
 import hashlib
 import json
 import platform
-from datetime import UTC, datetime
 
 import aiohttp
 
+from chaosk3s.lab.k3s.apiserver_store import now_rfc3339
 from chaosk3s.lab.k3s.context import SUPERVISOR_PORT, NodeContext
 
 LEASE_NS = "kube-node-lease"
@@ -23,13 +23,6 @@ STATUS_RETRIES = 5  # kubelet's nodeStatusUpdateRetry
 
 class APIError(Exception):
     """An API call failed; the message is what the kubelet would log."""
-
-
-def now_rfc3339(micro: bool = False) -> str:
-    stamp = datetime.now(UTC)
-    if micro:
-        return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Kubelet:

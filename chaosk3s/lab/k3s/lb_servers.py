@@ -125,14 +125,12 @@ class Servers:
     def close_all(self, server: Server) -> None:
         if not server.conns:
             return
+        shown = str(server) if self.state_name(server) else server.address
         self.log.info("Closing %d connections to load balancer server %s",
-                      len(server.conns), self._shown(server))
+                      len(server.conns), shown)
         for conn in list(server.conns):
             conn.close()
         server.conns.clear()
-
-    def _shown(self, server: Server) -> str:
-        return server.address
 
     # -- what each family does its own way ---------------------------------
     def _apply(self, added: list[str], removed: list[str]) -> None:
@@ -154,6 +152,7 @@ class Servers:
         raise NotImplementedError
 
     def state_name(self, server: Server) -> str | None:
+        """The server's state, in families that have states."""
         return None
 
 
@@ -270,9 +269,6 @@ class ReworkServers(Servers):
                  name: str):
         super().__init__(family, default, log, name)
         self.set_default(default)
-
-    def _shown(self, server: Server) -> str:
-        return str(server)
 
     def state_name(self, server: Server) -> str | None:
         return server.state.name

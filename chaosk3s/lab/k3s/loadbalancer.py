@@ -13,6 +13,7 @@ import json
 import logging
 from pathlib import Path
 
+from chaosk3s.lab.k3s.context import LB_PORT
 from chaosk3s.lab.k3s.lb_servers import Conn, Server, new_servers
 from chaosk3s.lab.releases import BUGGY, REWORK
 from chaosk3s.lab.spec import Timings
@@ -30,10 +31,10 @@ class LoadBalancer:
 
     def __init__(self, default_server: str, family: str, timings: Timings,
                  state_file: Path | None, log: logging.Logger,
-                 listen: tuple[str, int] = ("127.0.0.1", 6444),
+                 listen: tuple[str, int] = ("127.0.0.1", LB_PORT),
                  name: str = SERVICE):
         self._servers = new_servers(family, default_server, log, name)
-        self.family, self.name, self._log = family, name, log
+        self._log = log
         self._timings, self._file, self._listen = timings, state_file, listen
         self._tasks: set[asyncio.Task] = set()
         self._listener: asyncio.Server | None = None
@@ -41,6 +42,14 @@ class LoadBalancer:
         self._load_state()
 
     # -- public API -------------------------------------------------------
+
+    @property
+    def family(self) -> str:
+        return self._servers.family
+
+    @property
+    def name(self) -> str:
+        return self._servers.name
 
     @property
     def default(self) -> str:

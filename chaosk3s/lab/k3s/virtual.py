@@ -21,10 +21,9 @@ import sys
 import uuid
 from pathlib import Path
 
-from chaosk3s.lab.k3s.apiserver_store import _encode, now_rfc3339
+from chaosk3s.lab.k3s.apiserver_store import encode, now_rfc3339
 from chaosk3s.lab.k3s.context import NodeContext
 from chaosk3s.lab.k3s.etcdclient import EtcdClient, EtcdError
-from chaosk3s.lab.k3s.kubelet import now_rfc3339 as micro_now
 from chaosk3s.lab.state import LabState
 
 BATCH = 100  # puts per etcd transaction (etcd's default cap is 128)
@@ -95,13 +94,13 @@ async def keep_alive(ctx: NodeContext, stop: asyncio.Event) -> None:
     duration = int(ctx.timings.node_monitor_grace)
     try:
         now = now_rfc3339()
-        await _write(etcd, [(NODE_KEY + n, _encode(node_object(
+        await _write(etcd, [(NODE_KEY + n, encode(node_object(
             n, ctx.release.version, now))) for n in names])
         ctx.log.info("registered %d virtual nodes", len(names))
         while not stop.is_set():
-            renew = micro_now(micro=True)
+            renew = now_rfc3339(micro=True)
             try:
-                await _write(etcd, [(LEASE_KEY + n, _encode(lease_object(
+                await _write(etcd, [(LEASE_KEY + n, encode(lease_object(
                     n, duration, renew))) for n in names])
             except EtcdError as exc:
                 ctx.log.warning("renewing virtual leases: %s", exc)
