@@ -28,6 +28,9 @@ def test_down_after_sigkill_of_lab_up_during_creation(state_root):
         if list(state_root.glob("nodes/*/run/etcd.pid")):
             break
         time.sleep(0.01)
+    else:
+        pytest.fail("lab up never started etcd")
+    assert proc.poll() is None, "lab up ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     result = run_cli("lab", "down")

@@ -80,6 +80,8 @@ class FakeAPI:
         self.version = 1
         self.lists: list[float] = []
         self.apiserver_gets: list[float] = []
+        # Checked at stop: an assert in a handler would only be a 500.
+        self.selectors: list[str | None] = []
         self._watchers: set[asyncio.Queue] = set()
         self._runner: web.AppRunner | None = None
         self.base = ""
@@ -99,6 +101,8 @@ class FakeAPI:
     async def stop(self) -> None:
         self.break_watches()
         await self._runner.cleanup()
+        assert set(self.selectors) <= {"metadata.name=kubernetes"}, \
+            self.selectors
 
     def publish(self, addresses: list[str]) -> None:
         self.endpoints, self.version = addresses, self.version + 1
@@ -116,7 +120,7 @@ class FakeAPI:
         return web.json_response(self.apiservers)
 
     async def _endpoints(self, request: web.Request) -> web.StreamResponse:
-        assert request.query["fieldSelector"] == "metadata.name=kubernetes"
+        self.selectors.append(request.query.get("fieldSelector"))
         if request.query.get("watch"):
             return await self._watch(request)
         self.lists.append(time.monotonic())
