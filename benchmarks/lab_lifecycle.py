@@ -1,4 +1,4 @@
-"""Benchmark: lab up (to etcd healthy and every service started) and down.
+"""Benchmark: lab up (until every node is Ready in the API) and down.
 
 Run as root:  .venv/bin/python benchmarks/lab_lifecycle.py [--runs 5]
 Prints the median of each spec's up and down times, and the peak resident

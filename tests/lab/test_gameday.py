@@ -1,9 +1,6 @@
 """Game days on the lab: a plan run end to end (journals, reports, index),
 and the Lease lock in the lab's API refusing a concurrent run and taken
 over when stale.
-
-Run under the machine's lab lock, e.g.
-`flock /tmp/ck3s-lab.lock pytest tests/lab/test_gameday.py`.
 """
 
 import json
