@@ -1,6 +1,7 @@
 """`chaosk3s plan EXPERIMENT`: exactly what an experiment would change on
 which node, computed from the live topology; nothing is changed."""
 
+import inspect
 import json
 from pathlib import Path
 
@@ -49,16 +50,27 @@ def describe(path: str, variables: dict[str, str],
     return "\n".join(lines)
 
 
-def _step(target: Target, func: str, args: dict, number: int,
+def _arguments(func: str, given: dict) -> dict:
+    """The arguments the action will run with: given, then its defaults
+    (read from the action itself, so the plan cannot drift from it)."""
+    try:
+        bound = inspect.signature(getattr(actions, func)).bind(**given)
+    except TypeError as exc:  # what chaos run would fail on too
+        raise SpecError(f"chaosk3s.actions.{func}: {exc}") from None
+    bound.apply_defaults()
+    return bound.arguments
+
+
+def _step(target: Target, func: str, given: dict, number: int,
           scripts: bool) -> str:
     topology = target.topology()
     if func == "partition_roles":
+        args = _arguments(func, given)
         plan = actions.plan_partition(
-            target, select(topology, args.get("group", "at-risk")),
-            select(topology, args.get("peers", "control-plane")),
-            args.get("direction", "both"), args.get("mode", "drop"),
-            args.get("ports"), args.get("ttl", 300),
-            bool(args.get("force")), topology, f"plan{number}")
+            target, select(topology, args["group"]),
+            select(topology, args["peers"]), args["direction"],
+            args["mode"], args["ports"], args["ttl"], bool(args["force"]),
+            topology, f"plan{number}")
         nodes = [n for n in topology.nodes if n.name in plan.nodes()]
         setups = {n.name: setup_for(target.transport(n)) for n in nodes}
         return _indent(render_dry_run(plan, setups, scripts))
@@ -66,7 +78,7 @@ def _step(target: Target, func: str, args: dict, number: int,
         return "    removes this run's CHAOSK3S chains on the nodes it cut"
     if func in _NODE_ACTIONS:
         action = _NODE_ACTIONS[func]
-        chosen = select(topology, args.get("nodes", "agent"))
+        chosen = select(topology, _arguments(func, given)["nodes"])
         return "\n".join(
             f"    {n.name}: {target.inventory.command(n.role, action, n.name)}"
             for n in chosen)
