@@ -172,12 +172,9 @@ def _node_command(action: str, nodes: str, one_at_a_time: bool,
                            f"{action} k3s on {node.name}",
                            "started_at": utc_now(), "ended_at": None})
         result = target.transport(node).run(command, timeout=120)
-        ended = None if action == "stop" and not duration else utc_now()
-        run.ledger.update(fault_id, ended_at=ended)
-        if action == "stop" and not duration:
-            run.stopped_nodes.add(node.name)
+        if action != "stop" or duration:  # else open until started
+            run.ledger.update(fault_id, ended_at=utc_now())
         if action == "start":
-            run.stopped_nodes.discard(node.name)
             _close_stops(run, node.name)
         done.append({"node": node.name, "command": command,
                      "seconds": result.seconds, "at": utc_now()})

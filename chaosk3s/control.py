@@ -26,6 +26,7 @@ from chaoslib.exceptions import InterruptExecution
 
 from chaosk3s import journal_section
 from chaosk3s.errors import ChaosK3sError
+from chaosk3s.files import write_atomically
 from chaosk3s.readiness import ReadinessWatch, utc_now
 from chaosk3s.run import begin_run, end_run
 from chaosk3s.safe_cleanup import heal_run
@@ -80,7 +81,8 @@ def _prepare(configuration: dict, experiment: dict) -> None:
     target.check_allowed(bool(configuration.get("force")))
     _state.run = begin_run(name)
     _state.run.ledger.on_change = lambda: _write_partial(read_nodes=False)
-    _state.nodes_at_start = {n.name: n for n in target.topology().nodes}
+    topology = target.topology()
+    _state.nodes_at_start = {n.name: n for n in topology.nodes}
     _state.watch = ReadinessWatch(target.kube).start()
     _state.partial = {"chaoslib-version": None, "experiment": experiment,
                       "start": utc_now(), "run": [], "rollbacks": [],
@@ -88,7 +90,7 @@ def _prepare(configuration: dict, experiment: dict) -> None:
                                         "during": []}}
     logger.info("chaosk3s: run %s against %s (%d nodes, %d at risk)",
                 _state.run.run_id, name, len(_state.nodes_at_start),
-                len(target.topology().at_risk()))
+                len(topology.at_risk()))
 
 
 def before_experiment_control(context: dict, **_kwargs) -> None:
@@ -189,10 +191,9 @@ def cleanup_control(**_kwargs) -> None:
 
 # -- journal ---------------------------------------------------------------
 def _section(final: list | None = None) -> dict:
-    target = _state.configuration.get("target") or target_name(
-        _state.configuration)
     return journal_section.build(
-        target=target, nodes=_state.nodes_at_start,
+        target=target_name(_state.configuration),
+        nodes=_state.nodes_at_start,
         timeline=list(_state.watch.timeline) if _state.watch else [],
         faults=_state.run.ledger.entries(),
         kube=get_target(_state.configuration).kube,
@@ -229,8 +230,7 @@ def _write_partial(read_nodes: bool = True) -> None:
     journal = {**_state.partial, "chaosk3s": _section(
         final=_state.last_nodes if final is None else final)}
     try:
-        tmp = _state.journal_path.with_suffix(".partial.tmp")
-        tmp.write_text(json.dumps(journal, indent=2, default=str))
-        tmp.replace(_state.journal_path)
+        write_atomically(_state.journal_path,
+                         json.dumps(journal, indent=2, default=str))
     except OSError as exc:
         logger.debug("chaosk3s: cannot write the partial journal: %s", exc)

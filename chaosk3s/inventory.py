@@ -53,7 +53,6 @@ class Inventory:
     allowed_clusters: tuple[str, ...]
     nodes: dict[str, NodeEntry]
     commands: dict[str, dict[str, str]] = field(default_factory=dict)
-    runner_address: str | None = None  # whose SSH path faults keep open
 
     def command(self, role: str, action: str, node: str) -> str:
         """The shell command for action on a node of role: the defaults,
@@ -118,8 +117,7 @@ def parse_inventory(raw: object, source: str) -> Inventory:
         cluster=str(cluster), source=source,
         kubeconfig=os.path.expanduser(kubeconfig) if kubeconfig else None,
         contexts=tuple(contexts), allowed_clusters=tuple(map(str, allowed)),
-        nodes=nodes, commands=commands,
-        runner_address=raw.get("runner_address"))
+        nodes=nodes, commands=commands)
 
 
 def _commands(top: dict, roles: dict, source: str) -> dict:

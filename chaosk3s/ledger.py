@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chaosk3s.files import write_atomically
+
 
 def ledger_dir() -> Path:
     default = "/var/lib/chaosk3s/ledger" if os.geteuid() == 0 else \
@@ -45,12 +47,9 @@ class Ledger:
             return []
 
     def _write(self, faults: list[dict]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"run_id": self.run_id,
-                                   "target": self.target,
-                                   "faults": faults}, indent=2))
-        tmp.replace(self.path)
+        write_atomically(self.path, json.dumps(
+            {"run_id": self.run_id, "target": self.target,
+             "faults": faults}, indent=2))
         if self.on_change is not None:
             self.on_change()
 

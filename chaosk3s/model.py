@@ -1,6 +1,6 @@
 """What the extension reasons about: nodes, roles, faults. Pure data."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ROLES = ("etcd", "control-plane", "server", "agent")
 
@@ -86,7 +86,6 @@ class FaultPlan:
     run_id: str
     cuts: tuple[Cut, ...] = ()
     ttl_seconds: float = 300.0
-    labels: dict = field(default_factory=dict, compare=False)
 
     def nodes(self) -> list[str]:
         return sorted({cut.node for cut in self.cuts})

@@ -5,18 +5,15 @@ used without the control get an implicit run of their own, so their
 faults are still recorded and healable.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from chaosk3s.ledger import Ledger, new_run_id
-from chaosk3s.readiness import utc_now
 from chaosk3s.target import target_name
 
 
 @dataclass
 class Run:
     ledger: Ledger
-    started_at: str = field(default_factory=utc_now)
-    stopped_nodes: set[str] = field(default_factory=set)
 
     @property
     def run_id(self) -> str:

@@ -30,13 +30,14 @@ from datetime import datetime
 from pathlib import Path
 
 from chaosk3s.errors import ChaosK3sError
+from chaosk3s.files import write_atomically
 from chaosk3s.gameday.lock import GamedayLock, LockLost, new_identity, utc_now
 from chaosk3s.gameday.notify import notify
 from chaosk3s.gameday.plan import Experiment, Plan
 from chaosk3s.gameday.retention import apply_retention, new_run_dir
 from chaosk3s.gameday.schedule import in_window
 from chaosk3s.report import Journal, JournalError, load_journal, update_index
-from chaosk3s.report.render import render_report, write_atomically
+from chaosk3s.report.render import render_report
 from chaosk3s.report.verdict import COMPLETED, INTERRUPTED
 
 EXIT_COMPLETED, EXIT_DEVIATED, EXIT_ERROR, EXIT_SKIPPED = 0, 1, 2, 3

@@ -11,14 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from chaosk3s.files import write_atomically
 from chaosk3s.report.journal import Journal, JournalError, load_journal
 from chaosk3s.report.k3sdata import RoleSummary
-from chaosk3s.report.render import (
-    environment,
-    render_report,
-    when,
-    write_atomically,
-)
+from chaosk3s.report.render import environment, render_report, when
 from chaosk3s.report.trend import Point, trend_svg
 
 INDEX_NAME = "index.html"

@@ -7,8 +7,6 @@ The page also carries a Content-Security-Policy that forbids scripts and
 any network load: a second wall should escaping ever be missed.
 """
 
-import os
-import tempfile
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from chaosk3s import __version__
+from chaosk3s.files import write_atomically
 from chaosk3s.report.charts import swimlanes_svg, timeline_svg
 from chaosk3s.report.journal import Journal, load_journal
 from chaosk3s.report.svg import clock
@@ -75,20 +74,6 @@ def render_report(journal: Journal) -> str:
         since=lambda moment: "—" if moment is None else
         clock((moment - start).total_seconds()),
         generated=when(datetime.now(UTC)))
-
-
-def write_atomically(path: Path, content: str) -> None:
-    """Readers (a browser, the index) never see half a page."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def render_journal(journal_path: Path, out_dir: Path,

@@ -84,9 +84,10 @@ def shown(command: Command, description: str | None = None) -> str:
 
 
 def run_local(node: str, argv: list[str], command: Command, timeout: float,
-              check: bool, input: str | None,
-              description: str | None) -> Result:
-    """Run a local argv that carries command to node; map failures."""
+              input: str | None, description: str | None) -> Result:
+    """Run a local argv that carries command to node; a timeout or a
+    missing binary is CommandFailed, any exit code is the caller's to
+    judge (the transport first tells its own failures apart)."""
     label = shown(command, description)
     started = time.monotonic()
     try:
@@ -100,9 +101,8 @@ def run_local(node: str, argv: list[str], command: Command, timeout: float,
     except FileNotFoundError as exc:
         raise CommandFailed(node, label, 127,
                             f"{exc.filename} is not installed") from None
-    result = Result(node, label, proc.returncode, proc.stdout, proc.stderr,
-                    time.monotonic() - started)
-    return checked(result) if check else result
+    return Result(node, label, proc.returncode, proc.stdout, proc.stderr,
+                  time.monotonic() - started)
 
 
 def checked(result: Result) -> Result:

@@ -39,7 +39,7 @@ class NetnsTransport:
             check: bool = True, input: str | None = None,
             description: str | None = None) -> Result:
         result = run_local(self.node, self.argv(command), command, timeout,
-                           False, input, description)
+                           input, description)
         if result.code != 0 and _MISSING in result.stderr:
             raise NodeUnreachable(self.node, f"namespace {self.namespace}",
                                   result.stderr)

@@ -137,7 +137,7 @@ class SshTransport:
             check: bool = True, input: str | None = None,
             description: str | None = None) -> Result:
         result = run_local(self.node, self.argv(command), command, timeout,
-                           False, input, description)
+                           input, description)
         if result.code == 255 and any(
                 marker in result.stderr for marker in _SSH_ERRORS):
             raise NodeUnreachable(
