@@ -9,6 +9,7 @@ short row per node instead of whole Node objects.
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -100,9 +101,19 @@ class Kube:
         raise KubeUnavailable("no API server of the target answered: "
                               + "; ".join(errors))
 
-    def list_nodes(self, label_selector: str = "") -> dict:
-        """The NodeList as JSON (items are plain dicts)."""
-        return self.call("list_node", label_selector=label_selector)
+    def list_nodes(self, label_selector: str = "", wait: float = 0
+                   ) -> dict:
+        """The NodeList as JSON (items are plain dicts). With `wait`, ride
+        out an outage that long (a control-plane restart), asking again
+        every second, before KubeUnavailable."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self.call("list_node", label_selector=label_selector)
+            except KubeUnavailable:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(1)
 
     def node_readiness(self, label_selector: str = "") -> dict[str, bool]:
         """Whether each node's Ready condition is True, from the STATUS

@@ -8,7 +8,7 @@ import logging
 
 from chaosk3s.errors import LabStateError
 from chaosk3s.lab.cluster import Lab
-from chaosk3s.lab.spec import load_spec, parse_spec
+from chaosk3s.lab.spec import load_spec
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -30,11 +30,7 @@ def ensure_lab(configuration: dict) -> bool:
                 f"{wanted}; run `chaosk3s lab down` first or set "
                 f"lab_k3s_version to {running}")
         return False
-    if isinstance(spec_file, dict):  # a spec inline in the experiment
-        raw = {**spec_file, **({"k3s_version": wanted} if wanted else {})}
-        spec = parse_spec(raw, source="the experiment's lab_spec")
-    else:
-        spec = load_spec(spec_file, wanted)
+    spec = load_spec(spec_file, wanted)  # a file, or inline in it
     logger.info("chaosk3s: starting the lab (K3s %s, %d nodes)",
                 spec.release.version, len(spec.nodes))
     lab.up(spec, progress=lambda message: logger.info("lab: %s", message))

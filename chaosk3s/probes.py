@@ -53,6 +53,7 @@ def nodes_not_ready(nodes: str = "all", label_selector: str = "",
     return sorted(state.name for state in map(node_state, items)
                   if state.ready != "True" and state.name in wanted)
 
+
 def api_server_available(timeout: float = 30,
                          configuration: dict = None) -> bool:
     """True as soon as any API server of the target answers a node list;
@@ -61,18 +62,12 @@ def api_server_available(timeout: float = 30,
     Lets a steady state say "the control plane came back" as a verdict
     rather than an error. Blast radius: none (read-only).
     """
-    kube = get_target(configuration).kube
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            kube.list_nodes()
-            return True
-        except KubeUnavailable as exc:
-            if time.monotonic() >= deadline:
-                logger.info("no API server answered in %ss: %s", timeout,
-                            exc)
-                return False
-        time.sleep(1)
+    try:
+        get_target(configuration).kube.list_nodes(wait=timeout)
+        return True
+    except KubeUnavailable as exc:
+        logger.info("no API server answered in %ss: %s", timeout, exc)
+        return False
 
 
 def wait_for_nodes_ready(timeout: float = 120, nodes: str = "all",

@@ -7,7 +7,6 @@ path. Targets are cached per process so a run reuses API connections.
 
 import logging
 import os
-import time
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -63,15 +62,11 @@ class Target:
         brief outage such as a control-plane restart for `wait` s. With
         the whole control plane down, fall back to the inventory's own
         roles so that starting it again is still possible."""
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                items = self.kube.list_nodes()["items"]
-                return build_topology(items, self.inventory)
-            except KubeUnavailable:
-                if time.monotonic() >= deadline:
-                    return self._inventory_topology()
-            time.sleep(1)
+        try:
+            items = self.kube.list_nodes(wait=wait)["items"]
+        except KubeUnavailable:
+            return self._inventory_topology()
+        return build_topology(items, self.inventory)
 
     def _inventory_topology(self) -> Topology:
         entries = list(self.inventory.nodes.values())

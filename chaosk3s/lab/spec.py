@@ -136,22 +136,31 @@ def default_spec(k3s_version: str | None = None) -> LabSpec:
     return parse_spec(raw, source="<default>")
 
 
-def load_spec(path: str | Path | None,
+def load_spec(spec: str | Path | dict | None,
               k3s_version: str | None = None) -> LabSpec:
-    """Read and validate a spec file (or the default when path is None)."""
-    if path is None:
+    """Read and validate a spec: a file, a mapping (a spec inline in an
+    experiment's configuration) or None (the default); k3s_version, when
+    given, overrides the spec's release."""
+    if spec is None:
         return default_spec(k3s_version)
+    if isinstance(spec, dict):
+        raw, source = spec, "the experiment's lab_spec"
+    else:
+        raw, source = _read_yaml(Path(spec)), str(spec)
+    if k3s_version:
+        raw = {**(raw or {}), "k3s_version": k3s_version}
+    return parse_spec(raw, source=source)
+
+
+def _read_yaml(path: Path) -> object:
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        return yaml.safe_load(path.read_text())
     except OSError as exc:
         raise SpecError(
             f"cannot read lab spec {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise SpecError(
             f"lab spec {path} is not valid YAML: {exc}") from None
-    if k3s_version:
-        raw = {**(raw or {}), "k3s_version": k3s_version}
-    return parse_spec(raw, source=str(path))
 
 
 _TOP_KEYS = {"subnet", "k3s_version", "timings", "nodes", "virtual_nodes",
