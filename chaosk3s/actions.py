@@ -134,10 +134,9 @@ def heal_partitions(fault_id: str = "", configuration: dict = None) -> dict:
     run = current_run(configuration)
     faults = [f for f in run.ledger.entries() if f["kind"] == "partition"
               and (not fault_id or f["id"] == fault_id)]
-    healed = []
+    healed, topology = [], target.topology() if faults else None
     for fault in faults:
-        nodes = [n for n in target.topology().nodes
-                 if n.name in fault["nodes"]]
+        nodes = [n for n in topology.nodes if n.name in fault["nodes"]]
         outcomes = heal(target.transports(nodes), fault["id"])
         if not fault.get("ended_at"):
             run.ledger.update(fault["id"], ended_at=utc_now())

@@ -9,9 +9,10 @@ import logging
 from chaosk3s.errors import ChaosK3sError
 from chaosk3s.faults.apply import heal, read_active
 from chaosk3s.ledger import open_ledgers
+from chaosk3s.model import Node
 from chaosk3s.readiness import utc_now
 from chaosk3s.run import Run
-from chaosk3s.target import get_target
+from chaosk3s.target import Target, get_target
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -28,7 +29,7 @@ def heal_run(configuration: dict, run: Run) -> list[str]:
         if fault["kind"] == "partition":
             heal(target.transports(chosen), fault["id"])
         elif fault["kind"] == "stop":
-            _start(target, fault["nodes"])
+            _start(target, chosen)
         run.ledger.update(fault["id"], ended_at=utc_now(),
                           healed_by="cleanup")
         done.append(fault["id"])
@@ -37,12 +38,11 @@ def heal_run(configuration: dict, run: Run) -> list[str]:
     return done
 
 
-def _start(target, names: list[str]) -> None:
+def _start(target: Target, nodes: list[Node]) -> None:
     """Start k3s again where a run stopped it and did not start it."""
-    for node in target.topology().nodes:
-        if node.name in names:
-            target.transport(node).run(target.inventory.command(
-                node.role, "start", node.name), timeout=120)
+    for node in nodes:
+        target.transport(node).run(target.inventory.command(
+            node.role, "start", node.name), timeout=120)
 
 
 def heal_everything(configuration: dict) -> dict:
@@ -53,10 +53,12 @@ def heal_everything(configuration: dict) -> dict:
     before = read_active(transports)
     found = [f.as_dict() for o in before for f in o.active]
     heal(transports, None)
+    nodes = {n.name: n for n in target.topology().nodes}
     for ledger in open_ledgers(target.name):
         for fault in ledger.open_faults():
             if fault["kind"] == "stop":
-                _start(target, fault["nodes"])
+                _start(target, [nodes[n] for n in fault["nodes"]
+                                if n in nodes])
             ledger.update(fault["id"], ended_at=utc_now(),
                           healed_by="chaosk3s cleanup")
     after = [f.as_dict() for o in read_active(transports) for f in o.active]
