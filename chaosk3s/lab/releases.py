@@ -36,11 +36,6 @@ class Release:
     family: str
     bootstrap_fix: bool
 
-    @property
-    def node_monitor_grace_seconds(self) -> int:
-        """Kubernetes' default grace period: 40s through 1.31, 50s after."""
-        return 40 if self.minor <= 31 else 50
-
 
 def known_releases() -> str:
     """The accepted range of versions, for error messages."""

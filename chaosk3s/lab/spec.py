@@ -6,7 +6,7 @@ changes nothing on the machine.
 
 import ipaddress
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import yaml
@@ -97,7 +97,6 @@ class LabSpec:
     virtual_nodes: int = 0
     ssh: bool = False
     source: str = "<default>"
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def host_address(self) -> str:

@@ -17,12 +17,12 @@ from aiohttp import web
 from chaosk3s.lab.k3s import addresses, tunnel
 from chaosk3s.lab.k3s.apiserver import APIServer
 from chaosk3s.lab.k3s.context import SUPERVISOR_PORT, NodeContext
+from chaosk3s.lab.k3s.controllers import APIADDRESSES_KEY
 from chaosk3s.lab.k3s.etcdclient import EtcdClient, EtcdError
 from chaosk3s.lab.k3s.kubelet import Kubelet
 from chaosk3s.lab.k3s.loadbalancer import LoadBalancer
 from chaosk3s.lab.k3s.supervisor import Supervisor, lab_ca_pem
 
-APIADDRESSES_KEY = "k3s/apiaddresses"
 SHUTDOWN_SECONDS = 1.0  # open requests get this long when k3s stops
 
 
