@@ -1,50 +1,184 @@
-"""The `chaosk3s` journal section: per-node readiness, timeline, faults.
+"""The `chaosk3s` journal section: per-node readiness and outages, the
+readiness timeline, the faults.
 
 Its shape is the contract in docs/lab-internals.md that the HTML report
-reads. Times are ISO 8601 in UTC.
+reads. Times are ISO 8601 in UTC. Everything but `build` and
+`read_nodes` is pure: the report runs the same outage arithmetic on
+older journals, so this module imports the Kubernetes client only where
+it reads the API (importing it costs the report 0.6 s).
 """
 
-from datetime import datetime
+from __future__ import annotations
 
-from chaosk3s.kube import Kube, KubeUnavailable, NodeState, node_state
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
 from chaosk3s.model import Node, Topology
 
+if TYPE_CHECKING:
+    from chaosk3s.kube import Kube
 
-def _seconds(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
+READY = "True"  # the Ready condition's status; "False" and "Unknown" are down
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    """A fault as outages need it: who it touched and when."""
+
+    id: str
+    nodes: frozenset[str]  # the nodes it changed and, for a cut, the peers
+    started_at: datetime | None
+    ended_at: datetime | None  # None: never healed
+
+
+@dataclass(frozen=True)
+class Outage:
+    """One span of a node not Ready: from the first NotReady or Unknown
+    to the next Ready (ready_at None: not Ready again by the end of the
+    timeline)."""
+
+    not_ready_at: datetime
+    ready_at: datetime | None
+    fault: FaultWindow | None  # the fault it is attributed to
+    began_before_timeline: bool  # already down when first seen
+
+    @property
+    def seconds(self) -> float | None:
+        return _between(self.not_ready_at, self.ready_at)
+
+    @property
+    def to_not_ready(self) -> float | None:
+        """From the fault's start to NotReady; unknown when the outage
+        began before the timeline did."""
+        if self.fault is None or self.began_before_timeline:
+            return None
+        return _between(self.fault.started_at, self.not_ready_at)
+
+    @property
+    def to_ready_after_heal(self) -> float | None:
+        """From the fault's heal to Ready; negative when the node was
+        Ready again before the fault was healed."""
+        if self.fault is None:
+            return None
+        return _between(self.fault.ended_at, self.ready_at)
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 time as an aware datetime; naive ones are UTC."""
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _between(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
         return None
-    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
-    return round(max(delta.total_seconds(), 0.0), 3)
+    return round((end - start).total_seconds(), 3)
+
+
+def fault_windows(faults: list[dict]) -> list[FaultWindow]:
+    """The ledger's fault entries (see actions.py) as windows."""
+    return [FaultWindow(
+        id=str(f.get("id", "")),
+        nodes=frozenset(f.get("nodes") or ()) | frozenset(
+            f.get("peers") or ()),
+        started_at=parse_time(f["started_at"]) if f.get("started_at")
+        else None,
+        ended_at=parse_time(f["ended_at"]) if f.get("ended_at") else None)
+        for f in faults]
+
+
+def attribute(faults: list[FaultWindow], name: str, moment: datetime
+              ) -> FaultWindow | None:
+    """The fault that most plausibly took the node down at moment: the
+    latest one started by then, preferring faults that name the node
+    (a control-plane outage takes down agents it never touched)."""
+    started = sorted((f for f in faults if f.started_at
+                      and f.started_at <= moment),
+                     key=lambda f: f.started_at)
+    own = [f for f in started if name in f.nodes]
+    candidates = own or started
+    return candidates[-1] if candidates else None
+
+
+def find_outages(name: str, changes: list[tuple[datetime, bool]],
+                 faults: list[FaultWindow]) -> list[Outage]:
+    """Every outage of a node from its (moment, ready) changes, in time
+    order: consecutive NotReady and Unknown are one outage."""
+    outages: list[Outage] = []
+    down_since: datetime | None = None
+    first_seen_down = False
+    for index, (moment, ready) in enumerate(sorted(changes,
+                                                   key=lambda c: c[0])):
+        if not ready and down_since is None:
+            down_since, first_seen_down = moment, index == 0
+        elif ready and down_since is not None:
+            outages.append(Outage(down_since, moment, attribute(
+                faults, name, down_since), first_seen_down))
+            down_since = None
+    if down_since is not None:
+        outages.append(Outage(down_since, None, attribute(
+            faults, name, down_since), first_seen_down))
+    return outages
+
+
+def longest(outages: list[Outage]) -> Outage | None:
+    """The longest outage that ended (the first of equals); one that
+    never ended has no length."""
+    ended = [o for o in outages if o.ready_at is not None]
+    return max(ended, key=lambda o: o.seconds, default=None)
+
+
+def outage_entry(outage: Outage) -> dict:
+    return {"not_ready_at": outage.not_ready_at.isoformat(),
+            "ready_at": outage.ready_at.isoformat() if outage.ready_at
+            else None,
+            "outage_seconds": outage.seconds,
+            "fault": outage.fault.id if outage.fault else None,
+            "seconds_to_not_ready": outage.to_not_ready,
+            "seconds_to_ready_after_heal": outage.to_ready_after_heal,
+            "began_before_timeline": outage.began_before_timeline}
 
 
 def node_summary(name: str, timeline: list[dict], faults: list[dict],
-                 final: NodeState | None) -> dict:
-    """When the node went NotReady after the first fault, when it came
-    back, and whether it is Ready at the end.
+                 final: str | None) -> dict:
+    """The node's outages (all of them, with the longest that ended) and
+    whether it was Ready at the steady state after the method.
 
-    recovery_seconds counts from the heal of the last fault that ended
-    before the node came back (or from going NotReady, if later).
+    final: its Ready status then ("True", "False", "Unknown"), None if
+    the API did not list it.
     """
-    first_fault = min((f["started_at"] for f in faults), default=None)
-    events = [e for e in timeline if e["node"] == name]
-    not_ready_at = next(
-        (e["at"] for e in events if e["ready"] != "True"
-         and (first_fault is None or e["at"] >= first_fault)), None)
-    ready_at = next((e["at"] for e in events if e["ready"] == "True"
-                     and not_ready_at and e["at"] > not_ready_at), None)
-    recovered = final is not None and final.ready == "True"
-    heals = [f["ended_at"] for f in faults if f.get("ended_at")
-             and (ready_at is None or f["ended_at"] <= ready_at)]
-    since = max([*heals, not_ready_at or ""]) or None
-    return {"not_ready_at": not_ready_at,
-            "ready_at": ready_at if recovered else None,
-            "recovered": recovered,
-            "recovery_seconds": _seconds(since, ready_at)
-            if recovered and not_ready_at else None}
+    changes = [(parse_time(e["at"]), e["ready"] == READY)
+               for e in timeline if e["node"] == name]
+    outages = find_outages(name, changes, fault_windows(faults))
+    worst = longest(outages)
+    return {"recovered": final == READY,
+            "outages": [outage_entry(o) for o in outages],
+            "longest_outage_seconds": worst.seconds if worst else None}
+
+
+def section(target: str, cluster: str | None, nodes: dict[str, Node],
+            timeline: list[dict], faults: list[dict],
+            final: dict[str, str], versions: list[str]) -> dict:
+    """The section from what was recorded; final maps each node the API
+    listed at the steady state after the method to its Ready status."""
+    at_risk = {n.name for n in Topology(tuple(nodes.values())).at_risk()}
+    summary = {}
+    for name in sorted(set(nodes) | set(final)):
+        node = nodes.get(name)
+        summary[name] = {"role": node.role if node else "unknown",
+                         "at_risk": name in at_risk,
+                         **node_summary(name, timeline, faults,
+                                        final.get(name))}
+    return {"target": target, "cluster": cluster,
+            "k3s_versions": sorted(set(versions) - {""}),
+            "api_reachable": bool(final), "nodes": summary,
+            "timeline": timeline, "faults": faults}
 
 
 def read_nodes(kube: Kube) -> list[dict]:
     """The Node objects now; none when no API server answers."""
+    from chaosk3s.kube import KubeUnavailable  # see the module docstring
     try:
         return kube.list_nodes()["items"]
     except (KubeUnavailable, OSError):
@@ -58,22 +192,10 @@ def build(target: str, nodes: dict[str, Node], timeline: list[dict],
     were when the steady state was checked after the method (before
     rollbacks put things back), else read now. If no API server answers,
     no node counts as recovered: from the cluster's view none is Ready."""
+    from chaosk3s.kube import node_state  # see the module docstring
     items = final if final is not None else read_nodes(kube)
-    states = {i["metadata"]["name"]: node_state(i) for i in items}
-    at_risk = {n.name for n in _at_risk(nodes)}
-    summary = {}
-    for name in sorted(set(nodes) | set(states)):
-        node = nodes.get(name)
-        summary[name] = {"role": node.role if node else "unknown",
-                         "at_risk": name in at_risk,
-                         **node_summary(name, timeline, faults,
-                                        states.get(name))}
-    versions = {i.get("status", {}).get("nodeInfo", {}).get(
-        "kubeletVersion", "") for i in items} - {""}
-    return {"target": target, "cluster": kube.contexts[0] or None,
-            "k3s_versions": sorted(versions), "api_reachable": bool(items),
-            "nodes": summary, "timeline": timeline, "faults": faults}
-
-
-def _at_risk(nodes: dict[str, Node]) -> tuple[Node, ...]:
-    return Topology(tuple(nodes.values())).at_risk()
+    ready = {i["metadata"]["name"]: node_state(i).ready for i in items}
+    versions = [i.get("status", {}).get("nodeInfo", {}).get(
+        "kubeletVersion", "") for i in items]
+    return section(target, kube.contexts[0] or None, nodes, timeline,
+                   faults, ready, versions)

@@ -7,7 +7,8 @@ the nodes it took down.
 from markupsafe import Markup
 
 from chaosk3s.report.journal import Activity, Journal
-from chaosk3s.report.k3sdata import K3sData, NodeReport
+from chaosk3s.report.k3sdata import K3sData
+from chaosk3s.report.nodes import NOT_READY, UNKNOWN, NodeReport, Segment
 from chaosk3s.report.svg import (
     AXIS,
     COLORS,
@@ -165,9 +166,26 @@ def _node_row(node: NodeReport, axis: TimeAxis, y: float) -> list[str]:
             x0, y + 3, x1 - x0, ROW - 6, COLORS[segment.state],
             f"{node.name}: {segment.state} from "
             f"{clock(axis.offset(segment.start))} to "
-            f"{clock(axis.offset(segment.end))} ({took:.1f} s)",
-            css="seg"))
+            f"{clock(axis.offset(segment.end))} ({took:.1f} s)"
+            + _outage_tip(node, segment, axis), css="seg"))
     return parts
+
+
+def _outage_tip(node: NodeReport, segment: Segment, axis: TimeAxis) -> str:
+    """A NotReady or Unknown stretch is often one part of an outage (the
+    node controller says Unknown, the kubelet NotReady): name the whole."""
+    outage = node.outage_at(segment.start) if segment.state in (
+        NOT_READY, UNKNOWN) else None
+    if outage is None:
+        return ""
+    if outage.ready_at is None:
+        return (f"\npart of an outage from "
+                f"{clock(axis.offset(outage.not_ready_at))}, not Ready "
+                "again")
+    return (f"\npart of an outage from "
+            f"{clock(axis.offset(outage.not_ready_at))} to "
+            f"{clock(axis.offset(outage.ready_at))} "
+            f"({outage.seconds:.1f} s)")
 
 
 def swimlanes_svg(k3s: K3sData, journal: Journal) -> Markup:

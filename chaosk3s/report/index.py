@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from chaosk3s.files import write_atomically
 from chaosk3s.report.journal import Journal, JournalError, load_journal
-from chaosk3s.report.k3sdata import RoleSummary
+from chaosk3s.report.nodes import RoleSummary
 from chaosk3s.report.render import environment, render_report, when
 from chaosk3s.report.trend import Point, trend_svg
 
@@ -29,7 +29,8 @@ class RunSummary:
     versions: list[str]
     verdict: str
     reason: str
-    worst_down: float | None
+    longest_outage: float | None  # NotReady to Ready, the longest
+    slowest_after_heal: float | None  # a heal to Ready, the longest
     not_recovered: list[str]
     roles: list[RoleSummary]
 
@@ -80,17 +81,18 @@ def summarise(journal: Journal, report: Path, base: Path) -> RunSummary:
         title=journal.title, target=k3s.target if k3s else "",
         versions=k3s.versions if k3s else [],
         verdict=journal.verdict.kind, reason=journal.verdict.reason,
-        worst_down=k3s.worst_down if k3s else None,
+        longest_outage=k3s.longest_outage if k3s else None,
+        slowest_after_heal=k3s.slowest_after_heal if k3s else None,
         not_recovered=[n.name for n in k3s.not_recovered] if k3s else [],
         roles=k3s.roles if k3s else [])
 
 
 def _point(run: RunSummary) -> Point | None:
     """A trend point when the run measured an outage or lost a node."""
-    if run.start is None or (run.worst_down is None
+    if run.start is None or (run.longest_outage is None
                              and not run.not_recovered):
         return None
-    seconds = None if run.not_recovered else run.worst_down
+    seconds = None if run.not_recovered else run.longest_outage
     return Point(run.title, run.start, seconds, run.verdict)
 
 

@@ -6,31 +6,27 @@ ended, a killed run may stop mid-outage.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from statistics import median
 from typing import Any
 
-from chaosk3s.report.values import (
-    mapping,
-    number,
-    parse_time,
-    seconds_between,
-    sequence,
-    text,
+from chaosk3s.report.nodes import (
+    NOT_READY,
+    READY,
+    UNKNOWN,
+    NodeReport,
+    OutageReport,
+    RoleSummary,
+    fault_windows,
+    node_report,
+    summaries,
 )
+from chaosk3s.report.redact import redact
+from chaosk3s.report.values import mapping, number, parse_time, sequence, text
 
 # Same order as the lab spec's roles; the report may not import the lab.
 ROLE_ORDER = ("etcd", "control-plane", "server", "agent")
-READY, NOT_READY, UNKNOWN, NO_DATA = "Ready", "NotReady", "Unknown", "no data"
 _CONDITION = {"true": READY, "false": NOT_READY, "unknown": UNKNOWN}
-
-
-@dataclass
-class Segment:
-    state: str
-    start: datetime
-    end: datetime
 
 
 @dataclass
@@ -38,34 +34,20 @@ class Fault:
     id: str
     kind: str
     nodes: list[str]
+    peers: list[str]
     description: str
     started_at: datetime | None
     ended_at: datetime | None
 
 
 @dataclass
-class NodeReport:
-    name: str
-    role: str
-    at_risk: bool
-    not_ready_at: datetime | None
-    ready_at: datetime | None
-    recovered: bool | None  # None: never NotReady, nothing to recover
-    down_seconds: float | None
-    to_not_ready: float | None  # fault start -> NotReady
-    to_ready: float | None  # fault healed -> Ready
-    segments: list[Segment] = field(default_factory=list)
+class LabFacts:
+    """The lab the run used (the section's `lab`)."""
 
-
-@dataclass
-class RoleSummary:
-    role: str
-    nodes: int
-    went_not_ready: int
-    not_recovered: int
-    to_not_ready: float | None  # median over the role's nodes
-    to_ready_worst: float | None
-    down_worst: float | None
+    release: str
+    family: str
+    timings_profile: str
+    timings: dict[str, Any]
 
 
 @dataclass
@@ -76,15 +58,33 @@ class K3sData:
     nodes: list[NodeReport]
     faults: list[Fault]
     roles: list[RoleSummary]
+    variables: dict | None = None  # None: the journal does not say
+    lab: LabFacts | None = None
+    real_cluster: bool = False  # the journal says: no lab
 
     @property
     def not_recovered(self) -> list[NodeReport]:
         return [node for node in self.nodes if node.recovered is False]
 
     @property
-    def worst_down(self) -> float | None:
-        values = [n.down_seconds for n in self.nodes
-                  if n.down_seconds is not None]
+    def down_at_end(self) -> list[NodeReport]:
+        return [node for node in self.nodes if node.down_at_end]
+
+    @property
+    def longest(self) -> tuple[NodeReport, OutageReport] | None:
+        """The longest outage that ended, and its node."""
+        found = [(n, n.longest) for n in self.nodes if n.longest]
+        return max(found, key=lambda pair: pair[1].seconds, default=None)
+
+    @property
+    def longest_outage(self) -> float | None:
+        return self.longest[1].seconds if self.longest else None
+
+    @property
+    def slowest_after_heal(self) -> float | None:
+        """The longest time from a heal to Ready of any outage."""
+        values = [o.to_ready_after_heal for n in self.nodes
+                  for o in n.outages if o.to_ready_after_heal is not None]
         return max(values) if values else None
 
     @property
@@ -105,6 +105,7 @@ def _faults(raw: Any) -> list[Fault]:
             id=text(item.get("id"), f"fault-{index + 1}"),
             kind=text(item.get("kind"), "fault"),
             nodes=[text(n) for n in sequence(item.get("nodes"))],
+            peers=[text(n) for n in sequence(item.get("peers"))],
             description=text(item.get("description")),
             started_at=parse_time(item.get("started_at")),
             ended_at=parse_time(item.get("ended_at"))))
@@ -126,69 +127,6 @@ def _timeline(raw: Any) -> dict[str, list[tuple[datetime, str]]]:
     return changes
 
 
-def _segments(changes: list[tuple[datetime, str]], node: NodeReport,
-              start: datetime, end: datetime) -> list[Segment]:
-    """Ready/NotReady/Unknown spans; from the node's fields if no timeline."""
-    if not changes and node.not_ready_at:
-        changes = [(start, READY), (node.not_ready_at, NOT_READY)]
-        if node.ready_at:
-            changes.append((node.ready_at, READY))
-    if not changes:
-        return [Segment(NO_DATA, start, end)]
-    spans = []
-    if changes[0][0] > start:
-        spans.append(Segment(NO_DATA, start, changes[0][0]))
-    for index, (at, state) in enumerate(changes):
-        until = changes[index + 1][0] if index + 1 < len(changes) else end
-        if until > at:
-            spans.append(Segment(state, at, until))
-    return spans
-
-
-def _first_change(changes: list[tuple[datetime, str]], state: str,
-                  after: datetime | None = None) -> datetime | None:
-    for at, seen in changes:
-        if seen == state and (after is None or at > after):
-            return at
-    return None
-
-
-def _cause(faults: list[Fault], name: str, when: datetime | None
-           ) -> Fault | None:
-    """The fault that most plausibly took this node down: the latest one
-    started before it went NotReady, preferring faults naming the node."""
-    started = [f for f in faults if f.started_at and
-               (when is None or f.started_at <= when)]
-    own = [f for f in started if name in f.nodes]
-    candidates = own or started
-    return candidates[-1] if candidates else None
-
-
-def _node(name: str, raw: dict, changes: list[tuple[datetime, str]],
-          faults: list[Fault], span: tuple[datetime, datetime]
-          ) -> NodeReport:
-    not_ready = (parse_time(raw.get("not_ready_at"))
-                 or _first_change(changes, NOT_READY))
-    ready = parse_time(raw.get("ready_at"))
-    if ready is None and not_ready is not None:
-        ready = _first_change(changes, READY, after=not_ready)
-    recovered = raw.get("recovered")
-    if not isinstance(recovered, bool):
-        recovered = None if not_ready is None else ready is not None
-    down = number(raw.get("recovery_seconds"))
-    if down is None:
-        down = seconds_between(not_ready, ready)
-    cause = _cause(faults, name, not_ready)
-    node = NodeReport(
-        name=name, role=text(raw.get("role"), "unknown"),
-        at_risk=raw.get("at_risk") is True, not_ready_at=not_ready,
-        ready_at=ready, recovered=recovered, down_seconds=down,
-        to_not_ready=seconds_between(cause and cause.started_at, not_ready),
-        to_ready=seconds_between(cause and cause.ended_at, ready))
-    node.segments = _segments(changes, node, *span)
-    return node
-
-
 def _role_key(role: str) -> tuple[int, str]:
     order = ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER)
     return order, role
@@ -200,23 +138,27 @@ def _natural(name: str) -> list[str | int]:
             for part in re.split(r"(\d+)", name)]
 
 
-def _summaries(nodes: list[NodeReport]) -> list[RoleSummary]:
-    summaries = []
-    for role in sorted({n.role for n in nodes}, key=_role_key):
-        members = [n for n in nodes if n.role == role]
-        to_nr = [n.to_not_ready for n in members
-                 if n.to_not_ready is not None]
-        to_ready = [n.to_ready for n in members if n.to_ready is not None]
-        down = [n.down_seconds for n in members
-                if n.down_seconds is not None]
-        summaries.append(RoleSummary(
-            role=role, nodes=len(members),
-            went_not_ready=sum(1 for n in members if n.not_ready_at),
-            not_recovered=sum(1 for n in members if n.recovered is False),
-            to_not_ready=median(to_nr) if to_nr else None,
-            to_ready_worst=max(to_ready) if to_ready else None,
-            down_worst=max(down) if down else None))
-    return summaries
+def _lab(raw: dict) -> tuple[LabFacts | None, bool]:
+    """The lab the run used, and whether the journal says there was none
+    (a real cluster); older journals say neither."""
+    if "lab" not in raw:
+        return None, False
+    lab = raw["lab"]
+    if not isinstance(lab, dict):
+        return None, lab is None
+    timings = {text(k): v for k, v in mapping(lab.get("timings")).items()
+               if number(v) is not None or isinstance(v, str)}
+    return LabFacts(release=text(lab.get("release")),
+                    family=text(lab.get("family")),
+                    timings_profile=text(lab.get("timings_profile")),
+                    timings=timings), False
+
+
+def _variables(raw: dict) -> dict | None:
+    """The variables in force; the control redacts them, the report does
+    it again so a hand-made journal cannot leak one either."""
+    found = raw.get("variables")
+    return redact(found) if isinstance(found, dict) else None
 
 
 def parse_k3s(raw: Any, span: tuple[datetime, datetime]) -> K3sData | None:
@@ -224,20 +166,24 @@ def parse_k3s(raw: Any, span: tuple[datetime, datetime]) -> K3sData | None:
     if not isinstance(raw, dict):
         return None
     faults = _faults(raw.get("faults"))
+    windows = fault_windows(faults)
     changes = _timeline(raw.get("timeline"))
     nodes_raw = mapping(raw.get("nodes"))
     names = list(nodes_raw) + [n for n in changes if n not in nodes_raw]
-    nodes = [_node(text(name), mapping(nodes_raw.get(name)),
-                   changes.get(text(name), []), faults, span)
+    nodes = [node_report(text(name), mapping(nodes_raw.get(name)),
+                         changes.get(text(name), []), windows, span)
              for name in names]
     nodes.sort(key=lambda n: (_role_key(n.role), _natural(n.name)))
     versions = raw.get("k3s_versions")
     if isinstance(versions, str):
         versions = [versions]
+    lab, real_cluster = _lab(raw)
+    roles = sorted({n.role for n in nodes}, key=_role_key)
     return K3sData(
         target=text(raw.get("target")), cluster=text(raw.get("cluster")),
         versions=[text(v) for v in sequence(versions)], nodes=nodes,
-        faults=faults, roles=_summaries(nodes))
+        faults=faults, roles=summaries(nodes, roles),
+        variables=_variables(raw), lab=lab, real_cluster=real_cluster)
 
 
 def k3s_times(raw: Any) -> list[datetime]:
@@ -253,4 +199,7 @@ def k3s_times(raw: Any) -> list[datetime]:
         node = mapping(node)
         found += [parse_time(node.get("not_ready_at")),
                   parse_time(node.get("ready_at"))]
+        for outage in map(mapping, sequence(node.get("outages"))):
+            found += [parse_time(outage.get("not_ready_at")),
+                      parse_time(outage.get("ready_at"))]
     return [moment for moment in found if moment is not None]

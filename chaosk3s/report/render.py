@@ -46,6 +46,13 @@ def seconds(value: float | None) -> str:
     return f"{int(minutes)} min {rest:.0f} s"
 
 
+def after_heal(value: float | None) -> str:
+    """A heal-to-Ready time; negative means Ready before the heal."""
+    if value is None or value >= 0:
+        return seconds(value)
+    return f"{seconds(-value)} before the heal"
+
+
 def inline(value: Any) -> str:
     """An output on one table line; the full value sits in <details>."""
     shown = value if isinstance(value, str) else compact(value)
@@ -58,8 +65,8 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True,
                       lstrip_blocks=True)
-    env.filters.update(when=when, seconds=seconds, pretty=pretty,
-                       inline=inline, compact=compact)
+    env.filters.update(when=when, seconds=seconds, after_heal=after_heal,
+                       pretty=pretty, inline=inline, compact=compact)
     env.globals.update(version=__version__)
     return env
 
@@ -73,6 +80,9 @@ def render_report(journal: Journal) -> str:
         swimlanes=swimlanes_svg(k3s, journal) if k3s and k3s.nodes else "",
         since=lambda moment: "—" if moment is None else
         clock((moment - start).total_seconds()),
+        # an outage not over when the journal ends lasted at least this
+        open_for=lambda outage: (journal.span[1]
+                                 - outage.not_ready_at).total_seconds(),
         generated=when(datetime.now(UTC)))
 
 

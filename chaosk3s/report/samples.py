@@ -1,5 +1,7 @@
 """Realistic sample journals: the #11311 partition run, shaped like a
-chaostoolkit 1.19 journal with the chaosk3s section.
+chaostoolkit 1.19 journal with the chaosk3s section, which the same code
+as a real run's builds (chaosk3s.journal_section) from a scripted
+readiness timeline.
 
 Used by the report's tests and benchmark and handy to preview the page
 (`python -m chaosk3s.report.samples OUT.json`) without running the lab.
@@ -10,6 +12,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from chaosk3s import journal_section
+from chaosk3s.model import Node
 
 FIXED, BUGGY = "v1.28.15+k3s1", "v1.28.14+k3s1"
 CUT_AT, HEAL_AT, END_AT = 8.0, 38.0, 64.0  # seconds into the run
@@ -67,23 +72,18 @@ def _method(start: datetime, activities: int) -> list[dict]:
     return runs
 
 
-def _nodes(start: datetime, agents: int, buggy: bool) -> tuple[dict, list]:
-    nodes: dict[str, dict] = {
-        "server-etcd-0": {"role": "etcd", "at_risk": False},
-        "server-cp-0": {"role": "control-plane", "at_risk": False}}
+def _timeline(start: datetime, agents: int, buggy: bool
+              ) -> tuple[list[dict], dict[str, str]]:
+    """The readiness a watch would record, and each node's Ready status
+    at the steady state after the method."""
     timeline = [{"node": name, "at": _stamp(start, 0), "ready": "True"}
-                for name in nodes]
+                for name in ("server-etcd-0", "server-cp-0")]
+    final = {"server-etcd-0": "True", "server-cp-0": "True"}
     for index in range(agents):
         name = f"agent-{index}"
         down = CUT_AT + NOT_READY_AFTER + (index % 7) * 0.3
         up = None if buggy and index % 2 == 0 else \
             HEAL_AT + READY_AFTER_HEAL + (index % 5) * 0.4
-        nodes[name] = {"role": "agent", "at_risk": True,
-                       "not_ready_at": _stamp(start, down),
-                       "ready_at": _stamp(start, up) if up else None,
-                       "recovered": up is not None,
-                       "recovery_seconds": round(up - down, 2) if up
-                       else None}
         # the node controller marks a silent node Unknown; once back, the
         # kubelet reports NotReady for a moment before Ready
         timeline += [{"node": name, "at": _stamp(start, 0), "ready": "True"},
@@ -94,7 +94,45 @@ def _nodes(start: datetime, agents: int, buggy: bool) -> tuple[dict, list]:
                           "ready": "False"},
                          {"node": name, "at": _stamp(start, up),
                           "ready": "True"}]
-    return nodes, timeline
+        final[name] = "True" if up else "Unknown"
+    return timeline, final
+
+
+def _topology(agents: int) -> dict[str, Node]:
+    """The agents joined through the etcd-only server: at risk."""
+    nodes = [Node("server-etcd-0", "etcd", "10.213.11.10", None),
+             Node("server-cp-0", "control-plane", "10.213.11.11",
+                  "server-etcd-0")]
+    nodes += [Node(f"agent-{i}", "agent", f"10.213.12.{i % 250}",
+                   "server-etcd-0") for i in range(agents)]
+    return {node.name: node for node in nodes}
+
+
+def _section(start: datetime, agents: int, buggy: bool,
+             version: str) -> dict:
+    """The chaosk3s section as the control builds it, from a scripted
+    timeline; `variables` and `lab` in the shape the control writes."""
+    timeline, final = _timeline(start, agents, buggy)
+    faults = [{"id": "p-1a2b", "kind": "partition",
+               "nodes": [f"agent-{i}" for i in range(agents)],
+               "peers": ["server-cp-0"],
+               "description": "drop agents <-> server-cp-0",
+               "ttl_seconds": 300.0,
+               "started_at": _stamp(start, CUT_AT),
+               "ended_at": _stamp(start, HEAL_AT)}]
+    built = journal_section.section(
+        "lab", "chaosk3s-lab", _topology(agents), timeline, faults, final,
+        [version] * (agents + 2))
+    built["variables"] = {"target": "lab", "lab_k3s_version": version,
+                          "partition_seconds": HEAL_AT - CUT_AT,
+                          "recovery_timeout": 30}
+    built["lab"] = {"release": version,
+                    "family": "buggy" if buggy else "fix1",
+                    "timings_profile": "lab",
+                    "timings": {"node_monitor_grace": 10.0,
+                                "node_status_update": 2.0,
+                                "lb_health_interval": 1.0}}
+    return built
 
 
 def lab_journal(start: datetime | None = None, agents: int = 3,
@@ -104,7 +142,6 @@ def lab_journal(start: datetime | None = None, agents: int = 3,
     back after the heal."""
     start = start or datetime(2026, 11, 25, 21, 39, 50, tzinfo=UTC)
     version = BUGGY if buggy else FIXED
-    nodes, timeline = _nodes(start, agents, buggy)
     experiment = {
         "title": "Agents survive losing the control plane",
         "description": "Partition agents from the control-plane-only "
@@ -134,16 +171,7 @@ def lab_journal(start: datetime | None = None, agents: int = 3,
                            0.2, {"healed": []}, "chaosk3s.actions",
                            "heal_partitions", {})],
         "end": _stamp(start, END_AT), "duration": END_AT,
-        "chaosk3s": {
-            "target": "lab", "cluster": "chaosk3s-lab",
-            "k3s_versions": [version], "nodes": nodes,
-            "timeline": timeline,
-            "faults": [{"id": "p-1a2b", "kind": "partition",
-                        "nodes": [f"agent-{i}" for i in range(agents)]
-                        + ["server-cp-0"],
-                        "description": "drop agents <-> server-cp-0",
-                        "started_at": _stamp(start, CUT_AT),
-                        "ended_at": _stamp(start, HEAL_AT)}]}}
+        "chaosk3s": _section(start, agents, buggy, version)}
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""The index's trend chart: recovery time per experiment over time.
+"""The index's trend chart: the longest outage per experiment over time.
 
-Recovery time is the longest NotReady outage of any node in the run. A run
-where a node never came back has no recovery time; it is drawn as a red
-cross on the top edge so it cannot be mistaken for a fast recovery.
+An outage is a node's time from NotReady (or Unknown) to Ready again; each
+run's point is its longest. A run where a node never came back has no
+such figure; it is drawn as a red cross on the top edge so it cannot be
+mistaken for a short outage.
 """
 
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ DATE_TICKS = 6
 class Point:
     experiment: str
     at: datetime
-    seconds: float | None  # None: some node never recovered
+    seconds: float | None  # the longest outage; None: a node never came back
     verdict: str
 
 
@@ -83,7 +84,7 @@ def _legend(names: list[str], width: float) -> tuple[list[str], float]:
 
 
 def trend_svg(points: list[Point], width: float = 1100) -> Markup:
-    """One line per experiment: its recovery time run after run."""
+    """One line per experiment: its longest outage run after run."""
     dated = sorted((p for p in points if p.at), key=lambda p: p.at)
     names = list(dict.fromkeys(p.experiment for p in dated))
     if not dated:
@@ -111,11 +112,11 @@ def trend_svg(points: list[Point], width: float = 1100) -> Markup:
             parts.append(f'<polyline class="series" stroke="{color}" '
                          f'points="{line}"/>')
         for p in series:
-            shown = "never recovered" if p.seconds is None else \
-                f"recovered in {p.seconds:.1f} s"
+            shown = "a node never recovered" if p.seconds is None else \
+                f"longest outage {p.seconds:.1f} s"
             parts.append(_point(axis.x(p.at), y_of(p), color,
                                 f"{name}\n{p.at:%Y-%m-%d %H:%M} UTC: "
                                 f"{shown} ({p.verdict})", p.seconds is None))
     legend, height = _legend(names, width)
     return svg(height, parts + legend,
-               "Recovery time per experiment over time", width)
+               "Longest outage per experiment over time", width)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from chaosk3s.report.values import compact
+from chaosk3s.report.svg import clock
+from chaosk3s.report.values import compact, offset
 
 if TYPE_CHECKING:  # the journal module builds verdicts: no runtime cycle
     from chaosk3s.report.journal import Activity, Journal, SteadyState
@@ -119,9 +120,34 @@ def _notes(journal: Journal) -> list[str]:
     return notes
 
 
+def _outages_said(journal: Journal) -> str:
+    """The run's outage figures, each under its own name: the outage
+    (NotReady to Ready) and the time from a heal to Ready."""
+    k3s = journal.k3s
+    if k3s is None or not any(n.outages for n in k3s.nodes):
+        return ""
+    down = k3s.down_at_end
+    parts = [f"{len(down)} node(s) were not Ready again by the end of the "
+             f"run ({', '.join(n.name for n in down)})" if down else
+             "Every node that went NotReady was Ready again"]
+    if k3s.longest:
+        node, outage = k3s.longest
+        start = journal.span[0]
+        parts.append(
+            f"the longest outage lasted {outage.seconds:.1f} s ({node.name}:"
+            f" NotReady at {clock(offset(start, outage.not_ready_at))}, "
+            f"Ready at {clock(offset(start, outage.ready_at))})")
+    after = k3s.slowest_after_heal
+    if after is not None:
+        parts.append(f"the slowest return to Ready took {after:.1f} s "
+                     "after its fault was healed" if after >= 0 else
+                     "every node was Ready again before its fault was "
+                     "healed")
+    return " " + "; ".join(parts) + "."
+
+
 def judge(journal: Journal) -> Verdict:
     kind, reason = _reason(journal)
-    if kind == COMPLETED and journal.k3s and journal.k3s.worst_down:
-        reason += (" Every node that went NotReady was Ready again; the "
-                   f"longest outage lasted {journal.k3s.worst_down:.1f} s.")
+    if kind == COMPLETED:
+        reason += _outages_said(journal)
     return Verdict(kind, reason, _notes(journal))

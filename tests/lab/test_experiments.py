@@ -4,10 +4,12 @@ Each runs `chaos run` exactly as a user does, from a clean machine state
 (no lab up): the chaosk3s control brings the lab up and down itself.
 """
 
+import html
 import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -52,9 +54,61 @@ def test_fixed_release_heals(tmp_path):
     assert {n for n, v in nodes.items() if v["at_risk"]} == AT_RISK
     assert all(v["recovered"] for v in nodes.values())
     for name in AT_RISK:  # the partition really took them down
-        assert nodes[name]["not_ready_at"] is not None
-        assert nodes[name]["recovery_seconds"] < 20
+        assert nodes[name]["outages"], name
+        assert nodes[name]["longest_outage_seconds"] < 40
     assert journal["chaosk3s"]["k3s_versions"] == ["v1.28.15+k3s1"]
+    check_report_outages(tmp_path, journal)
+
+
+def timeline_outages(journal: dict, node: str
+                     ) -> list[tuple[datetime, datetime | None]]:
+    """NotReady-to-Ready spans read straight off the journal's timeline,
+    independently of the code under test."""
+    spans, down = [], None
+    for entry in journal["chaosk3s"]["timeline"]:
+        if entry["node"] != node:
+            continue
+        moment = datetime.fromisoformat(entry["at"])
+        if entry["ready"] != "True" and down is None:
+            down = moment
+        elif entry["ready"] == "True" and down is not None:
+            spans.append((down, moment))
+            down = None
+    return spans + ([(down, None)] if down else [])
+
+
+def check_report_outages(tmp_path: Path, journal: dict) -> None:
+    """The HTML report of this real run shows each node's outage as its
+    NotReady-to-Ready span on the journal's timeline."""
+    from chaosk3s.report import load_journal, render_journal
+    from chaosk3s.report.render import after_heal, seconds
+    from chaosk3s.report.svg import clock
+    from tests.unit.test_report_figures import outage_rows
+    page = html.unescape(render_journal(tmp_path / "journal.json",
+                                        tmp_path).read_text())
+    start = load_journal(tmp_path / "journal.json").span[0]
+    fault = journal["chaosk3s"]["faults"][0]
+    cut = datetime.fromisoformat(fault["started_at"])
+    healed = datetime.fromisoformat(fault["ended_at"])
+    for name in journal["chaosk3s"]["nodes"]:
+        spans = timeline_outages(journal, name)
+        rows = outage_rows(page, name)
+        assert len(rows) == len(spans), (name, rows, spans)
+        for (down, up), row in zip(spans, rows, strict=True):
+            assert row[0] == clock((down - start).total_seconds())
+            if up is None:  # never Ready again
+                assert row[1] == "never" and row[2].startswith("≥ ")
+                continue
+            assert row[1] == clock((up - start).total_seconds())
+            assert row[2] == seconds((up - down).total_seconds()), name
+            if name in AT_RISK:  # the cut took them down
+                assert row[3] == fault["id"]
+                assert row[4] == seconds((down - cut).total_seconds())
+                assert row[5] == after_heal((up - healed).total_seconds())
+    ended = [(up - down).total_seconds() for name in AT_RISK
+             for down, up in timeline_outages(journal, name) if up]
+    if ended and 'class="verdict v-completed"' in page:
+        assert f"the longest outage lasted {max(ended):.1f} s" in page
 
 
 def test_buggy_release_deviates_on_exactly_the_at_risk_nodes(tmp_path):
@@ -67,6 +121,10 @@ def test_buggy_release_deviates_on_exactly_the_at_risk_nodes(tmp_path):
     assert {n for n, v in nodes.items() if v["at_risk"]} == AT_RISK
     faults = journal["chaosk3s"]["faults"]
     assert faults and all(f["ended_at"] for f in faults)
+    for name in AT_RISK:  # down from the cut to the end of the run
+        assert journal["chaosk3s"]["nodes"][name]["outages"][-1][
+            "ready_at"] is None
+    check_report_outages(tmp_path, journal)
     screenshot_real_report(tmp_path)
 
 

@@ -171,17 +171,22 @@ def test_node_timings_per_node_and_role(tmp_path):
     nodes = {n.name: n for n in journal.k3s.nodes}
     assert [n.role for n in journal.k3s.nodes][:2] == ["etcd",
                                                       "control-plane"]
-    agent1 = nodes["agent-1"]  # recovers; agents 0 and 2 do not (buggy)
-    assert agent1.to_not_ready == pytest.approx(12.3)
-    assert agent1.to_ready == pytest.approx(3.5 + 0.4)
-    assert agent1.down_seconds == pytest.approx(21.6, abs=0.01)
-    assert [s.state for s in agent1.segments] == [
+    [outage] = nodes["agent-1"].outages  # agents 0 and 2 stay down (buggy)
+    assert outage.to_not_ready == pytest.approx(12.3)  # cut at 8, +20.3
+    assert outage.to_ready_after_heal == pytest.approx(3.5 + 0.4)
+    assert outage.seconds == pytest.approx(21.6)  # +20.3 to +41.9
+    assert outage.fault == "p-1a2b"
+    assert [s.state for s in nodes["agent-1"].segments] == [
         "Ready", "Unknown", "NotReady", "Ready"]
     assert nodes["agent-0"].recovered is False
-    assert nodes["server-cp-0"].recovered is None
+    assert nodes["agent-0"].outages[0].ready_at is None
+    assert nodes["server-cp-0"].outages == []
     agents = next(r for r in journal.k3s.roles if r.role == "agent")
     assert (agents.nodes, agents.went_not_ready, agents.not_recovered) == (
         3, 3, 2)
+    assert agents.to_not_ready == pytest.approx(12.3)  # of 12.0/12.3/12.6
+    assert agents.longest_outage == pytest.approx(21.6)
+    assert agents.to_ready_after_heal == pytest.approx(3.9)
 
 
 def test_nodes_are_ordered_by_role_then_number(tmp_path):
@@ -198,6 +203,7 @@ def test_node_known_only_from_timeline_is_drawn(tmp_path):
     journal = load_journal(write(tmp_path, "j.json", raw))
     agent = next(n for n in journal.k3s.nodes if n.name == "agent-0")
     assert agent.not_ready_at is not None and agent.recovered is True
+    assert agent.outages[0].seconds == pytest.approx(21.5)  # +20 to +41.5
     assert agent.role == "unknown"
 
 

@@ -47,9 +47,15 @@ def hostile_journal() -> dict:
     raw["experiment"]["configuration"] = {EVIL: EVIL, "url": PAYLOADS[4]}
     raw["experiment"]["secrets"] = {EVIL: {EVIL: EVIL}}
     section = raw["chaosk3s"]
-    section.update(target=EVIL, cluster=EVIL, k3s_versions=[EVIL])
+    section.update(target=EVIL, cluster=EVIL, k3s_versions=[EVIL],
+                   variables={EVIL: EVIL, "lab_spec": PAYLOADS[1]},
+                   lab={"release": EVIL, "family": EVIL,
+                        "timings_profile": EVIL, "timings": {EVIL: EVIL}})
     section["nodes"] = {f"{n}{EVIL}": {**v, "role": EVIL}
                         for n, v in section["nodes"].items()}
+    for node in section["nodes"].values():
+        for outage in node["outages"]:
+            outage["fault"] = EVIL
     for change in section["timeline"]:
         change["node"] += EVIL
     for fault in section["faults"]:
