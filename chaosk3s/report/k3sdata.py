@@ -8,6 +8,7 @@ ended, a killed run may stop mid-outage.
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from chaosk3s.report.nodes import (
@@ -70,7 +71,7 @@ class K3sData:
     def down_at_end(self) -> list[NodeReport]:
         return [node for node in self.nodes if node.down_at_end]
 
-    @property
+    @cached_property
     def longest(self) -> tuple[NodeReport, OutageReport] | None:
         """The longest outage that ended, and its node."""
         found = [(n, n.longest) for n in self.nodes if n.longest]

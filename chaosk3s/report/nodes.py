@@ -4,15 +4,16 @@ durations, the readiness segments, and the per-role summary.
 A node's outages come, in this order of preference, from the journal's
 `outages` (chaosk3s writes them), from the readiness timeline (older
 journals: the same arithmetic, chaosk3s.journal_section), or from the
-old `not_ready_at`/`ready_at` fields. The old `recovery_seconds` was the
-time from the heal to Ready (or from NotReady, when that came later): it
-is shown as time to Ready after the heal when nothing better is known,
-never as an outage. See "The chaosk3s journal section" in
-docs/lab-internals.md.
+old `not_ready_at`/`ready_at` fields. The old `recovery_seconds` is never
+read: it was the time from the last heal to Ready, or the outage when the
+node went NotReady after the heal or no fault was recorded, so it had no
+one meaning; both figures are computed again from the times it came from.
+See "The chaosk3s journal section" in docs/lab-internals.md.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from statistics import median
 from typing import Any
 
@@ -70,7 +71,7 @@ class NodeReport:
     def not_ready_at(self) -> datetime | None:
         return self.outages[0].not_ready_at if self.outages else None
 
-    @property
+    @cached_property
     def longest(self) -> OutageReport | None:
         """The longest outage that ended; one that did not has no
         length."""
@@ -127,11 +128,8 @@ def _old_fields(name: str, raw: dict, faults: list[FaultWindow]
     start = parse_time(raw.get("not_ready_at"))
     if start is None:
         return []
-    outage = _from(Outage(start, parse_time(raw.get("ready_at")),
-                          attribute(faults, name, start), False))
-    if outage.to_ready_after_heal is None and outage.ready_at:
-        outage.to_ready_after_heal = number(raw.get("recovery_seconds"))
-    return [outage]
+    return [_from(Outage(start, parse_time(raw.get("ready_at")),
+                         attribute(faults, name, start), False))]
 
 
 def outages(name: str, raw: dict, changes: Changes,
