@@ -59,11 +59,6 @@ def seconds_between(start: datetime | None, end: datetime | None
     return (end - start).total_seconds()
 
 
-def offset(start: datetime, moment: datetime | None) -> float:
-    """Seconds from start to moment (0 when moment is unknown)."""
-    return (moment - start).total_seconds() if moment else 0.0
-
-
 def pretty(value: Any) -> str:
     """Readable text for an output or a configuration, cut when huge."""
     if isinstance(value, str):

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from chaosk3s.report.svg import clock
-from chaosk3s.report.values import compact, offset
+from chaosk3s.report.svg import TimeAxis, clock
+from chaosk3s.report.values import compact
 
 if TYPE_CHECKING:  # the journal module builds verdicts: no runtime cycle
     from chaosk3s.report.journal import Activity, Journal, SteadyState
@@ -132,11 +132,11 @@ def _outages_said(journal: Journal) -> str:
              "Every node that went NotReady was Ready again"]
     if k3s.longest:
         node, outage = k3s.longest
-        start = journal.span[0]
+        axis = TimeAxis(*journal.span)
         parts.append(
             f"the longest outage lasted {outage.seconds:.1f} s ({node.name}:"
-            f" NotReady at {clock(offset(start, outage.not_ready_at))}, "
-            f"Ready at {clock(offset(start, outage.ready_at))})")
+            f" NotReady at {clock(axis.offset(outage.not_ready_at))}, "
+            f"Ready at {clock(axis.offset(outage.ready_at))})")
     after = k3s.slowest_after_heal
     if after is not None:
         parts.append(f"the slowest return to Ready took {after:.1f} s "
