@@ -9,20 +9,35 @@ returns what it did (nodes, rules, timestamps) for the journal.
 import logging
 import shlex
 
+from chaosk3s.arguments import (
+    NODES,
+    NOT_NEGATIVE,
+    PORTS,
+    POSITIVE,
+    SOME_LABELS,
+    activity,
+    one_of,
+)
 from chaosk3s.errors import SpecError
 from chaosk3s.faults.apply import apply_plan, heal
+from chaosk3s.faults.partition import DIRECTIONS, MODES
 from chaosk3s.model import Cut, FaultPlan, Node
 from chaosk3s.readiness import utc_now
 from chaosk3s.run import current_run
 from chaosk3s.safety import check_partition_quorum, check_stop_quorum
-from chaosk3s.target import Target, get_target, select
+from chaosk3s.selectors import select
+from chaosk3s.target import Target, get_target
 
 __all__ = ["partition_roles", "partition_nodes", "heal_partitions",
            "restart_k3s", "stop_k3s", "start_k3s", "reboot_nodes"]
 
 logger = logging.getLogger("chaostoolkit")
+# What every partition action checks before it runs.
+_CUT_CHECKS = {"direction": one_of(*DIRECTIONS), "mode": one_of(*MODES),
+               "ports": PORTS, "ttl": POSITIVE}
 
 
+@activity(group=NODES, peers=NODES, **_CUT_CHECKS)
 def partition_roles(group: str = "at-risk",
                     peers: str = "control-plane", direction: str = "both",
                     mode: str = "drop", ports: list = None,
@@ -30,9 +45,13 @@ def partition_roles(group: str = "at-risk",
                     configuration: dict = None) -> dict:
     """Cut the network between two groups of nodes.
 
-    Groups are roles (`etcd`, `control-plane`, `server`, `agent`),
-    `at-risk` (nodes that joined through an etcd-only server), `all` or
-    `name:NODE|NODE`, comma-separated. Rules go on the nodes of `group`,
+    Groups are node selectors: a role (`etcd`, `control-plane`,
+    `server`, `agent`), `at-risk` (nodes that joined through an etcd-only
+    server), `all`, `name:NODE|NODE`, `ROLE[N]` (the N-th node of a role
+    by name, from 0), `join-server:GROUP` (the servers GROUP's nodes
+    joined through), comma-separated; `-GROUP` leaves nodes out. Numbers,
+    booleans and `ports` may be given as strings ("60", "true",
+    "6443,10250"). Rules go on the nodes of `group`,
     in iptables chains chaosk3s owns: `direction` `both`, `to` (from them
     to the others) or `from`; `mode` `drop` (black hole) or `reject`;
     `ports` limits the cut to those TCP ports. The cut expires on each
@@ -47,6 +66,8 @@ def partition_roles(group: str = "at-risk",
                       force, topology)
 
 
+@activity(selector=SOME_LABELS, peer_selector=SOME_LABELS,
+          **_CUT_CHECKS)
 def partition_nodes(selector: str, peer_selector: str,
                     direction: str = "both", mode: str = "drop",
                     ports: list = None, ttl: float = 300,
@@ -123,6 +144,7 @@ def target_config(target: Target) -> dict:
     return {"target": target.name}
 
 
+@activity()
 def heal_partitions(fault_id: str = "", configuration: dict = None) -> dict:
     """Remove the partitions this run injected (or only `fault_id`).
 
@@ -186,6 +208,7 @@ def _close_stops(run, node: str) -> None:
             run.ledger.update(entry["id"], ended_at=utc_now())
 
 
+@activity(nodes=NODES)
 def restart_k3s(nodes: str = "agent", one_at_a_time: bool = True,
                 force: bool = False, configuration: dict = None) -> dict:
     """Restart the K3s service on the selected nodes (a group as in
@@ -196,6 +219,7 @@ def restart_k3s(nodes: str = "agent", one_at_a_time: bool = True,
                          configuration)
 
 
+@activity(nodes=NODES, duration=NOT_NEGATIVE)
 def stop_k3s(nodes: str, duration: float = 0, force: bool = False,
              configuration: dict = None) -> dict:
     """Stop K3s on the selected nodes. With `duration` > 0 each node
@@ -207,11 +231,13 @@ def stop_k3s(nodes: str, duration: float = 0, force: bool = False,
                          duration)
 
 
+@activity(nodes=NODES)
 def start_k3s(nodes: str, configuration: dict = None) -> dict:
     """Start K3s on the selected nodes (the rollback of `stop_k3s`)."""
     return _node_command("start", nodes, True, True, configuration)
 
 
+@activity(nodes=NODES)
 def reboot_nodes(nodes: str, one_at_a_time: bool = True,
                  force: bool = False, configuration: dict = None) -> dict:
     """Reboot the selected machines with the inventory's reboot command

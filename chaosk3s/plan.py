@@ -12,7 +12,8 @@ from chaosk3s import actions
 from chaosk3s.errors import SpecError
 from chaosk3s.faults.apply import setup_for
 from chaosk3s.faults.partition import render_dry_run
-from chaosk3s.target import Target, get_target, select
+from chaosk3s.selectors import select
+from chaosk3s.target import Target, get_target
 
 _NODE_ACTIONS = {"restart_k3s": "restart", "stop_k3s": "stop",
                  "start_k3s": "start", "reboot_nodes": "reboot"}

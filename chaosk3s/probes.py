@@ -8,10 +8,18 @@ a node cannot be reached).
 import logging
 import time
 
+from chaosk3s.arguments import (
+    LABELS,
+    NODES,
+    NOT_NEGATIVE,
+    POSITIVE,
+    activity,
+)
 from chaosk3s.errors import ChaosK3sError
 from chaosk3s.kube import KubeUnavailable, node_state
 from chaosk3s.readiness import ReadinessWatch
-from chaosk3s.target import get_target, select
+from chaosk3s.selectors import select
+from chaosk3s.target import get_target
 from chaosk3s.topology import build_topology
 
 __all__ = ["all_nodes_ready", "nodes_not_ready", "wait_for_nodes_ready",
@@ -23,12 +31,15 @@ logger = logging.getLogger("chaostoolkit")
 SUPERVISOR_PORT = 6443
 
 
+@activity(nodes=NODES, label_selector=LABELS)
 def all_nodes_ready(nodes: str = "all", label_selector: str = "",
                     configuration: dict = None) -> bool:
     """True when every selected node reports Ready=True.
 
-    `nodes` is a group (`all`, a role, `at-risk`, `name:A|B`, and `-GROUP`
-    to leave some out, e.g. `all,-name:server-etcd-0`); `label_selector`
+    `nodes` is a node selector as in `partition_roles` (`all`, a role,
+    `at-risk`, `name:A|B`, `control-plane[1]`, `join-server:at-risk`, and
+    `-GROUP` to leave some out, e.g. `all,-control-plane[1]`);
+    `label_selector`
     narrows the API listing. For `all`, one request for the rows
     `kubectl get nodes` prints, not the Node objects: fast on clusters of
     thousands of nodes. Blast radius: none (read-only).
@@ -36,6 +47,7 @@ def all_nodes_ready(nodes: str = "all", label_selector: str = "",
     return not nodes_not_ready(nodes, label_selector, configuration)
 
 
+@activity(nodes=NODES, label_selector=LABELS)
 def nodes_not_ready(nodes: str = "all", label_selector: str = "",
                     configuration: dict = None) -> list:
     """Names of the selected nodes whose Ready condition is not True.
@@ -54,6 +66,7 @@ def nodes_not_ready(nodes: str = "all", label_selector: str = "",
                   if state.ready != "True" and state.name in wanted)
 
 
+@activity(timeout=POSITIVE)
 def api_server_available(timeout: float = 30,
                          configuration: dict = None) -> bool:
     """True as soon as any API server of the target answers a node list;
@@ -70,12 +83,14 @@ def api_server_available(timeout: float = 30,
         return False
 
 
+@activity(timeout=POSITIVE, nodes=NODES)
 def wait_for_nodes_ready(timeout: float = 120, nodes: str = "all",
                          configuration: dict = None) -> dict:
     """Wait until every selected node is Ready, watching the API.
 
-    `nodes` is a group: `all`, a role (`etcd`, `control-plane`, `server`,
-    `agent`), `at-risk`, or `name:NODE|NODE`. Returns `all_ready`,
+    `nodes` is a node selector as in `partition_roles` (`all`, a role,
+    `at-risk`, `name:NODE|NODE`, `ROLE[N]`, `join-server:GROUP`, `-GROUP`).
+    Returns `all_ready`,
     `elapsed_seconds`, `not_ready` and, per node, `ready_after_seconds`
     (0 when it was already Ready; null when it never became Ready within
     `timeout`). Built on a watch, it sees a transition within
@@ -107,6 +122,7 @@ def wait_for_nodes_ready(timeout: float = 120, nodes: str = "all",
                       for n in sorted(names)}}
 
 
+@activity(seconds=NOT_NEGATIVE)
 def nodes_not_ready_within(seconds: float = 20,
                            configuration: dict = None) -> list:
     """Watch the nodes for `seconds`; return every node that was not
@@ -129,6 +145,7 @@ def nodes_not_ready_within(seconds: float = 20,
     return sorted(seen)
 
 
+@activity()
 def at_risk_nodes(configuration: dict = None) -> list:
     """Nodes whose join server is an etcd-only server (K3s #11311).
 
@@ -140,6 +157,7 @@ def at_risk_nodes(configuration: dict = None) -> list:
     return sorted(node.name for node in topology.at_risk())
 
 
+@activity()
 def nodes_pinned_to_etcd_only(configuration: dict = None) -> list:
     """Nodes holding connections to an etcd-only server's port 6443.
 
@@ -164,6 +182,7 @@ def nodes_pinned_to_etcd_only(configuration: dict = None) -> list:
     return sorted(pinned)
 
 
+@activity()
 def etcd_quorum_healthy(configuration: dict = None) -> bool:
     """True when more than half of the etcd members report healthy.
 
@@ -190,6 +209,7 @@ def etcd_quorum_healthy(configuration: dict = None) -> bool:
     return healthy > len(members) / 2
 
 
+@activity()
 def active_faults(configuration: dict = None) -> list:
     """Every chaosk3s rule active on any node, read back from the nodes.
 

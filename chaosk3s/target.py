@@ -13,11 +13,10 @@ from functools import cached_property
 from chaosk3s.errors import SpecError
 from chaosk3s.inventory import Inventory, load_target
 from chaosk3s.kube import Kube, KubeUnavailable
-from chaosk3s.model import ROLES, Node, Topology
+from chaosk3s.model import Node, Topology
 from chaosk3s.topology import build_topology
 from chaosk3s.transports.base import Transport, transport_for
 
-AT_RISK = "at-risk"
 logger = logging.getLogger("chaostoolkit")
 _cache: dict[str, "Target"] = {}
 
@@ -119,37 +118,3 @@ class Target:
                 f"({', '.join(inv.allowed_clusters)}) of {inv.source}; add "
                 f"it to allowed_clusters to run chaos against it")
 
-
-def select(topology: Topology, groups: list[str] | str) -> list[Node]:
-    """Nodes in any of the groups: roles, `at-risk`, `name:X|Y`, `all`;
-    a group written `-GROUP` removes its nodes (`all,-name:X`)."""
-    if isinstance(groups, str):
-        groups = [g.strip() for g in groups.split(",") if g.strip()]
-    chosen: dict[str, Node] = {}
-    for group in (g for g in groups if not g.startswith("-")):
-        for node in _group(topology, group):
-            chosen[node.name] = node
-    for group in (g[1:] for g in groups if g.startswith("-")):
-        for node in _group(topology, group):
-            chosen.pop(node.name, None)
-    if not chosen:
-        raise SpecError(
-            f"selection {', '.join(groups) or '(empty)'} matches no node of "
-            f"the cluster ({', '.join(n.name for n in topology.nodes)}); "
-            f"nothing was changed")
-    return sorted(chosen.values(), key=lambda n: n.name)
-
-
-def _group(topology: Topology, group: str) -> tuple[Node, ...]:
-    if group == AT_RISK:
-        return topology.at_risk()
-    if group == "all":
-        return topology.nodes
-    if group.startswith("name:"):
-        wanted = set(group[5:].split("|"))
-        return tuple(n for n in topology.nodes if n.name in wanted)
-    if group in ROLES:
-        return topology.with_role(group)
-    raise SpecError(
-        f"unknown node group {group!r}; use a role ({', '.join(ROLES)}), "
-        f"'{AT_RISK}', 'all' or 'name:NODE[|NODE...]'")

@@ -6,7 +6,7 @@ import pytest
 
 from chaosk3s.errors import SpecError
 from chaosk3s.inventory import parse_inventory
-from chaosk3s.target import select
+from chaosk3s.selectors import select
 from chaosk3s.topology import build_topology, join_url, role_of
 
 INVENTORY = {
@@ -106,6 +106,36 @@ def test_selection_groups():
         select(topo, "workers")
     with pytest.raises(SpecError, match="matches no node"):
         select(topo, "name:nobody")
+
+
+def test_selectors_without_node_names():
+    topo = build_topology(NODES, parse_inventory(INVENTORY, "inv"))
+    names = lambda g: [n.name for n in select(topo, g)]  # noqa: E731
+    assert names("agent[0]") == ["a0"] and names("agent[-1]") == ["a2"]
+    assert names("etcd[1],control-plane[0]") == ["c0", "e1"]
+    assert names("at-risk[1]") == ["a2"]  # a0, a2, e1 by name
+    # a0 and e1 joined through e0, a2 through e1 (K3S_URL).
+    assert names("join-server:at-risk") == ["e0", "e1"]
+    assert names("join-server:control-plane") == ["e0"]
+    assert names("join-server:agent[1]") == ["c0"]
+    assert names("all,-join-server:at-risk,-agent") == ["c0", "s0"]
+
+
+@pytest.mark.parametrize("selector,message", [
+    ("control-plane[1]", r"'control-plane' has 1 node\(s\) \(c0\)"),
+    ("all,-agent[3]", "'agent' has 3 node"),
+    ("name:a0|ghost", "no node named ghost; the cluster's nodes: a0, a1"),
+    ("all,-name:ghost", "no node named ghost"),
+    ("join-server:name:e0", "matches no node of the cluster"),
+    ("etcd[first]", "unknown node group 'etcd\\[first\\]'"),
+])
+def test_selectors_that_match_nothing_or_too_little_are_refused(
+        selector, message):
+    """A leftover lab node name, or a cluster smaller than the experiment
+    expects, is an error, never a silently smaller selection."""
+    topo = build_topology(NODES, parse_inventory(INVENTORY, "inv"))
+    with pytest.raises(SpecError, match=message):
+        select(topo, selector)
 
 
 def test_role_and_join_parsing_edge_cases():
