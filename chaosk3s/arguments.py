@@ -40,6 +40,10 @@ _FALSE = {"false", "no", "off", "0", "n"}
 class ArgumentError(SpecError):
     """An activity argument has a value the activity cannot use."""
 
+    def __init__(self, message: str, argument: str | None = None):
+        super().__init__(message)
+        self.argument = argument
+
 
 @dataclass(frozen=True)
 class Check:
@@ -63,7 +67,7 @@ def _number(value: Any, kind: type) -> int | float:
     return float(number)
 
 
-def _bool(value: Any) -> bool:
+def to_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
@@ -105,7 +109,7 @@ def _str(value: Any) -> str:
 _TYPES: dict[Any, tuple[Callable[[Any], Any], str]] = {
     int: (lambda v: _number(v, int), "a whole number"),
     float: (lambda v: _number(v, float), "a number"),
-    bool: (_bool, "true or false"),
+    bool: (to_bool, "true or false"),
     list: (_list, "a list (a JSON list or comma-separated)"),
     dict: (_dict, "a mapping (a JSON object)"),
     str: (_str, "a string"),
@@ -203,7 +207,7 @@ def _invalid(name: str, param: inspect.Parameter, value: Any,
              expects: str, detail: str = "") -> ArgumentError:
     return ArgumentError(
         f"{name}: argument {param.name}={_shown(value)} is invalid: "
-        f"expected {expects}{': ' + detail if detail else ''}")
+        f"expected {expects}{': ' + detail if detail else ''}", param.name)
 
 
 def _checked(func: Callable, checks: dict[str, Check],

@@ -1,8 +1,16 @@
 """The chaosk3s control: safety and evidence around a Chaos Toolkit run.
 
+- Refuses the run before the steady state is checked, with nothing
+  injected and nothing started, when a `--var` names no configuration
+  key or a chaosk3s activity has an argument it cannot use (see
+  chaosk3s.experiment_check); then when the target is not on its
+  allowed list or a node selector matches no node. The journal's
+  `chaosk3s.refused` says why; `chaos run` exits 1.
 - Starts the lab when the target is `lab` and none is up (and takes it
   down afterwards if it started it).
-- Refuses a target not on its allowed list before the hypothesis runs.
+- Marks a run whose chaosk3s method or rollback activity raised as
+  "failed" (`chaosk3s.failed_activities` names them; see
+  chaosk3s.outcome for the Chaos Toolkit default this overrides).
 - Watches node readiness for the whole run and writes it, with every
   fault, into journal.json under the `chaosk3s` key.
 - Writes the journal-so-far when the experiment starts, after each
@@ -24,8 +32,15 @@ from pathlib import Path
 
 from chaoslib.exceptions import InterruptExecution
 
-from chaosk3s import journal_section
-from chaosk3s.errors import ChaosK3sError
+from chaosk3s import journal_section, outcome
+from chaosk3s.arguments import to_bool
+from chaosk3s.errors import ChaosK3sError, SpecError
+from chaosk3s.experiment_check import (
+    check_arguments,
+    check_selectors,
+    check_variables,
+    command_line_variables,
+)
 from chaosk3s.files import write_atomically
 from chaosk3s.readiness import ReadinessWatch, utc_now
 from chaosk3s.run import begin_run, end_run
@@ -39,8 +54,11 @@ class _State:
     """What the control keeps between hooks of one run."""
 
     def __init__(self):
-        self.problem: str | None = None
+        self.problem: str | None = None  # why the run is refused
         self.configuration: dict = {}
+        self.secrets: dict = {}
+        self.experiment: dict = {}
+        self.lab: dict | None = None
         self.started_lab = False
         self.watch: ReadinessWatch | None = None
         self.run = None
@@ -63,25 +81,56 @@ def configure_control(configuration: dict = None, secrets: dict = None,
     global _state
     _state = _State()
     _state.configuration = dict(configuration or {})
+    _state.secrets = dict(secrets or {})
+    _state.experiment = experiment or {}
     _heal_on_sigterm()
     try:
-        _prepare(_state.configuration, experiment or {})
+        _check_input(_state.configuration, _state.secrets,
+                     _state.experiment)
+        _prepare(_state.configuration, _state.experiment)
     except ChaosK3sError as exc:
         _state.problem = str(exc)
     except Exception as exc:  # noqa: BLE001 - reported, not swallowed
         _state.problem = f"{type(exc).__name__}: {exc}"
 
 
+def _check_input(configuration: dict, secrets: dict,
+                 experiment: dict) -> None:
+    """What needs no cluster, checked before the lab or anything starts:
+    one line per problem."""
+    explicit, from_files = command_line_variables()
+    problems, warnings = check_variables(experiment, explicit, from_files)
+    for warning in warnings:
+        logger.warning("chaosk3s: %s", warning)
+    problems += check_arguments(experiment, configuration, secrets)
+    if problems:
+        raise SpecError("\n".join(problems))
+
+
+def _force(configuration: dict) -> bool:
+    try:
+        return to_bool(configuration.get("force", False))
+    except ValueError:
+        raise SpecError(f"configuration force="
+                        f"{configuration.get('force')!r} is invalid: "
+                        f"expected true or false") from None
+
+
 def _prepare(configuration: dict, experiment: dict) -> None:
-    from chaosk3s.lab_control import ensure_lab  # the lab is optional
     name = target_name(configuration)
     if name == "lab":
+        from chaosk3s.lab_control import ensure_lab, lab_facts  # optional
         _state.started_lab = ensure_lab(configuration)
+        _state.lab = lab_facts()
     target = get_target(configuration)
-    target.check_allowed(bool(configuration.get("force")))
+    target.check_allowed(_force(configuration))
+    topology = target.topology()
+    problems = check_selectors(experiment, configuration, _state.secrets,
+                               topology)
+    if problems:
+        raise SpecError("\n".join(problems))
     _state.run = begin_run(name)
     _state.run.ledger.on_change = lambda: _write_partial(read_nodes=False)
-    topology = target.topology()
     _state.nodes_at_start = {n.name: n for n in topology.nodes}
     _state.watch = ReadinessWatch(target.kube).start()
     _state.partial = {"chaoslib-version": None, "experiment": experiment,
@@ -97,13 +146,20 @@ def before_experiment_control(context: dict, **_kwargs) -> None:
     if _state is None:
         raise InterruptExecution("chaosk3s control was not configured")
     if _state.problem:
-        raise InterruptExecution(f"chaosk3s refused to run: "
-                                 f"{_state.problem}")
+        raise InterruptExecution(
+            "chaosk3s refused to run (nothing was injected):\n"
+            + "\n".join(f"  {line}" for line in
+                        _state.problem.splitlines()))
     _write_partial()
 
 
 def before_activity_control(context: dict, **_kwargs) -> None:
-    """After SIGTERM nothing more is injected: the run is aborted."""
+    """After SIGTERM nothing more is injected: the run is aborted. A
+    refused run runs nothing, not even its rollbacks (the strategy
+    `always` would play them after the refusal)."""
+    if _state is not None and _state.problem:
+        raise InterruptExecution("chaosk3s: the run was refused; nothing "
+                                 "runs")
     if _state is not None and _state.interrupted:
         raise InterruptExecution("chaosk3s: SIGTERM received; faults were "
                                  "healed, aborting the run")
@@ -167,10 +223,21 @@ def after_activity_control(context: dict, state: dict = None,
 
 def after_experiment_control(context: dict, state: dict = None,
                              **_kwargs) -> None:
-    """Adds the `chaosk3s` section to the final journal."""
-    if state is None or _state.run is None:
+    """Adds the `chaosk3s` section to the final journal, and fails a
+    completed run whose chaosk3s method or rollback activity raised."""
+    if state is None or _state is None:
         return
-    state["chaosk3s"] = _section()
+    if _state.problem:
+        state["chaosk3s"] = _refused_section()
+        return
+    if _state.run is None:
+        return
+    failed = outcome.failed_activities(state)
+    if outcome.fail_if_activities_failed(state, failed):
+        logger.error("chaosk3s: the run failed: %s", "; ".join(
+            f"{f['phase']} activity {f['name']!r} raised {f['error']}"
+            for f in failed))
+    state["chaosk3s"] = {**_section(), "failed_activities": failed}
 
 
 def cleanup_control(**_kwargs) -> None:
@@ -191,13 +258,26 @@ def cleanup_control(**_kwargs) -> None:
 
 # -- journal ---------------------------------------------------------------
 def _section(final: list | None = None) -> dict:
-    return journal_section.build(
+    return {**journal_section.build(
         target=target_name(_state.configuration),
         nodes=_state.nodes_at_start,
         timeline=list(_state.watch.timeline) if _state.watch else [],
         faults=_state.run.ledger.entries(),
         kube=get_target(_state.configuration).kube,
-        final=_state.final_nodes if final is None else final)
+        final=_state.final_nodes if final is None else final),
+        **_run_facts(), "failed_activities": [], "refused": None}
+
+
+def _run_facts() -> dict:
+    return {"variables": outcome.variables(_state.configuration),
+            "lab": _state.lab}
+
+
+def _refused_section() -> dict:
+    """Nothing ran: the reason, and what was asked."""
+    return {"target": target_name(_state.configuration), **_run_facts(),
+            "refused": _state.problem, "failed_activities": [],
+            "nodes": {}, "timeline": [], "faults": []}
 
 
 def _rollbacks() -> list:

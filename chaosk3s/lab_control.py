@@ -5,10 +5,11 @@ cluster without importing the lab.
 """
 
 import logging
+from dataclasses import asdict
 
 from chaosk3s.errors import LabStateError
 from chaosk3s.lab.cluster import Lab
-from chaosk3s.lab.spec import load_spec
+from chaosk3s.lab.spec import LabSpec, Timings, load_spec
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -29,12 +30,44 @@ def ensure_lab(configuration: dict) -> bool:
                 f"a lab of K3s {running} is up, but the experiment asks for "
                 f"{wanted}; run `chaosk3s lab down` first or set "
                 f"lab_k3s_version to {running}")
+        if spec_file is not None:
+            _check_same_nodes(lab.spec(), load_spec(spec_file, wanted))
         return False
     spec = load_spec(spec_file, wanted)  # a file, or inline in it
     logger.info("chaosk3s: starting the lab (K3s %s, %d nodes)",
                 spec.release.version, len(spec.nodes))
     lab.up(spec, progress=lambda message: logger.info("lab: %s", message))
     return True
+
+
+def _shown(spec: LabSpec) -> str:
+    return ", ".join(f"{n.name} ({n.role})" for n in spec.nodes)
+
+
+def _check_same_nodes(running: LabSpec, asked: LabSpec) -> None:
+    """A running lab of other nodes is refused rather than reused: the
+    verdict would be about another topology than lab_spec's."""
+    def nodes(spec: LabSpec) -> list[tuple]:
+        return [(n.name, n.role, n.server) for n in spec.nodes]
+    if nodes(running) != nodes(asked):
+        raise LabStateError(
+            f"a lab of other nodes is up ({_shown(running)}), but lab_spec "
+            f"{asked.source} asks for {_shown(asked)}; run `chaosk3s lab "
+            f"down` first")
+
+
+def lab_facts() -> dict | None:
+    """The running lab as the journal records it (release, behaviour
+    family, timing profile and timings); None when no lab is up."""
+    lab = Lab()
+    if not lab.state.exists():
+        return None
+    spec = lab.spec()
+    return {"release": spec.release.version,
+            "family": spec.release.family,
+            "timings_profile": "lab" if spec.timings == Timings()
+            else "custom",
+            "timings": asdict(spec.timings)}
 
 
 def stop_lab() -> None:

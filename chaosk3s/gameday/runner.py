@@ -10,7 +10,9 @@ Exit codes, for a scheduler to act on:
   0  every experiment completed and the steady state held
   1  at least one experiment deviated (a finding), and no errors
   2  error or refusal: a bad plan, the lock held by another game day, an
-     experiment that failed, aborted, was interrupted or left no journal
+     experiment that failed (a chaosk3s activity raised, or a probe), was
+     refused by the chaosk3s control, aborted, was interrupted or left no
+     journal
   3  skipped: asked to run only inside a window (`--only-in-window`, as
      the exported timers and CronJobs do) and the time is outside
 An experiment error stops the game day (the cluster is in an unknown
@@ -76,7 +78,7 @@ def stop_on_signals(progress: Callable[[str], None],
 @dataclass
 class ExperimentResult:
     experiment: str
-    status: str  # completed, deviated, failed, aborted, interrupted,
+    status: str  # completed, deviated, failed, refused, aborted, interrupted,
     # error (no journal), skipped (not run)
     detail: str = ""
     journal: str | None = None

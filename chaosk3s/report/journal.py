@@ -101,6 +101,10 @@ class Journal:
     k3s: K3sData | None
     span: tuple[datetime, datetime]
     verdict: Verdict = field(default_factory=lambda: Verdict("", ""))
+    # Written by the chaosk3s control: why it refused the run, and the
+    # chaosk3s activities that raised ({"name", "phase", "error"}).
+    refused: str | None = None
+    failed_activities: list[dict] = field(default_factory=list)
 
     @property
     def activities(self) -> list[Activity]:
@@ -251,6 +255,12 @@ def normalise(raw: Any, path: Path) -> Journal:
         configuration=redact(experiment.get("configuration")),
         secrets=redact_secrets(experiment.get("secrets")),
         k3s=None, span=(datetime.min, datetime.min))
+    section = mapping(raw.get("chaosk3s"))
+    journal.refused = text(section.get("refused")) or None
+    journal.failed_activities = [
+        {key: text(mapping(item).get(key)) for key in ("name", "phase",
+                                                       "error")}
+        for item in sequence(section.get("failed_activities"))]
     journal.span = _span(raw, journal.activities)
     journal.k3s = parse_k3s(raw.get("chaosk3s"), journal.span)
     journal.verdict = judge(journal)

@@ -1,4 +1,5 @@
-"""The verdict banner: completed, deviated, failed or interrupted, and why.
+"""The verdict banner: completed, deviated, failed, refused or interrupted,
+and why.
 
 Chaos Toolkit's own status is terse ("completed" even when the gate
 hypothesis failed and the method never ran), so the verdict reads the
@@ -18,13 +19,13 @@ if TYPE_CHECKING:  # the journal module builds verdicts: no runtime cycle
     from chaosk3s.report.journal import Activity, Journal, SteadyState
 
 COMPLETED, DEVIATED, FAILED = "completed", "deviated", "failed"
-INTERRUPTED = "interrupted"
+INTERRUPTED, REFUSED = "interrupted", "refused"
 _SHOWN = 160  # characters of an output quoted in the verdict
 
 
 @dataclass
 class Verdict:
-    kind: str  # completed | deviated | failed | interrupted
+    kind: str  # completed | deviated | failed | refused | interrupted
     reason: str
     notes: list[str] = field(default_factory=list)
 
@@ -62,7 +63,23 @@ def _during_note(journal: Journal) -> str | None:
             f"{len(journal.during)} checks during the method.")
 
 
+def _raised(journal: Journal) -> str:
+    first = journal.failed_activities[0]
+    more = len(journal.failed_activities) - 1
+    return (f"The run failed: {first['phase']} activity '{first['name']}' "
+            f"raised {first['error']}"
+            + (f" (and {more} more, below)" if more else "")
+            + "; the experiment did not run as written."
+            + (" The steady state also deviated after the method"
+               f"{_probe_says(_culprit(journal.after))}."
+               if journal.deviated else ""))
+
+
 def _reason(journal: Journal) -> tuple[str, str]:
+    if journal.refused:
+        return REFUSED, ("The chaosk3s control refused the run before the "
+                         "steady state was checked: nothing was injected "
+                         "or started. What it refused is listed below.")
     if journal.partial:
         return INTERRUPTED, (
             "The journal is partial: the run stopped before it finished "
@@ -77,6 +94,8 @@ def _reason(journal: Journal) -> tuple[str, str]:
         return FAILED, ("The steady state was not met before the method"
                         f"{_probe_says(_culprit(journal.before))}; the "
                         "method did not run.")
+    if journal.failed_activities:
+        return FAILED, _raised(journal)
     if journal.status == "failed":
         culprit = _culprit(journal.after) or next(
             (c for c in map(_culprit, journal.during) if c), None)
@@ -93,12 +112,15 @@ def _reason(journal: Journal) -> tuple[str, str]:
 
 
 def _notes(journal: Journal) -> list[str]:
-    notes = []
+    if journal.refused:  # one line per thing refused
+        return journal.refused.splitlines()
+    notes = [f"{f['phase'].capitalize()} activity '{f['name']}' raised "
+             f"{f['error']}." for f in journal.failed_activities[1:]]
     during = _during_note(journal)
     if during:
         notes.append(during)
     failed = [a for a in journal.method if a.failed]
-    if failed:
+    if failed and not journal.failed_activities:
         notes.append(f"{len(failed)} of {len(journal.method)} method "
                      "activities failed; Chaos Toolkit carries on after a "
                      "failed activity.")

@@ -1,0 +1,149 @@
+"""What a run is refused for before anything runs, and how a refused or
+failed run reads: real `chaos run` processes, real journals, no cluster
+(a refused run never reaches one)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chaosk3s.experiment_check import check_arguments, check_variables
+from chaosk3s.gameday.runner import classify
+from chaosk3s.outcome import fail_if_activities_failed, failed_activities
+from chaosk3s.report import load_journal
+from chaosk3s.report.samples import lab_journal
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+PARTITION = EXPERIMENTS / "etcd_only_partition.json"
+
+
+def experiment(name: str = "etcd_only_partition.json") -> dict:
+    return json.loads((EXPERIMENTS / name).read_text())
+
+
+def configuration(raw: dict, **overrides) -> dict:
+    from chaoslib.configuration import load_configuration
+    return load_configuration(raw.get("configuration", {}), overrides)
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.json")),
+                         ids=lambda p: p.name)
+def test_shipped_experiments_pass_the_checks(path):
+    raw = json.loads(path.read_text())
+    assert check_arguments(raw, configuration(raw)) == []
+
+
+def test_a_variable_typed_as_text_is_a_number_and_a_bad_one_is_named():
+    raw = experiment()
+    assert check_arguments(raw, configuration(
+        raw, partition_seconds="24", fault_ttl="60")) == []
+    problems = check_arguments(raw, configuration(raw,
+                                                  partition_seconds="abc"))
+    assert problems == [
+        "method activity 'nodes-not-ready-during-partition': "
+        "chaosk3s.probes.nodes_not_ready_within: argument seconds='abc' is "
+        "invalid: expected a number, 0 or more (the value of variable "
+        "partition_seconds)"]
+
+
+def test_unknown_variables_are_refused_and_unused_file_keys_warned():
+    raw = experiment()
+    problems, warnings = check_variables(
+        raw, {"partition_second": "60", "recovery_timeout": "40"},
+        {"shared_key": 1, "fault_ttl": 60})
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "--var partition_second: the experiment declares no configuration "
+        "key 'partition_second' (did you mean partition_seconds?)")
+    for key in raw["configuration"]:
+        assert key in problems[0]
+    assert warnings == [
+        "--var-file sets shared_key, which the experiment does not declare "
+        "(ignored); its keys: " + ", ".join(sorted(raw["configuration"]))]
+
+
+def chaos_run(tmp_path: Path, *argv: str) -> tuple[subprocess.CompletedProcess,
+                                                   dict]:
+    chaos = Path(sys.executable).parent / "chaos"
+    result = subprocess.run(
+        [str(chaos), "run", *argv], cwd=tmp_path, capture_output=True,
+        text=True, timeout=120, check=False,
+        env={**os.environ, "CHAOSK3S_STATE_DIR": str(tmp_path / "state"),
+             "CHAOSK3S_LEDGER_DIR": str(tmp_path / "ledger"),
+             # were the refusal missed, no cluster could be reached
+             "CHAOSK3S_TARGET": str(tmp_path / "no-inventory.yaml")})
+    return result, json.loads((tmp_path / "journal.json").read_text())
+
+
+def test_chaos_run_refuses_before_anything_starts(tmp_path):
+    var_file = tmp_path / "shared.yaml"
+    var_file.write_text("configuration: {other_experiments_key: 1}\n")
+    result, journal = chaos_run(
+        tmp_path, "--var", "partition_second=60", "--var",
+        "partition_seconds=abc", "--var-file", str(var_file),
+        str(PARTITION))
+    assert result.returncode == 1
+    assert journal["status"] == "interrupted"
+    assert journal["run"] == [] and not journal.get("rollbacks")
+    section = journal["chaosk3s"]
+    lines = section["refused"].splitlines()
+    assert len(lines) == 2, lines
+    assert "--var partition_second:" in lines[0]
+    assert "argument seconds='abc'" in lines[1]
+    assert "other_experiments_key, which the experiment does not declare" \
+        in result.stderr
+    assert section["variables"]["partition_seconds"] == "abc"
+    assert section["lab"] is None and section["faults"] == []
+    assert not (tmp_path / "state").exists()  # no lab was started
+    report = load_journal(tmp_path / "journal.json")
+    assert report.verdict.kind == "refused"
+    assert report.verdict.notes == lines
+    outcome, _ = classify(tmp_path / "journal.json", 1)
+    assert outcome.status == "refused"
+
+
+def test_chaos_run_accepts_both_variable_forms(tmp_path):
+    """k=v and k:int=v both pass the checks; the run then goes as far as
+    the target, which here does not exist."""
+    result, journal = chaos_run(
+        tmp_path, "--var", "partition_seconds=24", "--var",
+        "recovery_timeout:int=40", str(PARTITION))
+    assert result.returncode == 1
+    refused = journal["chaosk3s"]["refused"]
+    assert refused.startswith("cannot read inventory"), refused
+    assert journal["chaosk3s"]["variables"]["recovery_timeout"] == 40
+
+
+def _failed_run(status: str) -> dict:
+    journal = lab_journal()
+    journal["status"] = status
+    journal["run"][0]["status"] = "failed"
+    journal["run"][0]["exception"] = [
+        "Traceback (most recent call last):\n",
+        "chaoslib.exceptions.ActivityFailed: chaosk3s.errors.CommandFailed: "
+        "on node agent-0: `iptables-restore` exited 1: boom\n"]
+    return journal
+
+
+def test_a_raised_chaosk3s_activity_fails_a_completed_run(tmp_path):
+    journal = _failed_run("completed")
+    failed = failed_activities(journal)
+    name = journal["run"][0]["activity"]["name"]
+    assert failed == [{"name": name, "phase": "method", "error":
+                       "chaosk3s.errors.CommandFailed: on node agent-0: "
+                       "`iptables-restore` exited 1: boom"}]
+    assert fail_if_activities_failed(journal, failed)
+    assert journal["status"] == "failed"
+    interrupted = _failed_run("interrupted")
+    assert not fail_if_activities_failed(interrupted, failed)
+    journal["chaosk3s"]["failed_activities"] = failed
+    path = tmp_path / "journal.json"
+    path.write_text(json.dumps(journal))
+    outcome, report = classify(path, 1)
+    assert (outcome.status, report.verdict.kind) == ("failed", "failed")
+    assert report.verdict.reason.startswith(
+        f"The run failed: method activity '{name}' raised "
+        "chaosk3s.errors.CommandFailed: on node agent-0")
