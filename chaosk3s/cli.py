@@ -1,9 +1,11 @@
 """The chaosk3s command."""
 
 import dataclasses
+import sys
 import time
 
 import click
+from chaostoolkit.commands.run import validate_vars
 
 from chaosk3s.clitools import friendly
 from chaosk3s.gameday.cli import gameday_group
@@ -28,28 +30,32 @@ main.add_command(report_command)
 main.add_command(gameday_group)
 
 
-def _variables(pairs: tuple[str, ...]) -> dict[str, str]:
-    variables = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise click.UsageError(f"--var takes KEY=VALUE, not {pair!r}")
-        key, value = pair.split("=", 1)
-        variables[key] = value
-    return variables
-
-
 @main.command("plan")
 @click.argument("experiment", type=click.Path(exists=True, dir_okay=False))
-@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE",
-              help="Override a configuration key, as `chaos run --var`.")
+@click.option("--var", "variables", multiple=True, metavar="KEY[:TYPE]=VALUE",
+              callback=validate_vars,
+              help="Override a configuration key, exactly as `chaos run "
+              "--var` (TYPE: int, float, bytes...).")
+@click.option("--var-file", "var_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="A JSON/YAML file of configuration and secrets, or a "
+              ".env file, exactly as `chaos run --var-file`.")
 @click.option("--scripts", is_flag=True,
               help="Also print the full shell script run on each node.")
 @_friendly
-def plan_command(experiment: str, variables: tuple[str, ...],
+def plan_command(experiment: str, variables: dict, var_files: tuple,
                  scripts: bool) -> None:
-    """Print what EXPERIMENT would change on which node; change nothing."""
-    from chaosk3s.plan import describe
-    click.echo(describe(experiment, _variables(variables), scripts))
+    """Print what EXPERIMENT would change on which node, or what `chaos
+    run` would refuse it for; change nothing."""
+    from chaosk3s.plan import Refused, describe
+    try:
+        click.echo(describe(experiment, variables, var_files, scripts))
+    except Refused as exc:
+        click.echo("chaos run would refuse this run (nothing would be "
+                   "injected):", err=True)
+        for line in str(exc).splitlines():
+            click.echo(f"  {line}", err=True)
+        sys.exit(1)
 
 
 @main.command("cleanup")

@@ -147,3 +147,26 @@ def test_a_raised_chaosk3s_activity_fails_a_completed_run(tmp_path):
     assert report.verdict.reason.startswith(
         f"The run failed: method activity '{name}' raised "
         "chaosk3s.errors.CommandFailed: on node agent-0")
+
+
+def test_plan_refuses_what_chaos_run_refuses(tmp_path):
+    variables = ["--var", "partition_second=60", "--var",
+                 "partition_seconds=abc", "--var", "fault_ttl:float=-1"]
+    _result, journal = chaos_run(tmp_path, *variables, str(PARTITION))
+    plan = subprocess.run(
+        [sys.executable, "-m", "chaosk3s.cli", "plan", *variables,
+         str(PARTITION)], capture_output=True, text=True, timeout=60,
+        check=False, env={**os.environ, "CHAOSK3S_TARGET": "lab"})
+    assert plan.returncode == 1
+    said = plan.stderr.splitlines()
+    assert said[0] == ("chaos run would refuse this run (nothing would be "
+                       "injected):")
+    assert [line.strip() for line in said[1:]] == \
+        journal["chaosk3s"]["refused"].splitlines()
+    assert len(said) == 4 and "argument ttl=-1.0" in said[2]
+    typo = subprocess.run(
+        [sys.executable, "-m", "chaosk3s.cli", "plan", "--var",
+         "partition_seconds:int=abc", str(PARTITION)],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert typo.returncode == 2  # Chaos Toolkit's own --var parser says
+    assert "Invalid value for '--var'" in typo.stderr
