@@ -58,6 +58,19 @@ def plan_command(experiment: str, variables: dict, var_files: tuple,
         sys.exit(1)
 
 
+@main.command("variables")
+@click.argument("experiments", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False))
+@_friendly
+def variables_command(experiments: tuple[str, ...]) -> None:
+    """Print the variables each EXPERIMENT declares (type, default,
+    environment variable, meaning) as Markdown tables."""
+    from pathlib import Path
+
+    from chaosk3s.variables import markdown
+    click.echo(markdown([Path(e) for e in experiments]), nl=False)
+
+
 @main.command("cleanup")
 @click.option("--target", default=None,
               help="`lab` (default, or $CHAOSK3S_TARGET) or an inventory.")

@@ -2,6 +2,10 @@
 
 Each runs `chaos run` exactly as a user does, from a clean machine state
 (no lab up): the chaosk3s control brings the lab up and down itself.
+Most runs use labs whose nodes have other names and another number of
+nodes than the experiments' defaults (passed as `--var lab_spec=...`):
+the same verdicts there show that the experiments name no lab node and
+that lab_spec is the lab that ran.
 """
 
 import html
@@ -13,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from chaosk3s.lab import hostnet
 from tests.lab.conftest import assert_nothing_left
@@ -23,10 +28,43 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 AT_RISK = {"server-etcd-1", "server-etcd-2", "agent-0", "agent-1"}
 
 
-def chaos_run(tmp_path: Path, experiment: str, *variables: str
+def _spec(control_planes: int, agents: int) -> dict:
+    """A lab of renamed nodes: kv-* etcd-only servers, api-* control-plane
+    servers, node-* agents, every one joined through kv-1 (so the at-risk
+    nodes are kv-2, kv-3 and the agents)."""
+    join = {"server": "kv-1"}
+    return {"nodes": [
+        {"name": "kv-1", "role": "etcd"},
+        *({"name": f"kv-{i}", "role": "etcd", **join} for i in (2, 3)),
+        *({"name": f"api-{i}", "role": "control-plane", **join}
+          for i in range(1, control_planes + 1)),
+        *({"name": f"node-{c}", "role": "agent", **join}
+          for c in "abc"[:agents])]}
+
+
+# One control-plane server and three agents (7 nodes; the default lab has
+# 6); two and one (6; control_plane_outage's own default has 7).
+RENAMED = _spec(control_planes=1, agents=3)
+RENAMED_TWO_CP = _spec(control_planes=2, agents=1)
+
+
+def names(spec: dict) -> set[str]:
+    return {node["name"] for node in spec["nodes"]}
+
+
+def at_risk(spec: dict) -> set[str]:
+    return {n["name"] for n in spec["nodes"]
+            if n.get("server") == "kv-1" and n["role"] != "control-plane"}
+
+
+def chaos_run(tmp_path: Path, experiment: str, *variables: str,
+              spec: dict | None = None
               ) -> tuple[subprocess.CompletedProcess, dict]:
     chaos = Path(sys.executable).parent / "chaos"
     argv = [str(chaos), "run"]
+    if spec is not None:
+        (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+        argv += ["--var", f"lab_spec={tmp_path / 'spec.yaml'}"]
     for variable in variables:
         argv += ["--var", variable]
     argv.append(str(EXPERIMENTS / experiment))
@@ -38,6 +76,8 @@ def chaos_run(tmp_path: Path, experiment: str, *variables: str
                                      str(tmp_path / "ledger")})
     journal = json.loads((tmp_path / "journal.json").read_text())
     assert_nothing_left(tmp_path / "lab")
+    if spec is not None:  # the spec's lab ran, not the default one
+        assert set(journal["chaosk3s"]["nodes"]) == names(spec)
     return result, journal
 
 
@@ -46,18 +86,32 @@ def no_lab_up():
     assert hostnet.list_lab_namespaces() == [], "another lab is up"
 
 
-def test_fixed_release_heals(tmp_path):
-    result, journal = chaos_run(tmp_path, "etcd_only_partition.json")
+def _seconds(fault: dict) -> float:
+    return (datetime.fromisoformat(fault["ended_at"]) -
+            datetime.fromisoformat(fault["started_at"])).total_seconds()
+
+
+def test_fixed_release_heals_with_variables_typed_as_text(tmp_path):
+    """The README's advice typed as users type it: `k=v`, no `:int`."""
+    result, journal = chaos_run(tmp_path, "etcd_only_partition.json",
+                                "partition_seconds=24",
+                                "recovery_timeout=40")
     assert result.returncode == 0, result.stderr[-3000:]
     assert journal["status"] == "completed" and not journal["deviated"]
-    nodes = journal["chaosk3s"]["nodes"]
+    section = journal["chaosk3s"]
+    nodes = section["nodes"]
     assert {n for n, v in nodes.items() if v["at_risk"]} == AT_RISK
     assert all(v["recovered"] for v in nodes.values())
     for name in AT_RISK:  # the partition really took them down
         assert nodes[name]["outages"], name
         assert nodes[name]["longest_outage_seconds"] < 40
-    assert journal["chaosk3s"]["k3s_versions"] == ["v1.28.15+k3s1"]
-    check_report_outages(tmp_path, journal)
+    [fault] = section["faults"]  # held 24 s, then healed by the method
+    assert 24 <= _seconds(fault) < 24 + 3, fault
+    assert section["k3s_versions"] == ["v1.28.15+k3s1"]
+    assert section["variables"]["partition_seconds"] == "24"
+    assert section["lab"]["release"] == "v1.28.15+k3s1"
+    assert section["refused"] is None and section["failed_activities"] == []
+    check_report_outages(tmp_path, journal, AT_RISK)
 
 
 def timeline_outages(journal: dict, node: str
@@ -77,7 +131,8 @@ def timeline_outages(journal: dict, node: str
     return spans + ([(down, None)] if down else [])
 
 
-def check_report_outages(tmp_path: Path, journal: dict) -> None:
+def check_report_outages(tmp_path: Path, journal: dict,
+                         cut_off: set[str]) -> None:
     """The HTML report of this real run shows each node's outage as its
     NotReady-to-Ready span on the journal's timeline."""
     from chaosk3s.report import load_journal, render_journal
@@ -101,11 +156,11 @@ def check_report_outages(tmp_path: Path, journal: dict) -> None:
                 continue
             assert row[1] == clock((up - start).total_seconds())
             assert row[2] == seconds((up - down).total_seconds()), name
-            if name in AT_RISK:  # the cut took them down
+            if name in cut_off:  # the cut took them down
                 assert row[3] == fault["id"]
                 assert row[4] == seconds((down - cut).total_seconds())
                 assert row[5] == after_heal((up - healed).total_seconds())
-    ended = [(up - down).total_seconds() for name in AT_RISK
+    ended = [(up - down).total_seconds() for name in cut_off
              for down, up in timeline_outages(journal, name) if up]
     if ended and 'class="verdict v-completed"' in page:
         assert f"the longest outage lasted {max(ended):.1f} s" in page
@@ -113,22 +168,24 @@ def check_report_outages(tmp_path: Path, journal: dict) -> None:
 
 def test_buggy_release_deviates_on_exactly_the_at_risk_nodes(tmp_path):
     result, journal = chaos_run(tmp_path, "etcd_only_partition.json",
-                                "lab_k3s_version=v1.28.14+k3s1")
+                                "lab_k3s_version=v1.28.14+k3s1",
+                                spec=RENAMED)
     assert result.returncode == 1
     assert journal["status"] == "completed" and journal["deviated"]
     nodes = journal["chaosk3s"]["nodes"]
-    assert {n for n, v in nodes.items() if not v["recovered"]} == AT_RISK
-    assert {n for n, v in nodes.items() if v["at_risk"]} == AT_RISK
+    assert {n for n, v in nodes.items() if not v["recovered"]} == \
+        at_risk(RENAMED)
+    assert {n for n, v in nodes.items() if v["at_risk"]} == at_risk(RENAMED)
     faults = journal["chaosk3s"]["faults"]
     assert faults and all(f["ended_at"] for f in faults)
-    for name in AT_RISK:  # down from the cut to the end of the run
+    for name in at_risk(RENAMED):  # down from the cut to the end of the run
         assert journal["chaosk3s"]["nodes"][name]["outages"][-1][
             "ready_at"] is None
-    check_report_outages(tmp_path, journal)
-    screenshot_real_report(tmp_path)
+    check_report_outages(tmp_path, journal, at_risk(RENAMED))
+    screenshot_real_report(tmp_path, at_risk(RENAMED))
 
 
-def screenshot_real_report(tmp_path: Path) -> None:
+def screenshot_real_report(tmp_path: Path, stuck: set[str]) -> None:
     """The HTML report of this real lab run renders in real Chromium."""
     from chaosk3s.report import render_journal
     from tests.unit.test_report_browser import (
@@ -140,7 +197,7 @@ def screenshot_real_report(tmp_path: Path) -> None:
     )
     page = render_journal(tmp_path / "journal.json", tmp_path)
     html = page.read_text()
-    assert all(name in html for name in AT_RISK) and "deviated" in html
+    assert all(name in html for name in stuck) and "deviated" in html
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (scripts/setup installs it)")
     shot = tmp_path / "lab-report.png"
@@ -153,39 +210,42 @@ def screenshot_real_report(tmp_path: Path) -> None:
     assert len(set(pixels)) > 200
 
 
-# Nodes an experiment stops itself until its rollback, which may not be
-# Ready yet when the journal is written.
-STOPPED_BY_THE_METHOD = {"server-cp-1", "server-etcd-0"}
-# experiment, fixed release (completes), affected release (deviates), and
-# the nodes the affected release leaves unrecovered.
+# experiment, lab spec, fixed release (completes), affected release
+# (deviates), the nodes the affected release leaves unrecovered, and the
+# node the method stops until its rollback (it may not be Ready yet when
+# the journal is written).
 PAIRS = [
-    ("node_restart.json", "v1.28.15+k3s1", "v1.28.14+k3s1",
-     {"server-etcd-1", "server-etcd-2"}),
-    ("control_plane_outage.json", "v1.31.4+k3s1", "v1.31.3+k3s1", AT_RISK),
-    ("join_server_outage.json", "v1.31.7+k3s1", "v1.31.6+k3s1", None),
+    ("node_restart.json", RENAMED, "v1.28.15+k3s1", "v1.28.14+k3s1",
+     {"kv-2", "kv-3"}, None),
+    ("control_plane_outage.json", RENAMED_TWO_CP, "v1.31.4+k3s1",
+     "v1.31.3+k3s1", at_risk(RENAMED_TWO_CP), "api-2"),
+    ("join_server_outage.json", RENAMED, "v1.31.7+k3s1", "v1.31.6+k3s1",
+     None, "kv-1"),
 ]
 
 
-@pytest.mark.parametrize("experiment,fixed,_affected,_stuck", PAIRS)
+@pytest.mark.parametrize("experiment,spec,fixed,_affected,_stuck,_stopped",
+                         PAIRS)
 def test_other_experiments_complete_on_fixed_releases(
-        tmp_path, experiment, fixed, _affected, _stuck):
+        tmp_path, experiment, spec, fixed, _affected, _stuck, _stopped):
     result, journal = chaos_run(tmp_path, experiment,
-                                f"lab_k3s_version={fixed}")
+                                f"lab_k3s_version={fixed}", spec=spec)
     assert result.returncode == 0, result.stderr[-3000:]
     assert journal["status"] == "completed" and not journal["deviated"]
 
 
-@pytest.mark.parametrize("experiment,_fixed,affected,stuck", PAIRS)
+@pytest.mark.parametrize("experiment,spec,_fixed,affected,stuck,stopped",
+                         PAIRS)
 def test_other_experiments_deviate_on_affected_releases(
-        tmp_path, experiment, _fixed, affected, stuck):
+        tmp_path, experiment, spec, _fixed, affected, stuck, stopped):
     result, journal = chaos_run(tmp_path, experiment,
-                                f"lab_k3s_version={affected}")
+                                f"lab_k3s_version={affected}", spec=spec)
     assert result.returncode == 1, result.stderr[-3000:]
-    assert journal["status"] == "completed" and journal["deviated"]
+    assert journal["deviated"]
     if stuck is not None:
         nodes = journal["chaosk3s"]["nodes"]
         unrecovered = {n for n, v in nodes.items() if not v["recovered"]}
-        assert unrecovered - STOPPED_BY_THE_METHOD == stuck
+        assert unrecovered - {stopped} == stuck
 
 
 def test_every_experiment_validates(tmp_path):

@@ -240,3 +240,92 @@ def test_plan_prints_rules_and_changes_nothing(lab):
         "etcd_only_partition.json"))
     assert refused.returncode != 0
     assert "Invalid value for '--var'" in refused.stderr
+
+
+def _chaos_run(tmp_path: Path, experiment: Path, *variables: str
+               ) -> tuple[subprocess.CompletedProcess, dict]:
+    chaos = Path(sys.executable).parent / "chaos"
+    argv = [str(chaos), "run"]
+    for variable in variables:
+        argv += ["--var", variable]
+    result = subprocess.run([*argv, str(experiment)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=180,
+                            check=False, env=os.environ.copy())
+    return result, json.loads((tmp_path / "journal.json").read_text())
+
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+VERSION = "lab_k3s_version={running}"  # the release of the lab that is up
+
+
+def lab_pids(lab) -> dict:
+    """Every service's pid: a stop, start or restart would change one."""
+    from chaosk3s.lab import procs
+    return {(node.name, service.name): procs.pid_of(service)
+            for node in lab.spec().nodes
+            for service in lab.node_services(node.name, None)}
+
+
+@pytest.mark.parametrize("experiment,variables,says", [
+    # Refused before the lab is even looked at ...
+    ("etcd_only_partition.json", ["partition_seconds=abc"],
+     "argument seconds='abc' is invalid"),
+    ("etcd_only_partition.json", ["partition_second=60"],
+     "did you mean partition_seconds?"),
+    ("etcd_only_partition.json", ["partition_mode=sideways"],
+     "argument mode='sideways' is invalid: expected one of: drop, reject"),
+    # ... or once the cluster is known: a selector matching no node.
+    ("join_server_outage.json", ["join_server=control-plane[3]", VERSION],
+     "'control-plane' has 1 node(s) (server-cp-0)"),
+    # A lab of other nodes than lab_spec's is up: not reused.
+    ("control_plane_outage.json", [VERSION], "a lab of other nodes is up"),
+])
+def test_a_refused_run_changes_nothing_on_any_node(lab, tmp_path,
+                                                   experiment, variables,
+                                                   says):
+    """The nodes' rules and the K3s processes are as they were: the
+    refusal came before the steady state, and the rollbacks (strategy
+    always) did not run either."""
+    before, pids = all_rules(lab), lab_pids(lab)
+    running = lab.spec().release.version
+    result, journal = _chaos_run(tmp_path, EXPERIMENTS / experiment, *(
+        v.format(running=running) for v in variables))
+    assert result.returncode == 1
+    assert says in journal["chaosk3s"]["refused"], journal["chaosk3s"]
+    assert journal["run"] == [] and not journal.get("rollbacks")
+    assert journal["steady_states"]["before"] is None
+    assert all_rules(lab) == before
+    assert lab_pids(lab) == pids and None not in pids.values()
+    assert probes.all_nodes_ready(configuration=CONFIG)
+
+
+def test_a_method_activity_that_raises_fails_the_run(lab, tmp_path):
+    """Chaos Toolkit would end this run "completed", exit 0: the steady
+    state holds because the stop never happened (it would break etcd
+    quorum, so the action refuses at run time)."""
+    path = tmp_path / "fails.json"
+    path.write_text(json.dumps({
+        "title": "a method action that raises", "description": "test",
+        "configuration": {"target": "lab"},
+        "controls": [{"name": "chaosk3s", "provider": {
+            "type": "python", "module": "chaosk3s.control"}}],
+        "steady-state-hypothesis": {"title": "ready", "probes": [
+            {"type": "probe", "name": "all-ready", "tolerance": True,
+             "provider": {"type": "python", "module": "chaosk3s.probes",
+                          "func": "all_nodes_ready"}}]},
+        "method": [{"type": "action", "name": "stop-every-etcd-server",
+                    "provider": {"type": "python",
+                                 "module": "chaosk3s.actions",
+                                 "func": "stop_k3s",
+                                 "arguments": {"nodes": "etcd"}}}]}))
+    result, journal = _chaos_run(tmp_path, path)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert journal["status"] == "failed" and not journal["deviated"]
+    assert journal["steady_states"]["after"]["steady_state_met"] is True
+    [failed] = journal["chaosk3s"]["failed_activities"]
+    assert failed["name"] == "stop-every-etcd-server"
+    assert failed["phase"] == "method" and "quorum" in failed["error"]
+    from chaosk3s.report import load_journal
+    verdict = load_journal(tmp_path / "journal.json").verdict
+    assert verdict.kind == "failed"
+    assert "'stop-every-etcd-server' raised" in verdict.reason
