@@ -54,15 +54,22 @@ def all_rules(lab) -> dict[str, list[str]]:
             for n in lab.spec().nodes}
 
 
-def _experiment(tmp_path: Path, hold: float, ttl: float) -> Path:
-    path = tmp_path / "hold.json"
+def write_experiment(tmp_path: Path, title: str, **parts) -> Path:
+    """An experiment on the lab under the chaosk3s control."""
+    path = tmp_path / "experiment.json"
     path.write_text(json.dumps({
-        "title": "hold a partition", "description": "test",
+        "title": title, "description": "test",
         "configuration": {"target": "lab"},
         "controls": [{"name": "chaosk3s", "provider": {
-            "type": "python", "module": "chaosk3s.control"}}],
-        "runtime": {"rollbacks": {"strategy": "always"}},
-        "method": [
+            "type": "python", "module": "chaosk3s.control"}}], **parts}))
+    return path
+
+
+def _experiment(tmp_path: Path, hold: float, ttl: float) -> Path:
+    return write_experiment(
+        tmp_path, "hold a partition",
+        runtime={"rollbacks": {"strategy": "always"}},
+        method=[
             {"type": "action", "name": "cut", "provider": {
                 "type": "python", "module": "chaosk3s.actions",
                 "func": "partition_roles", "arguments": {
@@ -72,10 +79,9 @@ def _experiment(tmp_path: Path, hold: float, ttl: float) -> Path:
                 "type": "python", "module": "chaosk3s.probes",
                 "func": "nodes_not_ready_within",
                 "arguments": {"seconds": hold}}}],
-        "rollbacks": [{"type": "action", "name": "heal", "provider": {
+        rollbacks=[{"type": "action", "name": "heal", "provider": {
             "type": "python", "module": "chaosk3s.actions",
-            "func": "heal_partitions"}}]}))
-    return path
+            "func": "heal_partitions"}}])
 
 
 def _start_run(tmp_path: Path, hold: float, ttl: float
@@ -303,12 +309,7 @@ def test_a_method_activity_that_raises_fails_the_run(lab, tmp_path):
     """Chaos Toolkit would end this run "completed", exit 0: the steady
     state holds because the stop never happened (it would break etcd
     quorum, so the action refuses at run time)."""
-    path = tmp_path / "fails.json"
-    path.write_text(json.dumps({
-        "title": "a method action that raises", "description": "test",
-        "configuration": {"target": "lab"},
-        "controls": [{"name": "chaosk3s", "provider": {
-            "type": "python", "module": "chaosk3s.control"}}],
+    path = write_experiment(tmp_path, "a method action that raises", **{
         "steady-state-hypothesis": {"title": "ready", "probes": [
             {"type": "probe", "name": "all-ready", "tolerance": True,
              "provider": {"type": "python", "module": "chaosk3s.probes",
@@ -317,7 +318,7 @@ def test_a_method_activity_that_raises_fails_the_run(lab, tmp_path):
                     "provider": {"type": "python",
                                  "module": "chaosk3s.actions",
                                  "func": "stop_k3s",
-                                 "arguments": {"nodes": "etcd"}}}]}))
+                                 "arguments": {"nodes": "etcd"}}}]})
     result, journal = _chaos_run(tmp_path, path)
     assert result.returncode == 1, result.stderr[-2000:]
     assert journal["status"] == "failed" and not journal["deviated"]
