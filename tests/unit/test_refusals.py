@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from chaosk3s.experiment_check import check_arguments, check_variables
 from chaosk3s.gameday.runner import classify
 from chaosk3s.outcome import fail_if_activities_failed, failed_activities
 from chaosk3s.report import load_journal
+from chaosk3s.report.render import render_report
 from chaosk3s.report.samples import lab_journal
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -101,6 +103,9 @@ def test_chaos_run_refuses_before_anything_starts(tmp_path):
     report = load_journal(tmp_path / "journal.json")
     assert report.verdict.kind == "refused"
     assert report.verdict.notes == lines
+    page = render_report(report)
+    assert 'class="verdict v-refused"' in page
+    assert str(escape(lines[1])) in page
     outcome, _ = classify(tmp_path / "journal.json", 1)
     assert outcome.status == "refused"
 
