@@ -111,11 +111,12 @@ def _reason(journal: Journal) -> tuple[str, str]:
                        "method.")
 
 
-def _notes(journal: Journal) -> list[str]:
+def _notes(journal: Journal, reason: str) -> list[str]:
     if journal.refused:  # one line per thing refused
         return journal.refused.splitlines()
     notes = [f"{f['phase'].capitalize()} activity '{f['name']}' raised "
-             f"{f['error']}." for f in journal.failed_activities[1:]]
+             f"{f['error']}." for f in journal.failed_activities
+             if f"activity '{f['name']}' raised" not in reason]
     during = _during_note(journal)
     if during:
         notes.append(during)
@@ -172,4 +173,4 @@ def judge(journal: Journal) -> Verdict:
     kind, reason = _reason(journal)
     if kind == COMPLETED:
         reason += _outages_said(journal)
-    return Verdict(kind, reason, _notes(journal))
+    return Verdict(kind, reason, _notes(journal, reason))

@@ -175,3 +175,23 @@ def test_plan_refuses_what_chaos_run_refuses(tmp_path):
         capture_output=True, text=True, timeout=60, check=False)
     assert typo.returncode == 2  # Chaos Toolkit's own --var parser says
     assert "Invalid value for '--var'" in typo.stderr
+
+
+def test_a_rollback_that_raised_is_named_whatever_the_reason(tmp_path):
+    """The gate failed (the method never ran), then a rollback raised:
+    the verdict gives the gate as the reason and names the rollback."""
+    journal = _failed_run("failed")
+    journal["rollbacks"] = [journal["run"].pop(0)]
+    journal["run"] = []
+    journal["steady_states"]["before"]["steady_state_met"] = False
+    journal["steady_states"]["after"] = None
+    failed = failed_activities(journal)
+    assert [f["phase"] for f in failed] == ["rollback"]
+    journal["chaosk3s"]["failed_activities"] = failed
+    path = tmp_path / "journal.json"
+    path.write_text(json.dumps(journal))
+    verdict = load_journal(path).verdict
+    assert verdict.kind == "failed"
+    assert verdict.reason.startswith("The steady state was not met before")
+    assert verdict.notes[0].startswith(
+        f"Rollback activity '{failed[0]['name']}' raised chaosk3s.errors.")
