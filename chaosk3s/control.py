@@ -57,7 +57,6 @@ class _State:
         self.problem: str | None = None  # why the run is refused
         self.configuration: dict = {}
         self.secrets: dict = {}
-        self.experiment: dict = {}
         self.lab: dict | None = None
         self.started_lab = False
         self.watch: ReadinessWatch | None = None
@@ -82,12 +81,10 @@ def configure_control(configuration: dict = None, secrets: dict = None,
     _state = _State()
     _state.configuration = dict(configuration or {})
     _state.secrets = dict(secrets or {})
-    _state.experiment = experiment or {}
     _heal_on_sigterm()
     try:
-        _check_input(_state.configuration, _state.secrets,
-                     _state.experiment)
-        _prepare(_state.configuration, _state.experiment)
+        _check_input(_state.configuration, _state.secrets, experiment or {})
+        _prepare(_state.configuration, experiment or {})
     except ChaosK3sError as exc:
         _state.problem = str(exc)
     except Exception as exc:  # noqa: BLE001 - reported, not swallowed
