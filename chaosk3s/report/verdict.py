@@ -69,10 +69,7 @@ def _raised(journal: Journal) -> str:
     return (f"The run failed: {first['phase']} activity '{first['name']}' "
             f"raised {first['error']}"
             + (f" (and {more} more, below)" if more else "")
-            + "; the experiment did not run as written."
-            + (" The steady state also deviated after the method"
-               f"{_probe_says(_culprit(journal.after))}."
-               if journal.deviated else ""))
+            + "; the experiment did not run as written.")
 
 
 def _reason(journal: Journal) -> tuple[str, str]:
@@ -94,7 +91,7 @@ def _reason(journal: Journal) -> tuple[str, str]:
         return FAILED, ("The steady state was not met before the method"
                         f"{_probe_says(_culprit(journal.before))}; the "
                         "method did not run.")
-    if journal.failed_activities:
+    if journal.failed_activities and not journal.deviated:
         return FAILED, _raised(journal)
     if journal.status == "failed":
         culprit = _culprit(journal.after) or next(

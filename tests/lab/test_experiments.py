@@ -224,8 +224,8 @@ PAIRS = [
 ]
 # On v1.31.6 the control-plane server cannot start without its join
 # server (K3s #11333): its restart raises, and with the API gone so do
-# the method's probes. The run is failed (it could not run as written)
-# and deviated.
+# the method's probes. The run deviated (the finding); the restart that
+# raised is named in failed_activities.
 RAISES_ON_AFFECTED = {"join_server_outage.json":
                       "restart-control-plane-and-agents"}
 
@@ -249,11 +249,13 @@ def test_other_experiments_deviate_on_affected_releases(
     assert result.returncode == 1, result.stderr[-3000:]
     assert journal["deviated"]
     failed = [f["name"] for f in journal["chaosk3s"]["failed_activities"]]
+    # A deviated run stays deviated (the finding); an activity that
+    # raised on the way is named, not turned into a "failed" run.
+    assert journal["status"] == "completed"
     if experiment in RAISES_ON_AFFECTED:
-        assert journal["status"] == "failed"
         assert failed[0] == RAISES_ON_AFFECTED[experiment]
     else:
-        assert journal["status"] == "completed" and failed == []
+        assert failed == []
     if stuck is not None:
         nodes = journal["chaosk3s"]["nodes"]
         unrecovered = {n for n, v in nodes.items() if not v["recovered"]}

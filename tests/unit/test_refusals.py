@@ -154,6 +154,27 @@ def test_a_raised_chaosk3s_activity_fails_a_completed_run(tmp_path):
         "chaosk3s.errors.CommandFailed: on node agent-0")
 
 
+def test_a_deviated_run_stays_deviated_and_names_what_raised(tmp_path):
+    """The deviation is the finding (K3s #11333: a restart whose server
+    cannot start raises, and the steady state fails after it): the run
+    keeps status completed and deviated, exit 1 from Chaos Toolkit, and
+    the report names the activity that raised among its notes."""
+    journal = _failed_run("completed")
+    journal["deviated"] = True
+    journal["steady_states"]["after"]["steady_state_met"] = False
+    failed = failed_activities(journal)
+    assert not fail_if_activities_failed(journal, failed)
+    assert journal["status"] == "completed"
+    journal["chaosk3s"]["failed_activities"] = failed
+    path = tmp_path / "journal.json"
+    path.write_text(json.dumps(journal))
+    outcome, report = classify(path, 1)
+    assert (outcome.status, report.verdict.kind) == ("deviated", "deviated")
+    name = failed[0]["name"]
+    assert any(note.startswith(f"Method activity '{name}' raised")
+               for note in report.verdict.notes), report.verdict.notes
+
+
 def test_plan_refuses_what_chaos_run_refuses(tmp_path):
     variables = ["--var", "partition_second=60", "--var",
                  "partition_seconds=abc", "--var", "fault_ttl:float=-1"]
