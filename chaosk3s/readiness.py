@@ -74,9 +74,10 @@ class ReadinessWatch:
 
     def _list(self) -> str:
         listing = self.kube.list_nodes(self.label_selector)
+        relisted = self._listed.is_set()  # after a gap in the watch
         seen = set()
         for item in listing.get("items", []):
-            self._record(node_state(item))
+            self._record(node_state(item), relisted)
             seen.add(item["metadata"]["name"])
         with self._changed:
             for gone in set(self.states) - seen:
@@ -100,11 +101,38 @@ class ReadinessWatch:
             elif kind in ("ADDED", "MODIFIED"):
                 self._record(node_state(obj))
 
-    def _record(self, state: NodeState) -> None:
+    def _record(self, state: NodeState, relisted: bool = False) -> None:
         with self._changed:
             before = self.states.get(state.name)
             self.states[state.name] = state
             if before is None or before.ready != state.ready:
-                self.timeline.append({"node": state.name, "at": utc_now(),
-                                      "ready": state.ready})
+                now = utc_now()
+                entry = {"node": state.name, "at": now, "ready": state.ready}
+                if relisted and before is not None:
+                    entry["at"] = self._changed_at(state, now)
+                    entry["observed_at"] = now
+                self.timeline.append(entry)
             self._changed.notify_all()
+
+    def _changed_at(self, state: NodeState, now: str) -> str:
+        """When a change seen only on a re-list happened. The watch was
+        broken (often by the very outage being measured), so the moment
+        of the re-list is late by the length of the gap; the condition's
+        lastTransitionTime says when it changed, clamped between the
+        node's previous change and now so that another clock's skew
+        cannot reorder the timeline."""
+        try:
+            moment = _aware(datetime.fromisoformat(
+                (state.transition or "").replace("Z", "+00:00")))
+        except ValueError:
+            return now
+        previous = [e["at"] for e in self.timeline
+                    if e["node"] == state.name]
+        earliest = _aware(datetime.fromisoformat(previous[-1])) \
+            if previous else moment
+        latest = _aware(datetime.fromisoformat(now))
+        return min(max(moment, earliest), latest).isoformat()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
