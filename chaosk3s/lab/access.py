@@ -14,6 +14,7 @@ import yaml
 
 from chaosk3s.lab import hostnet
 from chaosk3s.lab.k3s.context import SUPERVISOR_PORT
+from chaosk3s.lab.k3s.objects import ready_status
 from chaosk3s.lab.polling import poll_until
 from chaosk3s.lab.spec import LabSpec, NodeSpec
 from chaosk3s.lab.ssh import SshLayout, inventory_transport
@@ -137,18 +138,12 @@ def node_readiness(spec: LabSpec) -> dict[str, str] | None:
         try:
             reply = _http.get(f"{url}/api/v1/nodes", timeout=2)
             if reply.ok:
-                return {item["metadata"]["name"]: _ready(item)
+                return {item["metadata"]["name"]:
+                        ready_status(item) or "Unknown"
                         for item in reply.json().get("items", [])}
         except (requests.RequestException, ValueError):
             continue
     return None
-
-
-def _ready(node: dict) -> str:
-    for condition in node.get("status", {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return condition.get("status", "Unknown")
-    return "Unknown"
 
 
 def wait_all_ready(spec: LabSpec, deadline: float,

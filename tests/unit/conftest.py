@@ -17,7 +17,7 @@ import requests
 from aiohttp import web
 
 from chaosk3s.lab.etcd import etcd_binary
-from chaosk3s.lab.k3s.apiserver import APIServer
+from chaosk3s.lab.k3s.apiserver.server import APIServer
 from chaosk3s.lab.k3s.context import NodeContext
 from chaosk3s.lab.k3s.etcdclient import EtcdClient
 from chaosk3s.lab.spec import parse_spec

@@ -2,10 +2,10 @@
 
 import pytest
 
-from chaosk3s.lab.k3s.apiserver_patch import json_patch, strategic_merge
-from chaosk3s.lab.k3s.apiserver_resources import ApiError
-from chaosk3s.lab.k3s.apiserver_select import label_selector
-from chaosk3s.lab.k3s.apiserver_tables import human_duration, node_roles
+from chaosk3s.lab.k3s.apiserver.patch import json_patch, strategic_merge
+from chaosk3s.lab.k3s.apiserver.resources import ApiError
+from chaosk3s.lab.k3s.apiserver.select import label_selector
+from chaosk3s.lab.k3s.apiserver.tables import human_duration, node_roles
 
 
 @pytest.mark.parametrize("seconds,shown", [

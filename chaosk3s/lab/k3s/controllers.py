@@ -14,9 +14,9 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
-from chaosk3s.lab.k3s.apiserver_lifecycle import NodeLifecycle, every
-from chaosk3s.lab.k3s.apiserver_resources import ENDPOINTS, ApiError
-from chaosk3s.lab.k3s.apiserver_store import Store
+from chaosk3s.lab.k3s.apiserver.lifecycle import NodeLifecycle, every
+from chaosk3s.lab.k3s.apiserver.resources import ENDPOINTS, ApiError
+from chaosk3s.lab.k3s.apiserver.store import Store
 from chaosk3s.lab.k3s.context import SUPERVISOR_PORT, NodeContext
 from chaosk3s.lab.k3s.etcdclient import EtcdClient, EtcdError, KeyExists
 

@@ -14,10 +14,18 @@ import platform
 
 import aiohttp
 
-from chaosk3s.lab.k3s.apiserver_store import now_rfc3339
 from chaosk3s.lab.k3s.context import SUPERVISOR_PORT, NodeContext
+from chaosk3s.lab.k3s.objects import (
+    NODE_LEASE_NAMESPACE,
+    READY,
+    condition,
+    condition_body,
+    lease_body,
+    node_body,
+    now_rfc3339,
+    ready_condition,
+)
 
-LEASE_NS = "kube-node-lease"
 STATUS_RETRIES = 5  # kubelet's nodeStatusUpdateRetry
 
 
@@ -81,26 +89,20 @@ class Kubelet:
         return True
 
     def _node_object(self) -> dict:
-        return {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": self.name, "labels": node_labels(self.ctx),
-                             "annotations": node_annotations(self.ctx)},
-                "spec": {}, "status": self._status(ready_changed=True)}
+        return node_body(self.name, node_labels(self.ctx),
+                         node_annotations(self.ctx),
+                         self._status(ready_changed=True))
 
     # -- lease --------------------------------------------------------------
     async def _renew_lease(self) -> None:
-        path = (f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NS}"
-                f"/leases/{self.name}")
+        path = (f"/apis/coordination.k8s.io/v1/namespaces/"
+                f"{NODE_LEASE_NAMESPACE}/leases/{self.name}")
         duration = int(self.ctx.timings.node_monitor_grace)
         try:
             lease = await self._call("GET", path)
             if lease is None:
-                lease = {"apiVersion": "coordination.k8s.io/v1",
-                         "kind": "Lease",
-                         "metadata": {"name": self.name,
-                                      "namespace": LEASE_NS},
-                         "spec": {"holderIdentity": self.name,
-                                  "leaseDurationSeconds": duration}}
-                lease["spec"]["renewTime"] = now_rfc3339(micro=True)
+                lease = lease_body(self.name, duration,
+                                   now_rfc3339(micro=True))
                 await self._call("POST", path.rsplit("/", 1)[0], lease)
                 return
             lease["spec"]["renewTime"] = now_rfc3339(micro=True)
@@ -126,7 +128,7 @@ class Kubelet:
         node = await self._call("GET", f"/api/v1/nodes/{self.name}")
         if node is None:
             raise APIError(f'nodes "{self.name}" not found')
-        ready = _condition(node, "Ready")
+        ready = condition(node, READY)
         changed = ready is None or ready.get("status") != "True"
         await self._call("PATCH", f"/api/v1/nodes/{self.name}/status",
                          {"status": self._status(ready_changed=changed)},
@@ -139,14 +141,14 @@ class Kubelet:
         if ready_changed:
             self._ready_since = now
         conditions = [
-            _cond("MemoryPressure", "False", "KubeletHasSufficientMemory",
-                  now, self._ready_since),
-            _cond("DiskPressure", "False", "KubeletHasNoDiskPressure", now,
-                  self._ready_since),
-            _cond("PIDPressure", "False", "KubeletHasSufficientPID", now,
-                  self._ready_since),
-            _cond("Ready", "True", "KubeletReady", now, self._ready_since,
-                  "kubelet is posting ready status"),
+            condition_body("MemoryPressure", "False",
+                           "KubeletHasSufficientMemory", now,
+                           self._ready_since),
+            condition_body("DiskPressure", "False",
+                           "KubeletHasNoDiskPressure", now, self._ready_since),
+            condition_body("PIDPressure", "False", "KubeletHasSufficientPID",
+                           now, self._ready_since),
+            ready_condition(now, self._ready_since),
         ]
         return {"conditions": conditions,
                 "addresses": [
@@ -155,20 +157,6 @@ class Kubelet:
                 "capacity": {"cpu": "2", "memory": "2Gi", "pods": "110"},
                 "allocatable": {"cpu": "2", "memory": "2Gi", "pods": "110"},
                 "nodeInfo": _node_info(self.ctx)}
-
-
-def _cond(kind: str, status: str, reason: str, heartbeat: str,
-          transition: str, message: str = "") -> dict:
-    return {"type": kind, "status": status, "reason": reason,
-            "message": message or reason, "lastHeartbeatTime": heartbeat,
-            "lastTransitionTime": transition}
-
-
-def _condition(node: dict, kind: str) -> dict | None:
-    for condition in node.get("status", {}).get("conditions") or []:
-        if condition.get("type") == kind:
-            return condition
-    return None
 
 
 def _status_message(payload: bytes, code: int) -> str:

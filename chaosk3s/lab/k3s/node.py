@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from chaosk3s.lab.k3s import addresses, tunnel
-from chaosk3s.lab.k3s.apiserver import APIServer
+from chaosk3s.lab.k3s.apiserver.server import APIServer
 from chaosk3s.lab.k3s.context import SUPERVISOR_PORT, NodeContext
 from chaosk3s.lab.k3s.controllers import APIADDRESSES_KEY
 from chaosk3s.lab.k3s.etcdclient import EtcdClient, EtcdError

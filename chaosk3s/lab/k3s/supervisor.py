@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from chaosk3s.lab.k3s.context import NodeContext
+from chaosk3s.lab.k3s.objects import status_body
 from chaosk3s.lab.k3s.tunnel import LOG_KEY, TIMINGS_KEY
 from chaosk3s.lab.releases import BUGGY
 
@@ -28,10 +29,8 @@ def lab_ca_pem(ctx: NodeContext) -> str:
 def status_response(ctx: NodeContext, code: int, reason: str,
                     message: str) -> web.Response:
     """A metav1 Status; from the fix on, K3s errors close the connection."""
-    response = web.json_response(
-        {"kind": "Status", "apiVersion": "v1", "metadata": {},
-         "status": "Failure", "message": message, "reason": reason,
-         "code": code}, status=code)
+    response = web.json_response(status_body(code, reason, message),
+                                 status=code)
     if ctx.release.family != BUGGY:
         response.headers["Connection"] = "close"
         response.force_close()

@@ -21,14 +21,21 @@ import sys
 import uuid
 from pathlib import Path
 
-from chaosk3s.lab.k3s.apiserver_store import encode, now_rfc3339
+from chaosk3s.lab.k3s.apiserver.store import encode
 from chaosk3s.lab.k3s.context import NodeContext
 from chaosk3s.lab.k3s.etcdclient import EtcdClient, EtcdError
+from chaosk3s.lab.k3s.objects import (
+    NODE_LEASE_NAMESPACE,
+    lease_body,
+    node_body,
+    now_rfc3339,
+    ready_condition,
+)
 from chaosk3s.lab.state import LabState
 
 BATCH = 100  # puts per etcd transaction (etcd's default cap is 128)
 NODE_KEY = "/registry/minions/"
-LEASE_KEY = "/registry/leases/kube-node-lease/"
+LEASE_KEY = f"/registry/leases/{NODE_LEASE_NAMESPACE}/"
 VIRTUAL_LABEL = "chaosk3s.io/virtual"
 
 
@@ -53,34 +60,20 @@ def virtual_names(count: int) -> list[str]:
 
 
 def node_object(name: str, version: str, now: str) -> dict:
-    ready = {"type": "Ready", "status": "True", "reason": "KubeletReady",
-             "message": "kubelet is posting ready status",
-             "lastHeartbeatTime": now, "lastTransitionTime": now}
-    return {"metadata": {"name": name, "uid": str(uuid.uuid4()),
-                         "creationTimestamp": now,
-                         "labels": {"kubernetes.io/hostname": name,
-                                    "kubernetes.io/os": "linux",
-                                    VIRTUAL_LABEL: "true"},
-                         "annotations": {"k3s.io/node-args": json.dumps(
-                             ["agent", "--token", "********"])}},
-            "apiVersion": "v1", "kind": "Node", "spec": {},
-            "status": {"conditions": [ready], "images": _IMAGES,
-                       "addresses": [{"type": "Hostname", "address": name}],
-                       "nodeInfo": {
-                           "kubeletVersion": version,
-                           "kubeProxyVersion": version,
-                           "containerRuntimeVersion": "virtual://0",
-                           "osImage": "chaosk3s virtual node",
-                           "kernelVersion": "none", "operatingSystem": "linux",
-                           "architecture": "amd64", "machineID": name,
-                           "systemUUID": name, "bootID": name}}}
-
-
-def lease_object(name: str, duration: int, renew: str) -> dict:
-    return {"metadata": {"name": name, "namespace": "kube-node-lease"},
-            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "spec": {"holderIdentity": name,
-                     "leaseDurationSeconds": duration, "renewTime": renew}}
+    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+              VIRTUAL_LABEL: "true"}
+    args = {"k3s.io/node-args": json.dumps(["agent", "--token", "********"])}
+    node = node_body(name, labels, args, {
+        "conditions": [ready_condition(now, now)], "images": _IMAGES,
+        "addresses": [{"type": "Hostname", "address": name}],
+        "nodeInfo": {
+            "kubeletVersion": version, "kubeProxyVersion": version,
+            "containerRuntimeVersion": "virtual://0",
+            "osImage": "chaosk3s virtual node", "kernelVersion": "none",
+            "operatingSystem": "linux", "architecture": "amd64",
+            "machineID": name, "systemUUID": name, "bootID": name}})
+    node["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=now)
+    return node
 
 
 async def _write(etcd: EtcdClient, items: list[tuple[str, bytes]]) -> None:
@@ -100,7 +93,7 @@ async def keep_alive(ctx: NodeContext, stop: asyncio.Event) -> None:
         while not stop.is_set():
             renew = now_rfc3339(micro=True)
             try:
-                await _write(etcd, [(LEASE_KEY + n, encode(lease_object(
+                await _write(etcd, [(LEASE_KEY + n, encode(lease_body(
                     n, duration, renew))) for n in names])
             except EtcdError as exc:
                 ctx.log.warning("renewing virtual leases: %s", exc)

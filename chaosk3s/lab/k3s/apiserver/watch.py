@@ -10,10 +10,10 @@ import json
 
 from aiohttp import web
 
-from chaosk3s.lab.k3s.apiserver_cache import decode
-from chaosk3s.lab.k3s.apiserver_resources import ApiError, Resource
-from chaosk3s.lab.k3s.apiserver_select import Predicate
-from chaosk3s.lab.k3s.apiserver_store import Store
+from chaosk3s.lab.k3s.apiserver.cache import decode
+from chaosk3s.lab.k3s.apiserver.resources import ApiError, Resource
+from chaosk3s.lab.k3s.apiserver.select import Predicate
+from chaosk3s.lab.k3s.apiserver.store import Store
 from chaosk3s.lab.k3s.etcdclient import (
     EtcdError,
     WatchCompacted,

@@ -12,20 +12,26 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from chaosk3s.lab.k3s.apiserver_resources import (
+from chaosk3s.lab.k3s.apiserver.resources import (
     EVENTS,
     LEASES,
     NODES,
     ApiError,
 )
-from chaosk3s.lab.k3s.apiserver_store import Store, now_rfc3339
+from chaosk3s.lab.k3s.apiserver.store import Store
 from chaosk3s.lab.k3s.context import NodeContext
 from chaosk3s.lab.k3s.etcdclient import EtcdError
+from chaosk3s.lab.k3s.objects import (
+    NODE_LEASE_NAMESPACE,
+    READY,
+    condition,
+    now_rfc3339,
+    ready_status,
+)
 
-LEASE_NAMESPACE = "kube-node-lease"
 STOPPED = "Kubelet stopped posting node status."
 NEVER = "Kubelet never posted node status."
-WATCHED_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure",
+WATCHED_CONDITIONS = (READY, "MemoryPressure", "DiskPressure",
                       "PIDPressure")
 UNREACHABLE = "node.kubernetes.io/unreachable"
 UNREACHABLE_EFFECTS = ("NoSchedule", "NoExecute")
@@ -37,16 +43,8 @@ class Observation:
     seen: float  # monotonic time the heartbeat last changed
 
 
-def ready_status(node: dict) -> str | None:
-    for condition in node.get("status", {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return condition.get("status")
-    return None
-
-
 def _heartbeat(node: dict, renew: str | None) -> tuple:
-    ready = next((c for c in node.get("status", {}).get("conditions") or []
-                  if c.get("type") == "Ready"), {})
+    ready = condition(node, READY) or {}
     return renew, ready.get("lastHeartbeatTime")
 
 
@@ -120,7 +118,7 @@ class NodeLifecycle:
 
     async def monitor(self) -> None:
         nodes, _rev = await self.store.list(NODES, None)
-        leases, _rev = await self.store.list(LEASES, LEASE_NAMESPACE)
+        leases, _rev = await self.store.list(LEASES, NODE_LEASE_NAMESPACE)
         renewals = {lease["metadata"]["name"]:
                     lease.get("spec", {}).get("renewTime")
                     for lease in leases}

@@ -2,7 +2,7 @@
 
 import copy
 
-from chaosk3s.lab.k3s.apiserver_resources import ApiError, bad_request
+from chaosk3s.lab.k3s.apiserver.resources import ApiError, bad_request
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"

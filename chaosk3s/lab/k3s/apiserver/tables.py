@@ -8,9 +8,9 @@ Kubernetes' own printers.
 import time
 from datetime import UTC, datetime
 
-from chaosk3s.lab.k3s.apiserver_cache import Entry
-from chaosk3s.lab.k3s.apiserver_resources import NODES, Resource
-from chaosk3s.lab.k3s.apiserver_store import RFC3339
+from chaosk3s.lab.k3s.apiserver.cache import Entry
+from chaosk3s.lab.k3s.apiserver.resources import NODES, Resource
+from chaosk3s.lab.k3s.objects import READY, RFC3339, condition
 
 ROLE_PREFIX = "node-role.kubernetes.io/"
 _NODE_COLUMNS = [
@@ -68,8 +68,7 @@ def age(since: float | None, now: float) -> str:
 
 
 def node_status(node: dict) -> str:
-    ready = next((c for c in node.get("status", {}).get("conditions") or []
-                  if c.get("type") == "Ready"), None)
+    ready = condition(node, READY)
     status = ["Ready" if ready and ready.get("status") == "True"
               else "NotReady" if ready else "Unknown"]
     if node.get("spec", {}).get("unschedulable"):

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from chaosk3s.lab.k3s.apiserver_resources import bad_request
+from chaosk3s.lab.k3s.apiserver.resources import bad_request
 from chaosk3s.selectors import parse_requirement, split_requirements
 
 Predicate = Callable[[dict], bool]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from chaosk3s.lab.k3s.etcdclient import EtcdError
+from chaosk3s.lab.k3s.objects import NODE_LEASE_NAMESPACE, status_body
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ LEASES = Resource("leases", "Lease", "coordination.k8s.io", "v1", True,
 RESOURCES = (NODES, NAMESPACES, ENDPOINTS, EVENTS, LEASES)
 BY_PATH = {(r.group, r.version, r.name): r for r in RESOURCES}
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public",
-                      "kube-node-lease")
+                      NODE_LEASE_NAMESPACE)
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
@@ -60,9 +61,7 @@ class ApiError(Exception):
         self.code, self.reason, self.details = code, reason, details
 
     def status(self) -> dict:
-        body = {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                "status": "Failure", "message": str(self),
-                "reason": self.reason, "code": self.code}
+        body = status_body(self.code, self.reason, str(self))
         if self.details:
             body["details"] = self.details
         return body

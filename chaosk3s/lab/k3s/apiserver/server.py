@@ -1,5 +1,5 @@
 """The emulated Kubernetes API server: the REST subset K3s nodes and
-kubectl use, with every object in etcd (see apiserver_store).
+kubectl use, with every object in etcd (see store).
 
 The supervisor forwards every non-k3s path to ``APIServer.handle``.
 """
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from chaosk3s.lab.k3s import apiserver_resources as resources
-from chaosk3s.lab.k3s.apiserver_cache import Entry
-from chaosk3s.lab.k3s.apiserver_patch import PATCH_TYPES, apply_patch
-from chaosk3s.lab.k3s.apiserver_resources import (
+from chaosk3s.lab.k3s.apiserver import resources
+from chaosk3s.lab.k3s.apiserver.cache import Entry
+from chaosk3s.lab.k3s.apiserver.patch import PATCH_TYPES, apply_patch
+from chaosk3s.lab.k3s.apiserver.resources import (
     INITIAL_NAMESPACES,
     NAMESPACES,
     ApiError,
@@ -22,14 +22,14 @@ from chaosk3s.lab.k3s.apiserver_resources import (
     bad_request,
     storage_error,
 )
-from chaosk3s.lab.k3s.apiserver_select import (
+from chaosk3s.lab.k3s.apiserver.select import (
     combine,
     field_selector,
     label_selector,
 )
-from chaosk3s.lab.k3s.apiserver_store import Store
-from chaosk3s.lab.k3s.apiserver_tables import table, wants_table
-from chaosk3s.lab.k3s.apiserver_watch import WatchStream
+from chaosk3s.lab.k3s.apiserver.store import Store
+from chaosk3s.lab.k3s.apiserver.tables import table, wants_table
+from chaosk3s.lab.k3s.apiserver.watch import WatchStream
 from chaosk3s.lab.k3s.context import SUPERVISOR_PORT, NodeContext
 from chaosk3s.lab.k3s.controllers import Controllers
 from chaosk3s.lab.k3s.etcdclient import EtcdClient, EtcdError

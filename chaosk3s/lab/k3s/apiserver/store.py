@@ -6,10 +6,9 @@ import json
 import secrets
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 
-from chaosk3s.lab.k3s.apiserver_cache import Entry, PrefixCache, decode
-from chaosk3s.lab.k3s.apiserver_resources import (
+from chaosk3s.lab.k3s.apiserver.cache import Entry, PrefixCache, decode
+from chaosk3s.lab.k3s.apiserver.resources import (
     ApiError,
     Resource,
     already_exists,
@@ -25,19 +24,12 @@ from chaosk3s.lab.k3s.etcdclient import (
     KeyExists,
     RevisionConflict,
 )
+from chaosk3s.lab.k3s.objects import now_rfc3339
 
 # A patch racing other writers is re-applied on the fresh object, as the
 # real API server does; bounded so a hot object cannot spin forever.
 MUTATE_ATTEMPTS = 5
 Mutation = Callable[[dict], dict]
-
-
-RFC3339 = "%Y-%m-%dT%H:%M:%SZ"  # metav1.Time
-RFC3339_MICRO = "%Y-%m-%dT%H:%M:%S.%fZ"  # metav1.MicroTime (leases)
-
-
-def now_rfc3339(micro: bool = False) -> str:
-    return datetime.now(UTC).strftime(RFC3339_MICRO if micro else RFC3339)
 
 
 def encode(obj: dict) -> bytes:
