@@ -2,7 +2,7 @@
 
 Run as root, with no lab up:
     .venv/bin/python benchmarks/heal_to_ready.py [--runs 5]
-      [--k3s-version v1.28.15+k3s1]
+      [--k3s-version v1.28.15+k3s-2d0661e3]
 
 Per run: cut the at-risk nodes off from the control plane with
 chaosk3s.actions.partition_roles until all of them are NotReady, heal,
@@ -76,7 +76,7 @@ def one_run(at_risk: list[str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--k3s-version", default="v1.28.15+k3s1")
+    parser.add_argument("--k3s-version", default="v1.28.15+k3s-2d0661e3")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
         os.environ["CHAOSK3S_STATE_DIR"] = str(Path(root) / "state")

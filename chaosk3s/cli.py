@@ -97,7 +97,8 @@ def lab() -> None:
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False),
               help="Lab spec YAML (default: the #11311 reproduction).")
 @click.option("--k3s-version", help="K3s release to emulate, e.g. "
-              "v1.28.14+k3s1 (buggy) or v1.28.15+k3s1 (fixed).")
+              "v1.28.15+k3s1 (#11311) or v1.28.15+k3s-2d0661e3 (fixed); "
+              "`chaosk3s lab releases` lists them.")
 @click.option("--ssh", is_flag=True, help="Run sshd in every node and "
               "reach nodes over SSH in the inventory (not ip netns exec).")
 @_friendly
@@ -118,6 +119,22 @@ def lab_up(spec_path: str | None, k3s_version: str | None,
     click.echo("kubeconfig: export KUBECONFIG=$(chaosk3s lab kubeconfig "
                "| tail -n1)")
     click.echo("remove it:  chaosk3s lab down")
+
+
+@lab.command("releases")
+def lab_releases() -> None:
+    """Every K3s release the lab emulates, its family and its source."""
+    from chaosk3s.lab.releases import release_table
+    rows = release_table()
+    click.echo(f"{'release(s)':<24} {'family':<7} {'#11333 (C7)':<12} "
+               f"source")
+    for row in rows:
+        c7 = "fixed" if row["bootstrap_fix"] else "affected"
+        click.echo(f"{row['versions']:<24} {row['family']:<7} {c7:<12} "
+                   f"{row['source']}")
+    click.echo("families: buggy = K3s #11311 (nodes stay pinned to an "
+               "etcd-only server), fix1 = PR #11319 (#11349 still "
+               "affected), rework = PR #11329; see docs/k3s-behaviour.md")
 
 
 @lab.command("down")

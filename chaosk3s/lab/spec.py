@@ -17,7 +17,8 @@ from chaosk3s.lab.releases import Release, parse_release
 ROLES = ("etcd", "control-plane", "server", "agent")
 ETCD_ROLES = ("etcd", "server")
 APISERVER_ROLES = ("control-plane", "server")
-DEFAULT_VERSION = "v1.28.15+k3s1"
+# The fixed 1.28 build that the write-up of the #11311 fix validated.
+DEFAULT_VERSION = "v1.28.15+k3s-2d0661e3"
 DEFAULT_SUBNET = "10.213.11.0/24"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,28}[a-z0-9])?$")
 FIRST_NODE_HOST = 10  # node addresses start at .10; .1 is the host

@@ -26,6 +26,8 @@ pytestmark = pytest.mark.lab
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 AT_RISK = {"server-etcd-1", "server-etcd-2", "agent-0", "agent-1"}
+# The headline pair: the same Kubernetes patch, with and without the fix.
+AFFECTED_1_28, FIXED_1_28 = "v1.28.15+k3s1", "v1.28.15+k3s-2d0661e3"
 
 
 def _spec(control_planes: int, agents: int) -> dict:
@@ -58,7 +60,7 @@ def at_risk(spec: dict) -> set[str]:
 
 
 def chaos_run(tmp_path: Path, experiment: str, *variables: str,
-              spec: dict | None = None
+              spec: dict | None = None, timeout: float = 300
               ) -> tuple[subprocess.CompletedProcess, dict]:
     chaos = Path(sys.executable).parent / "chaos"
     argv = [str(chaos), "run"]
@@ -69,7 +71,7 @@ def chaos_run(tmp_path: Path, experiment: str, *variables: str,
         argv += ["--var", variable]
     argv.append(str(EXPERIMENTS / experiment))
     result = subprocess.run(argv, cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300, check=False,
+                            text=True, timeout=timeout, check=False,
                             env={**os.environ,
                                  "CHAOSK3S_STATE_DIR": str(tmp_path / "lab"),
                                  "CHAOSK3S_LEDGER_DIR":
@@ -92,7 +94,8 @@ def _seconds(fault: dict) -> float:
 
 
 def test_fixed_release_heals_with_variables_typed_as_text(tmp_path):
-    """The README's advice typed as users type it: `k=v`, no `:int`."""
+    """The README's advice typed as users type it: `k=v`, no `:int`.
+    The default release is the fixed 1.28 build: the main job passes."""
     result, journal = chaos_run(tmp_path, "etcd_only_partition.json",
                                 "partition_seconds=24",
                                 "recovery_timeout=40")
@@ -107,9 +110,10 @@ def test_fixed_release_heals_with_variables_typed_as_text(tmp_path):
         assert nodes[name]["longest_outage_seconds"] < 40
     [fault] = section["faults"]  # held 24 s, then healed by the method
     assert 24 <= _seconds(fault) < 24 + 3, fault
-    assert section["k3s_versions"] == ["v1.28.15+k3s1"]
+    assert section["k3s_versions"] == [FIXED_1_28]
     assert section["variables"]["partition_seconds"] == "24"
-    assert section["lab"]["release"] == "v1.28.15+k3s1"
+    assert section["lab"]["release"] == FIXED_1_28
+    assert section["lab"]["timings_profile"] == "lab"
     assert section["refused"] is None and section["failed_activities"] == []
     check_report_outages(tmp_path, journal, AT_RISK)
 
@@ -167,8 +171,10 @@ def check_report_outages(tmp_path: Path, journal: dict,
 
 
 def test_buggy_release_deviates_on_exactly_the_at_risk_nodes(tmp_path):
+    """The same patch as the default, without the fix: the main job
+    deviates, so the verdict follows the fix, not the version number."""
     result, journal = chaos_run(tmp_path, "etcd_only_partition.json",
-                                "lab_k3s_version=v1.28.14+k3s1",
+                                f"lab_k3s_version={AFFECTED_1_28}",
                                 spec=RENAMED)
     assert result.returncode == 1
     assert journal["status"] == "completed" and journal["deviated"]
@@ -176,6 +182,7 @@ def test_buggy_release_deviates_on_exactly_the_at_risk_nodes(tmp_path):
     assert {n for n, v in nodes.items() if not v["recovered"]} == \
         at_risk(RENAMED)
     assert {n for n, v in nodes.items() if v["at_risk"]} == at_risk(RENAMED)
+    assert journal["chaosk3s"]["k3s_versions"] == [AFFECTED_1_28]
     faults = journal["chaosk3s"]["faults"]
     assert faults and all(f["ended_at"] for f in faults)
     for name in at_risk(RENAMED):  # down from the cut to the end of the run
@@ -215,7 +222,7 @@ def screenshot_real_report(tmp_path: Path, stuck: set[str]) -> None:
 # node the method stops until its rollback (it may not be Ready yet when
 # the journal is written).
 PAIRS = [
-    ("node_restart.json", RENAMED, "v1.28.15+k3s1", "v1.28.14+k3s1",
+    ("node_restart.json", RENAMED, FIXED_1_28, AFFECTED_1_28,
      {"kv-2", "kv-3"}, None),
     ("control_plane_outage.json", RENAMED_TWO_CP, "v1.31.4+k3s1",
      "v1.31.3+k3s1", at_risk(RENAMED_TWO_CP), "api-2"),

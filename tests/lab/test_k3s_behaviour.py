@@ -38,7 +38,7 @@ def _partition_until_not_ready(lab: Lab, spec) -> object:
     return core
 
 
-@pytest.mark.parametrize("version", ["v1.28.15+k3s1", "v1.31.4+k3s1"])
+@pytest.mark.parametrize("version", ["v1.28.15+k3s-2d0661e3", "v1.31.4+k3s1"])
 def test_fixed_releases_heal_after_the_partition(state_root, version):
     lab, spec = _up(version)
     core = _partition_until_not_ready(lab, spec)
@@ -53,7 +53,7 @@ def test_fixed_releases_heal_after_the_partition(state_root, version):
 
 def test_buggy_release_stays_not_ready_until_restarted(state_root):
     forget_targets()  # a new lab: no cached target of an earlier one
-    lab, spec = _up("v1.28.14+k3s1")
+    lab, spec = _up("v1.28.15+k3s1")
     core = _partition_until_not_ready(lab, spec)
     heal(AT_RISK)
     time.sleep(spec.timings.node_monitor_grace * 3)

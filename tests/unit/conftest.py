@@ -189,7 +189,7 @@ def loop_thread():
 
 def make_context(tmp_path: Path, node: str = "server-cp-0",
                  timings: dict | None = None,
-                 version: str = "v1.28.15+k3s1") -> NodeContext:
+                 version: str = "v1.28.15+k3s-2d0661e3") -> NodeContext:
     raw = {"subnet": "127.0.0.0/24", "k3s_version": version,
            "nodes": [{"name": "server-etcd-0", "role": "etcd",
                       "address": "127.0.0.2"},

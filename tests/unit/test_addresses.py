@@ -34,7 +34,7 @@ from chaosk3s.lab.spec import DEFAULT_NODES, parse_spec
 from chaosk3s.lab.state import LabState
 from tests.unit.asynctools import Recorder, make_log, run, until
 
-VERSIONS = {BUGGY: "v1.28.14+k3s1", FIX1: "v1.28.15+k3s1",
+VERSIONS = {BUGGY: "v1.28.14+k3s1", FIX1: "v1.28.15+k3s-2d0661e3",
             REWORK: "v1.31.4+k3s1"}
 TIMINGS = {"endpoint_debounce": 1.0, "apiservers_poll": 0.2,
            "relist_backoff_max": 8.0, "tunnel_heartbeat": 0.5,

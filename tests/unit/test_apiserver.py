@@ -40,8 +40,8 @@ def node_body(name: str, labels: dict | None = None,
                  "lastTransitionTime": "2024-11-12T00:00:00Z"}],
             "addresses": [{"type": "InternalIP", "address": "10.0.0.5"},
                           {"type": "Hostname", "address": name}],
-            "nodeInfo": {"kubeletVersion": "v1.28.15+k3s1",
-                         "kubeProxyVersion": "v1.28.15+k3s1",
+            "nodeInfo": {"kubeletVersion": "v1.28.15+k3s-2d0661e3",
+                         "kubeProxyVersion": "v1.28.15+k3s-2d0661e3",
                          "osImage": "chaosk3s lab",
                          "kernelVersion": "6.1.0", "architecture": "amd64",
                          "operatingSystem": "linux", "bootID": "b",
@@ -51,7 +51,7 @@ def node_body(name: str, labels: dict | None = None,
 
 def test_discovery_version_and_health(api):
     version = _http.get(api.url + "/version", timeout=5).json()
-    assert version["gitVersion"] == "v1.28.15+k3s1"
+    assert version["gitVersion"] == "v1.28.15+k3s-2d0661e3"
     assert version["minor"] == "28"
     for path in ("/healthz", "/readyz", "/livez"):
         reply = _http.get(api.url + path, timeout=5)
@@ -392,7 +392,7 @@ def test_kubectl_get_nodes_wide(api, tmp_path):
     assert rows["server-cp-0"][1:3] == ["Ready", "control-plane,master"]
     assert rows["agent-0"][1:3] == ["NotReady", "<none>"]
     assert rows["agent-1"][1] == "Ready,SchedulingDisabled"
-    assert rows["agent-1"][4:7] == ["v1.28.15+k3s1", "10.0.0.5", "<none>"]
+    assert rows["agent-1"][4:7] == ["v1.28.15+k3s-2d0661e3", "10.0.0.5", "<none>"]
     plain = subprocess.run(
         [KUBECTL, "--kubeconfig", str(config), "get", "node", "agent-0"],
         check=False, capture_output=True, text=True, timeout=60)

@@ -3,7 +3,13 @@
 import pytest
 
 from chaosk3s.errors import SpecError
-from chaosk3s.lab.releases import BUGGY, FIX1, REWORK, parse_release
+from chaosk3s.lab.releases import (
+    BUGGY,
+    FIX1,
+    REWORK,
+    parse_release,
+    release_table,
+)
 from chaosk3s.lab.spec import default_spec, parse_spec
 
 
@@ -18,13 +24,17 @@ def test_default_spec_is_the_11311_reproduction():
         "agent-0", "agent-1"]
     assert all(n.server == "server-etcd-0" for n in spec.nodes[1:])
     assert spec.nodes[0].server is None
-    assert spec.release.version == "v1.28.15+k3s1"
-    assert spec.release.family == FIX1
+    assert spec.release.version == "v1.28.15+k3s-2d0661e3"
+    assert spec.release.family == FIX1 and spec.release.commit == "2d0661e3"
     assert len({n.address for n in spec.nodes}) == 6
 
 
 @pytest.mark.parametrize("version,family,bootstrap", [
-    ("v1.28.14+k3s1", BUGGY, False), ("v1.28.15+k3s1", FIX1, False),
+    ("v1.28.14+k3s1", BUGGY, False), ("v1.28.15+k3s1", BUGGY, False),
+    ("v1.28.15+k3s-2d0661e3", FIX1, False), ("v1.28.12+k3s1", BUGGY, False),
+    ("v1.29.7+k3s1", BUGGY, False), ("v1.29.11+k3s1", FIX1, False),
+    ("v1.30.3+k3s1", BUGGY, False), ("v1.31.0+k3s1", BUGGY, False),
+    ("v1.32.2+k3s-dfffdfa2", REWORK, True), ("v1.32.2+k3s1", REWORK, False),
     ("v1.31.2+k3s1", BUGGY, False), ("v1.31.3+k3s1", FIX1, False),
     ("v1.31.4+k3s1", REWORK, False), ("v1.30.7+k3s1", FIX1, False),
     ("v1.29.12+k3s1", REWORK, False), ("v1.32.3+k3s1", REWORK, True),
@@ -36,10 +46,40 @@ def test_release_families(version, family, bootstrap):
 
 
 @pytest.mark.parametrize("version", ["v1.27.3+k3s1", "1.28.15", "latest",
-                                     "v1.28.99+k3s1"])
+                                     "v1.28.99+k3s1", "v1.28.15+k3s"])
 def test_unknown_release_lists_the_known_ones(version):
-    with pytest.raises(SpecError, match="unknown K3s release.*v1.28.0"):
+    with pytest.raises(SpecError, match="unknown K3s release.*v1.28.12-"
+                       "v1.28.15.*v1.28.15\\+k3s-2d0661e3"):
         default_spec(version)
+
+
+@pytest.mark.parametrize("version,first", [
+    ("v1.28.11+k3s2", "v1.28.12"), ("v1.28.0+k3s1", "v1.28.12"),
+    ("v1.29.6+k3s1", "v1.29.7"), ("v1.30.2+k3s1", "v1.30.3")])
+def test_releases_older_than_the_modelled_lb_are_refused(version, first):
+    with pytest.raises(SpecError, match=f"older than the load-balancer code "
+                       f"the lab models.*from {first}.*emulates v1.28.12-"):
+        default_spec(version)
+
+
+def test_unknown_commit_builds_are_refused():
+    with pytest.raises(SpecError, match="commit build 'v1.28.15\\+k3s-"
+                       "deadbeef' is not in the lab's release table"):
+        default_spec("v1.28.15+k3s-deadbeef")
+
+
+def test_release_table_places_every_modelled_release():
+    rows = {row["versions"]: row for row in release_table()}
+    assert rows["v1.28.12-v1.28.15"]["family"] == BUGGY
+    assert rows["v1.28.15+k3s-2d0661e3"]["family"] == FIX1
+    assert rows["v1.31.3"]["family"] == FIX1
+    assert rows["v1.31.4-v1.31.6"]["family"] == REWORK
+    assert rows["v1.31.7-v1.31.14"]["bootstrap_fix"] is True
+    assert all(row["source"] for row in rows.values())
+    for row in rows.values():  # every row parses, with its own family
+        first = row["versions"].split("-v")[0]
+        version = first if "+" in first else first + "+k3s1"
+        assert parse_release(version).family == row["family"]
 
 
 E0 = {"name": "server-etcd-0", "role": "etcd"}
@@ -91,3 +131,16 @@ def test_timings_can_be_set_to_k3s_real_values():
                                 "endpoint_ttl": 15})
     assert spec.timings.node_monitor_grace == 40.0
     assert spec.timings.lb_health_interval == 1.0
+
+
+def test_lab_releases_prints_the_same_pair_apart():
+    from click.testing import CliRunner
+
+    from chaosk3s.cli import main
+    result = CliRunner().invoke(main, ["lab", "releases"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line.split()[1]
+             for line in result.output.splitlines()[1:-1]}
+    assert lines["v1.28.12-v1.28.15"] == BUGGY
+    assert lines["v1.28.15+k3s-2d0661e3"] == FIX1
+    assert len(lines) == len(release_table())
