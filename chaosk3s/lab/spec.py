@@ -6,13 +6,14 @@ changes nothing on the machine.
 
 import ipaddress
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from chaosk3s.errors import SpecError
 from chaosk3s.lab.releases import Release, parse_release
+from chaosk3s.lab.timings import Timings
 
 ROLES = ("etcd", "control-plane", "server", "agent")
 ETCD_ROLES = ("etcd", "server")
@@ -22,51 +23,6 @@ DEFAULT_VERSION = "v1.28.15+k3s-2d0661e3"
 DEFAULT_SUBNET = "10.213.11.0/24"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,28}[a-z0-9])?$")
 FIRST_NODE_HOST = 10  # node addresses start at .10; .1 is the host
-
-
-@dataclass(frozen=True)
-class Timings:
-    """Every K3s/Kubernetes period the lab uses, in seconds.
-
-    Defaults are compressed so a lab run takes seconds; the comment on each
-    gives K3s's real value, which the spec may set instead.
-    """
-
-    node_status_update: float = 2.0  # kubelet status and lease renew: 10
-    node_monitor_grace: float = 10.0  # controller-manager: 40 (50 in 1.32+)
-    node_monitor_period: float = 1.0  # controller-manager: 5
-    endpoint_ttl: float = 5.0  # apiserver endpoint lease TTL: 15
-    endpoint_reconcile: float = 2.0  # apiserver endpoint refresh: 10
-    endpoint_debounce: float = 1.0  # agent tunnel watch debounce: 1
-    apiservers_poll: float = 1.0  # /v1-k3s/apiservers poll at start: 5
-    lb_health_interval: float = 1.0  # load balancer health loop: 1
-    lb_dial_timeout: float = 10.0  # fix1+ dial timeout: 10
-    tunnel_heartbeat: float = 0.5  # remotedialer keepalive
-    tunnel_reconnect: float = 1.0  # remotedialer reconnect sleep: 1
-    relist_backoff_max: float = 8.0  # client-go re-list backoff cap: 30
-    reboot_delay: float = 2.0  # how long a rebooted lab node stays down
-    restart_delay: float = 2.0  # systemd RestartSec of the k3s unit: 5
-    startup: float = 3.0  # k3s start until it listens (not on first boot)
-
-    @classmethod
-    def from_mapping(cls, raw: object) -> "Timings":
-        if raw is None:
-            return cls()
-        if not isinstance(raw, dict):
-            raise SpecError("timings must be a mapping of name: seconds")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise SpecError(
-                f"unknown timing(s) {', '.join(unknown)}; known timings: "
-                f"{', '.join(sorted(known))}")
-        for key, value in raw.items():
-            if not isinstance(value, (int, float)) or isinstance(
-                    value, bool) or value <= 0:
-                raise SpecError(
-                    f"timing {key} must be a positive number of seconds, "
-                    f"not {value!r}")
-        return replace(cls(), **{k: float(v) for k, v in raw.items()})
 
 
 @dataclass(frozen=True)
@@ -137,18 +93,22 @@ def default_spec(k3s_version: str | None = None) -> LabSpec:
 
 
 def load_spec(spec: str | Path | dict | None,
-              k3s_version: str | None = None) -> LabSpec:
+              k3s_version: str | None = None,
+              timings: str | dict | None = None) -> LabSpec:
     """Read and validate a spec: a file, a mapping (a spec inline in an
-    experiment's configuration) or None (the default); k3s_version, when
-    given, overrides the spec's release."""
+    experiment's configuration) or None (the default); k3s_version and
+    timings (a profile name or a mapping), when given, override the
+    spec's release and timings."""
     if spec is None:
-        return default_spec(k3s_version)
-    if isinstance(spec, dict):
+        raw, source = {"nodes": DEFAULT_NODES}, "<default>"
+    elif isinstance(spec, dict):
         raw, source = spec, "the experiment's lab_spec"
     else:
         raw, source = _read_yaml(Path(spec)), str(spec)
     if k3s_version:
         raw = {**(raw or {}), "k3s_version": k3s_version}
+    if timings:
+        raw = {**(raw or {}), "timings": timings}
     return parse_spec(raw, source=source)
 
 
@@ -193,7 +153,8 @@ def _parse(raw: object, source: str) -> LabSpec:
             0 <= virtual <= 20000):
         raise SpecError("virtual_nodes must be a whole number from 0 to 20000")
     return LabSpec(subnet=str(subnet), release=release,
-                   timings=Timings.from_mapping(raw.get("timings")),
+                   timings=Timings.from_spec(raw.get("timings"),
+                                             release.minor),
                    nodes=_parse_nodes(raw.get("nodes"), subnet),
                    virtual_nodes=virtual, ssh=bool(raw.get("ssh", False)),
                    source=source)

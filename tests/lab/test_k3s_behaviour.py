@@ -2,7 +2,7 @@
 
 Each test brings up its own lab at one release, cuts links with iptables
 inside the nodes' namespaces, heals, and asserts what that release does
-according to ../shared/k3s-behaviour.md section 7.
+according to docs/k3s-behaviour.md ("Load balancer").
 """
 
 import time

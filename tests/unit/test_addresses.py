@@ -37,7 +37,7 @@ from tests.unit.asynctools import Recorder, make_log, run, until
 VERSIONS = {BUGGY: "v1.28.14+k3s1", FIX1: "v1.28.15+k3s-2d0661e3",
             REWORK: "v1.31.4+k3s1"}
 TIMINGS = {"endpoint_debounce": 1.0, "apiservers_poll": 0.2,
-           "relist_backoff_max": 8.0, "tunnel_heartbeat": 0.5,
+           "relist_backoff_max": 8.0, "tunnel_ping_interval": 0.5,
            "tunnel_reconnect": 0.3}
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web.NotAppKeyWarning")

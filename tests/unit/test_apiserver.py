@@ -392,7 +392,8 @@ def test_kubectl_get_nodes_wide(api, tmp_path):
     assert rows["server-cp-0"][1:3] == ["Ready", "control-plane,master"]
     assert rows["agent-0"][1:3] == ["NotReady", "<none>"]
     assert rows["agent-1"][1] == "Ready,SchedulingDisabled"
-    assert rows["agent-1"][4:7] == ["v1.28.15+k3s-2d0661e3", "10.0.0.5", "<none>"]
+    assert rows["agent-1"][4:7] == ["v1.28.15+k3s-2d0661e3", "10.0.0.5",
+                                    "<none>"]
     plain = subprocess.run(
         [KUBECTL, "--kubeconfig", str(config), "get", "node", "agent-0"],
         check=False, capture_output=True, text=True, timeout=60)

@@ -25,10 +25,11 @@ from chaosk3s.lab.k3s.tunnel import (
     connect_handler,
 )
 from chaosk3s.lab.releases import BUGGY, FIX1
-from chaosk3s.lab.spec import Timings
+from chaosk3s.lab.timings import Timings
 from tests.unit.asynctools import Recorder, make_log, run, until
 
-T = Timings(tunnel_heartbeat=0.5, tunnel_reconnect=0.3,
+T = Timings(tunnel_ping_interval=0.25, tunnel_dead_after=1.5,
+            tunnel_dial_timeout=1.0, tunnel_reconnect=0.3,
             lb_health_interval=1.0, lb_dial_timeout=2.0)
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web.NotAppKeyWarning")
@@ -174,16 +175,18 @@ def test_connect_loss_and_reconnect():
             await until(lambda: health.last(server.address) is True, 5)
             assert server.peers == ["agent-0"]
             assert rec.count("Remotedialer connected to proxy") == 1
-            await server.stop()
+            await server.stop()  # a closed connection: noticed at once
             await until(lambda: health.last(server.address) is False,
-                        2 * T.tunnel_heartbeat + 0.5)
+                        T.tunnel_dead_after / 2)
             assert rec.count("Remotedialer proxy error; reconnecting") >= 1
             await server.start()  # same port
             await until(lambda: health.last(server.address) is True, 5)
     run(scenario)
 
 
-def test_black_hole_detected_within_two_heartbeats_both_ends():
+def test_black_hole_detected_at_the_read_deadline_both_ends():
+    """remotedialer: a silent peer is dropped tunnel_dead_after after the
+    last pong (client) or ping (server), not before."""
     async def scenario():
         async with AsyncExitStack() as stack:
             server = await Server("C1", "127.0.0.2").start()
@@ -195,16 +198,20 @@ def test_black_hole_detected_within_two_heartbeats_both_ends():
             tunnels, rec = await client(stack, health)
             tunnels.sync([address])
             await until(lambda: health.last(address) is True, 5)
-            await asyncio.sleep(3 * T.tunnel_heartbeat)  # pings flow
+            # pings keep it up well past the dead-after
+            await asyncio.sleep(2 * T.tunnel_dead_after)
             assert health.last(address) is True and not server.ended
             relay.forwarding.clear()  # no FIN, no RST: silence
             paused = time.monotonic()
-            limit = 2 * T.tunnel_heartbeat + 0.4  # two beats, some slack
+            early = T.tunnel_dead_after - T.tunnel_ping_interval - 0.1
+            await asyncio.sleep(early)
+            assert health.last(address) is True  # not noticed yet
+            limit = T.tunnel_dead_after + 0.6 - early  # some slack
             await until(lambda: health.last(address) is False, limit)
             await until(lambda: bool(server.ended), limit)
-            assert server.ended[0] - paused < limit
+            assert early < server.ended[0] - paused < early + limit
             # redials into the hole time out; health stays down
-            await asyncio.sleep(6 * T.tunnel_heartbeat)
+            await asyncio.sleep(3 * T.tunnel_dial_timeout)
             assert health.last(address) is False
             assert rec.count("Failed to connect to proxy") >= 1
             relay.forwarding.set()
@@ -229,7 +236,7 @@ def test_sync_stops_removed_tunnels_quietly():
             assert rec.count(f"Stopped tunnel to {a.address}") == 1
             await until(lambda: bool(a.ended), 3)  # its websocket closed
             calls = len([c for c in health.calls if c[1] == a.address])
-            await asyncio.sleep(4 * T.tunnel_heartbeat)
+            await asyncio.sleep(4 * T.tunnel_ping_interval)
             assert calls == len([c for c in health.calls
                                  if c[1] == a.address])
             assert health.last(b.address) is True

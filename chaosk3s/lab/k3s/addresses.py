@@ -1,4 +1,5 @@
-"""How a node learns API server addresses (k3s-behaviour.md 1.3; C3, C4, R4).
+"""How a node learns API server addresses (docs/k3s-behaviour.md,
+"Load balancer": C3, C4, R3, R4).
 
 The load balancer's list comes, in order, from its state file, from the
 etcd key ``k3s/apiaddresses`` (etcd-only servers), from the supervisor's

@@ -1,7 +1,9 @@
 """Control-plane controllers, started and stopped by APIServer.
 
 - EndpointReconciler (every API server): Kubernetes' lease endpoint
-  reconciler for the ``default/kubernetes`` Endpoints.
+  reconciler for the ``default/kubernetes`` Endpoints: each server keeps
+  its address under an etcd lease of ``endpoint_ttl`` refreshed every
+  ``endpoint_reconcile``; a stopped server's lease expires.
 - ApiAddresses (leader-elected, "k3s-etcd"): mirrors those Endpoints into
   the etcd key ``k3s/apiaddresses`` for etcd-only servers.
 - NodeLifecycle (leader-elected, "kube-controller-manager"): marks nodes
@@ -139,17 +141,6 @@ class EndpointReconciler:
         await self.store.update(ENDPOINTS, "default", "kubernetes", wanted)
         self.ctx.log.info("kubernetes endpoints now %s", ips)
 
-    async def remove_self(self) -> None:
-        """Graceful shutdown: leave the Endpoints at once."""
-        with contextlib.suppress(EtcdError, ApiError):
-            await self.etcd.delete(self.key)
-            await self.sync(await self._live_ips())
-        if self.lease:
-            with contextlib.suppress(EtcdError):
-                await self.etcd.lease_revoke(self.lease)
-            self.lease = 0
-
-
 class ApiAddresses:
     """Writes the Endpoints' addresses to k3s/apiaddresses on change."""
 
@@ -212,13 +203,13 @@ class Controllers:
         ]
 
     async def close(self) -> None:
+        """Stops the controllers. This server's endpoint lease is left to
+        expire (endpoint_ttl), so the other API servers drop it from the
+        Endpoints at their next reconcile: the record points to K3s not
+        removing it on stop (docs/k3s-behaviour.md, "Endpoint removal")."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
-        # Bounded: past the TTL the lease has expired on its own anyway.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.reconciler.remove_self(),
-                                   self.ctx.timings.endpoint_ttl)

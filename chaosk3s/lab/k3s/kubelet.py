@@ -4,6 +4,13 @@ Like the real kubelet it talks to the API over one persistent connection
 (through the agent load balancer where the node has one) and dials again
 only when that connection is closed or times out. Which server answers is
 therefore decided by the load balancer, as on a real node.
+
+Timings as in Kubernetes (docs/k3s-behaviour.md, "Timings"): each status
+sync tries five times; every request has the heartbeat client's timeout
+(``status_update_timeout``: min(nodeStatusUpdateFrequency, lease
+duration), 10 s); from the second failed try of a sync on, the kubelet
+closes its connections (onRepeatedHeartbeatFailure), so the next try
+dials through the load balancer again.
 """
 
 import asyncio
@@ -38,17 +45,14 @@ class Kubelet:
         self.ctx = ctx
         self.name = ctx.node.name
         self.log = ctx.log.getChild("kubelet")
-        period = ctx.timings.node_status_update
-        self._timeout = aiohttp.ClientTimeout(total=max(2 * period, 4.0))
+        self._timeout = aiohttp.ClientTimeout(
+            total=ctx.timings.status_update_timeout)
         self._session: aiohttp.ClientSession | None = None
         self._ready_since = now_rfc3339()
 
     async def run(self) -> None:
-        connector = aiohttp.TCPConnector(limit=1, keepalive_timeout=3600)
-        async with aiohttp.ClientSession(
-                base_url=self.ctx.api_base, connector=connector,
-                trust_env=False, timeout=self._timeout) as session:
-            self._session = session
+        self._connect()
+        try:
             registered = False
             while True:
                 if not registered:
@@ -57,6 +61,22 @@ class Kubelet:
                     await self._renew_lease()
                     await self._sync_status()
                 await asyncio.sleep(self.ctx.timings.node_status_update)
+        finally:
+            await self._session.close()
+
+    def _connect(self) -> None:
+        """A client with one persistent connection, dialled when used."""
+        connector = aiohttp.TCPConnector(limit=1, keepalive_timeout=3600)
+        self._session = aiohttp.ClientSession(
+            base_url=self.ctx.api_base, connector=connector,
+            trust_env=False, timeout=self._timeout)
+
+    async def _close_connections(self) -> None:
+        """kubelet's onRepeatedHeartbeatFailure: drop the connection so
+        the next try dials (through the load balancer) again."""
+        old = self._session
+        self._connect()
+        await old.close()
 
     # -- API plumbing -----------------------------------------------------
     async def _call(self, method: str, path: str, body=None,
@@ -113,11 +133,13 @@ class Kubelet:
     # -- status -------------------------------------------------------------
     async def _sync_status(self) -> None:
         """kubelet's updateNodeStatus: five tries, then give up this tick."""
-        for _attempt in range(STATUS_RETRIES):
+        for attempt in range(STATUS_RETRIES):
             try:
                 await self._update_status_once()
                 return
             except APIError as exc:
+                if attempt > 0:
+                    await self._close_connections()
                 self.log.warning('"Error updating node status, will retry" '
                                  'err="error getting node \\"%s\\": %s"',
                                  self.name, exc)
@@ -177,7 +199,8 @@ def _node_info(ctx: NodeContext) -> dict:
 
 
 def node_labels(ctx: NodeContext) -> dict[str, str]:
-    """The labels K3s puts on a node of this role (k3s-behaviour.md 4)."""
+    """The labels K3s puts on a node of this role (K3s server.go and etcd
+    metadata controller: role labels)."""
     node = ctx.node
     labels = {"kubernetes.io/hostname": node.name,
               "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",

@@ -1,5 +1,5 @@
 """The load balancer's servers and the rules that pick one, per release
-family (../shared/k3s-behaviour.md 1.4-1.5; B1-B8, F2, F3, R1, R6), as
+family (docs/k3s-behaviour.md, "Load balancer": B1-B8, F2, F3, R1), as
 K3s keeps them in servers.go beside loadbalancer.go.
 
 - buggy (@PRE): a shuffled list with the default appended last, a sticky

@@ -3,7 +3,7 @@
 A plain TCP proxy that does not balance: every new connection goes to one
 selected server, and the rules that select it, and that close connections
 to force clients elsewhere, are what #11311 is about
-(../shared/k3s-behaviour.md 1.2-1.6). Those rules live in lb_servers, per
+(docs/k3s-behaviour.md, "Load balancer"). Those rules live in lb_servers, per
 release family; this module proxies, runs the health loop, keeps the state
 file (F1, R2) and bounds dials (B8, F7).
 """

@@ -1,7 +1,8 @@
 """Assembles one emulated K3s node and runs it until SIGTERM.
 
 Which parts run follows the node's role, as in K3s: every server has the
-supervisor on 6443; control-plane nodes the API server; agents and
+supervisor on 6443; control-plane nodes the API server (control-plane-only
+ones reach etcd through their etcd proxy on 127.0.0.1:2379); agents and
 etcd-only servers the agent load balancer with its tunnels; every node a
 kubelet.
 """
@@ -19,6 +20,7 @@ from chaosk3s.lab.k3s.apiserver.server import APIServer
 from chaosk3s.lab.k3s.context import SUPERVISOR_PORT, NodeContext
 from chaosk3s.lab.k3s.controllers import APIADDRESSES_KEY
 from chaosk3s.lab.k3s.etcdclient import EtcdClient, EtcdError
+from chaosk3s.lab.k3s.etcdproxy import ENDPOINT, EtcdProxy
 from chaosk3s.lab.k3s.kubelet import Kubelet
 from chaosk3s.lab.k3s.loadbalancer import LoadBalancer
 from chaosk3s.lab.k3s.supervisor import Supervisor, lab_ca_pem
@@ -67,13 +69,19 @@ class EmulatedNode:
     def __init__(self, ctx: NodeContext, stack: contextlib.AsyncExitStack):
         self.ctx = ctx
         self.stack = stack
-        self.etcd = EtcdClient(ctx.etcd_endpoints) if ctx.node.is_server \
+        # Control-plane-only servers reach etcd through their etcd proxy.
+        self.etcd_proxy = EtcdProxy(ctx) if ctx.node.role == "control-plane" \
             else None
+        endpoints = [ENDPOINT] if self.etcd_proxy else ctx.etcd_endpoints
+        self.etcd = EtcdClient(endpoints) if ctx.node.is_server else None
         self.lb: LoadBalancer | None = None
         self.addresses_ready: asyncio.Event | None = None
 
     async def start(self) -> None:
         ctx = self.ctx
+        if self.etcd_proxy:
+            await self.etcd_proxy.start()
+            self.stack.push_async_callback(self.etcd_proxy.close)
         if self.etcd:
             self.stack.push_async_callback(self.etcd.close)
         if ctx.runs_lb:
@@ -86,8 +94,8 @@ class EmulatedNode:
             await self._serve(apiserver)
         if apiserver:
             # Closed before the HTTP server (callbacks run last-in first-
-            # out): it leaves the Endpoints and ends the watches that
-            # would otherwise hold the server's shutdown open.
+            # out): it ends the watches that would otherwise hold the
+            # server's shutdown open.
             self.stack.push_async_callback(apiserver.close)
         self._spawn(self._run_kubelet())
 

@@ -71,7 +71,8 @@ class APIServer:
         await self.controllers.start()
 
     async def close(self) -> None:
-        """Ends watches, then removes this server from the Endpoints."""
+        """Ends watches and stops the controllers (the endpoint lease is
+        left to expire, as on a stopped K3s server)."""
         self._closing.set()
         self.ready = False
         if self._bootstrap:
