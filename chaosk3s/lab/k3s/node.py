@@ -37,8 +37,8 @@ async def run(ctx: NodeContext) -> int:
         return 0
     if ctx.node.role == "control-plane" and not await bootstrap(ctx):
         return 1
-    ctx.log.info("Starting k3s %s %s (%s)", ctx.release.version,
-                 ctx.node.role, ctx.release.family)
+    ctx.log.info("Starting k3s %s %s (%s, %s timings)", ctx.release.version,
+                 ctx.node.role, ctx.release.family, ctx.timings.profile)
     async with contextlib.AsyncExitStack() as stack:
         node = EmulatedNode(ctx, stack)
         await node.start()
