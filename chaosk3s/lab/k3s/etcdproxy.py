@@ -40,12 +40,13 @@ def default_member(ctx: NodeContext) -> str:
 
 
 class EtcdProxy:
-    def __init__(self, ctx: NodeContext):
+    def __init__(self, ctx: NodeContext,
+                 listen: tuple[str, int] = LISTEN):
         self.ctx = ctx
         state = (ctx.root / "var/lib/rancher/k3s/server/etc"
                  / f"{SERVICE}.json")
         self.lb = LoadBalancer(default_member(ctx), ctx.release.family,
-                               ctx.timings, state, ctx.log, listen=LISTEN,
+                               ctx.timings, state, ctx.log, listen=listen,
                                name=SERVICE)
         self._tasks: list[asyncio.Task] = []
 

@@ -3,7 +3,8 @@
 It answers K3s's own paths (``/ping``, ``/cacerts``, ``/v1-k3s/...``) and
 hands every other path to the Kubernetes API server where one runs. On an
 etcd-only server those paths get 503 "apiserver disabled"; from the #11311
-fix on, that answer also closes the connection (docs/k3s-behaviour.md, "Load balancer": C2, F4).
+fix on, that answer also closes the connection (docs/k3s-behaviour.md,
+"Load balancer": C2, F4).
 """
 
 import json
