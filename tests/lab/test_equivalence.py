@@ -76,7 +76,7 @@ def verdict(tmp_path: Path, experiment: str, mode: str | None,
     assert result.returncode == (1 if journal["deviated"] else 0)
     assert journal["chaosk3s"]["k3s_versions"] == [release]
     logs = (run_dir / "lab" / "last-logs").glob("*/k3s.log")
-    assert any(f"({profile} timings)" in log.read_text() for log in logs)
+    assert any(f", {profile} timings)" in log.read_text() for log in logs)
     return journal["deviated"]
 
 
