@@ -262,12 +262,15 @@ class Lab:
     def start_node(self, name: str, service: str | None = None,
                    timeout: float = 15) -> None:
         """Start, and like systemd's Type=notify k3s unit return once k3s
-        serves (its supervisor answers; on control-plane nodes the API)."""
+        serves (its supervisor answers; on control-plane nodes the API),
+        allowing timeout seconds beyond the profile's startup time."""
         for svc in self.node_services(name, service):
             procs.start(svc)
-        node = self.spec().node(name)
+        spec = self.spec()
+        node = spec.node(name)
         if node.is_server and service in (None, "k3s"):
-            wait_serving(node, time.monotonic() + timeout)
+            wait_serving(node, time.monotonic() + spec.timings.startup
+                         + timeout)
 
     def stop_node(self, name: str, service: str | None = None) -> None:
         procs.stop(list(reversed(self.node_services(name, service))))
