@@ -157,29 +157,42 @@ def at_risk_nodes(configuration: dict = None) -> list:
     return sorted(node.name for node in topology.at_risk())
 
 
-@activity()
-def nodes_pinned_to_etcd_only(configuration: dict = None) -> list:
+@activity(settle_seconds=NOT_NEGATIVE)
+def nodes_pinned_to_etcd_only(configuration: dict = None,
+                              settle_seconds: float = 5) -> list:
     """Nodes holding connections to an etcd-only server's port 6443.
 
     An etcd-only server cannot serve the Kubernetes API: a node whose
     load balancer keeps its connections there is stuck (K3s #11311).
     Reads established TCP connections on every agent and etcd-only
-    server with `ss` over the node's transport. Blast radius: none.
+    server with `ss` over the node's transport, twice, `settle_seconds`
+    apart: only a node holding such connections both times counts. A
+    load balancer that is failing back (the K3s rework closes its
+    default's connections one health tick, 1 s, after a server recovers)
+    is not pinned. Blast radius: none.
     """
     target = get_target(configuration)
     topology = target.topology()
     etcd_only = {n.address: n.name for n in topology.with_role("etcd")}
-    pinned = []
-    for node in target.reachable(topology.with_role("agent", "etcd")):
-        result = target.transport(node).run(
-            ["ss", "-Htn", "state", "established",
-             f"( dport = :{SUPERVISOR_PORT} )"], timeout=15)
-        peers = {line.split()[-1].rsplit(":", 1)[0]
-                 for line in result.stdout.splitlines() if line.strip()}
-        if any(etcd_only.get(peer) not in (None, node.name)
-               for peer in peers):
-            pinned.append(node.name)
-    return sorted(pinned)
+    nodes = target.reachable(topology.with_role("agent", "etcd"))
+    pinned = [n for n in nodes if _etcd_only_peers(target, n, etcd_only)]
+    if pinned and settle_seconds:
+        time.sleep(settle_seconds)
+        pinned = [n for n in pinned
+                  if _etcd_only_peers(target, n, etcd_only)]
+    return sorted(n.name for n in pinned)
+
+
+def _etcd_only_peers(target, node, etcd_only: dict[str, str]) -> set[str]:
+    """The etcd-only servers (other than itself) whose 6443 the node has
+    established connections to."""
+    result = target.transport(node).run(
+        ["ss", "-Htn", "state", "established",
+         f"( dport = :{SUPERVISOR_PORT} )"], timeout=15)
+    peers = {line.split()[-1].rsplit(":", 1)[0]
+             for line in result.stdout.splitlines() if line.strip()}
+    return {etcd_only[p] for p in peers
+            if etcd_only.get(p) not in (None, node.name)}
 
 
 @activity()
