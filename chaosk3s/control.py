@@ -18,6 +18,11 @@
   a partial journal.
 - Heals everything the run injected in `cleanup_control`, whatever the
   rollback strategy and however the run ended.
+- Keeps secrets out of every artefact of the run (chaosk3s.redact): the
+  journal and partial journals are redacted with the run's own secrets
+  (its resolved `secrets` block and secret-named configuration values),
+  so are the run's log handlers from configure on; the journal and the
+  log files are readable by their owner only (0600).
 
 Add it to an experiment as
 ``{"name": "chaosk3s", "provider": {"type": "python",
@@ -41,8 +46,14 @@ from chaosk3s.experiment_check import (
     check_variables,
     command_line_variables,
 )
-from chaosk3s.files import write_atomically
+from chaosk3s.files import owner_only, write_atomically
 from chaosk3s.readiness import ReadinessWatch, utc_now
+from chaosk3s.redact import (
+    Redactor,
+    for_experiment,
+    protect_logs,
+    redact_journal,
+)
 from chaosk3s.run import begin_run, end_run
 from chaosk3s.safe_cleanup import heal_run
 from chaosk3s.target import forget_targets, get_target, target_name
@@ -67,6 +78,7 @@ class _State:
         self.interrupted = False
         self.final_nodes: list | None = None  # at the steady state after
         self.last_nodes: list = []  # as last read, for in-activity writes
+        self.redactor = Redactor()
 
 
 _state: _State | None = None
@@ -81,6 +93,8 @@ def configure_control(configuration: dict = None, secrets: dict = None,
     _state = _State()
     _state.configuration = dict(configuration or {})
     _state.secrets = dict(secrets or {})
+    _state.redactor = for_experiment(experiment, secrets, configuration)
+    protect_logs(_state.redactor)
     _heal_on_sigterm()
     try:
         _check_input(_state.configuration, _state.secrets, experiment or {})
@@ -220,21 +234,21 @@ def after_activity_control(context: dict, state: dict = None,
 
 def after_experiment_control(context: dict, state: dict = None,
                              **_kwargs) -> None:
-    """Adds the `chaosk3s` section to the final journal, and fails a
-    completed run whose chaosk3s method or rollback activity raised."""
+    """Adds the `chaosk3s` section to the final journal, fails a
+    completed run whose chaosk3s method or rollback activity raised, and
+    redacts the journal (Chaos Toolkit writes this very dict)."""
     if state is None or _state is None:
         return
     if _state.problem:
         state["chaosk3s"] = _refused_section()
-        return
-    if _state.run is None:
-        return
-    failed = outcome.failed_activities(state)
-    if outcome.fail_if_activities_failed(state, failed):
-        logger.error("chaosk3s: the run failed: %s", "; ".join(
-            f"{f['phase']} activity {f['name']!r} raised {f['error']}"
-            for f in failed))
-    state["chaosk3s"] = {**_section(), "failed_activities": failed}
+    elif _state.run is not None:
+        failed = outcome.failed_activities(state)
+        if outcome.fail_if_activities_failed(state, failed):
+            logger.error("chaosk3s: the run failed: %s", "; ".join(
+                f"{f['phase']} activity {f['name']!r} raised {f['error']}"
+                for f in failed))
+        state["chaosk3s"] = {**_section(), "failed_activities": failed}
+    state.update(redact_journal(state, _state.redactor))
 
 
 def cleanup_control(**_kwargs) -> None:
@@ -244,6 +258,7 @@ def cleanup_control(**_kwargs) -> None:
     try:
         _heal_now()
     finally:
+        _owner_only(_state.journal_path)
         if _state.watch:
             _state.watch.stop()
         forget_targets()
@@ -293,6 +308,15 @@ def _journal_path() -> Path:
     return Path("journal.json")
 
 
+def _owner_only(path: Path) -> None:
+    """Chaos Toolkit writes the journal next, with open(path, "w"), which
+    keeps an existing file's mode: it is made (or kept) 0600 first."""
+    try:
+        owner_only(path)
+    except OSError as exc:
+        logger.debug("chaosk3s: cannot protect the journal: %s", exc)
+
+
 def _write_partial(read_nodes: bool = True) -> None:
     """read_nodes=False while a fault is being applied: an API read
     there would delay the fault (or hang on the very outage it causes),
@@ -304,8 +328,9 @@ def _write_partial(read_nodes: bool = True) -> None:
             get_target(_state.configuration).kube)
     # No status and no end: readers take it for an unfinished run.
     final = _state.final_nodes
-    journal = {**_state.partial, "chaosk3s": _section(
-        final=_state.last_nodes if final is None else final)}
+    journal = redact_journal({**_state.partial, "chaosk3s": _section(
+        final=_state.last_nodes if final is None else final)},
+        _state.redactor)
     try:
         write_atomically(_state.journal_path,
                          json.dumps(journal, indent=2, default=str))

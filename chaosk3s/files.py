@@ -1,20 +1,40 @@
-"""Writing files that others read while they change."""
+"""Writing files that others read while they change.
+
+Every artefact chaosk3s writes (journals and partial journals, ledgers,
+reports, the index, game-day summaries) goes through write_atomically:
+readable and writable by its owner only (0600), whatever the umask, as
+each may name the cluster's nodes and what was done to them. Share a
+report by copying it, or by serving the directory as its owner.
+"""
 
 import os
 import tempfile
 from pathlib import Path
 
+OWNER_ONLY = 0o600
+
 
 def write_atomically(path: Path, content: str) -> None:
     """Readers (a browser, the index, `chaosk3s cleanup`, a person tailing
-    a journal) see the old file or the new one, never half of one."""
+    a journal) see the old file or the new one, never half of one; the
+    file is 0600 (mkstemp creates it so, before any byte is written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, OWNER_ONLY)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def owner_only(path: Path) -> None:
+    """Create path if it is missing (never truncating it) and make it
+    0600: for files another program writes next with open(path, "w") or
+    appends to (Chaos Toolkit's journal and log file), which keep the
+    mode of an existing file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, OWNER_ONLY))
+    os.chmod(path, OWNER_ONLY)

@@ -1,13 +1,17 @@
 """Webhook notifications: a JSON POST on start, deviation and finish.
 
 A notification must never decide a game day: it has a short timeout and
-its failures are reported on the progress stream, not raised.
+its failures are reported on the progress stream, not raised. A webhook
+URL usually carries its secret (a Slack or Teams URL is the credential),
+so it is never shown: a failure names the webhook by its event.
 """
 
 import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+
+from chaosk3s.redact import Redactor
 
 WEBHOOK_TIMEOUT = 5  # seconds; a slow receiver must not delay the chaos
 
@@ -26,7 +30,8 @@ def notify(url: str | None, payload: dict,
             reply.read(0)
         return True
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        progress(f"webhook {payload.get('event')} to {url} failed "
-                 f"(ignored): {reason}")
+        reason = Redactor([url]).text(str(getattr(exc, "reason", None)
+                                          or exc))
+        progress(f"webhook {payload.get('event')} failed (ignored): "
+                 f"{reason}")
         return False

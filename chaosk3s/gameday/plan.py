@@ -307,7 +307,8 @@ def _webhooks(value: object, source: Path) -> tuple[tuple[str, str], ...]:
                         f"the events are {', '.join(EVENTS)}")
         if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+",
                                                     url):
-            raise _fail(source, f"webhooks.{event}", f"must be an http:// "
-                        f"or https:// URL, not {url!r}")
+            # The value is not shown: a webhook URL is a credential.
+            raise _fail(source, f"webhooks.{event}", "must be an http:// "
+                        "or https:// URL (the value given is not one)")
         hooks.append((str(event), url))
     return tuple(hooks)

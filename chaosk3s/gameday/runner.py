@@ -17,6 +17,14 @@ Exit codes, for a scheduler to act on:
      the exported timers and CronJobs do) and the time is outside
 An experiment error stops the game day (the cluster is in an unknown
 state); a deviation stops it only when stop_on_deviation is true.
+
+Every file of a run is its owner's only (0600) and holds no secret: the
+chaosk3s control redacts the journal and chaos's logs as the run goes,
+and after each run the runner redacts its journal and both logs again
+(chaosk3s.redact) with what it knows to be secret (the experiment's
+secrets block and secret-named configuration, the plan's vars and
+webhook URLs): a run without the chaosk3s control, or output printed
+outside logging, is covered too.
 """
 
 import json
@@ -32,10 +40,15 @@ from datetime import datetime
 from pathlib import Path
 
 from chaosk3s.errors import ChaosK3sError
-from chaosk3s.files import write_atomically
+from chaosk3s.files import owner_only, write_atomically
 from chaosk3s.gameday.lock import GamedayLock, LockLost, new_identity, utc_now
 from chaosk3s.gameday.notify import notify
 from chaosk3s.gameday.plan import Experiment, Plan
+from chaosk3s.gameday.redaction import (
+    experiment_redactor,
+    plan_redactor,
+    scrub_run,
+)
 from chaosk3s.gameday.retention import apply_retention, new_run_dir
 from chaosk3s.gameday.schedule import in_window
 from chaosk3s.report import Journal, JournalError, load_journal, update_index
@@ -176,8 +189,8 @@ def _finish(plan: Plan, result: GamedayResult,
             clock: Callable[[], datetime]) -> None:
     summary = {**asdict(result), "run_dir": str(result.run_dir),
                "counts": result.counts()}
-    (result.run_dir / SUMMARY_NAME).write_text(
-        json.dumps(summary, indent=2) + "\n")
+    write_atomically(result.run_dir / SUMMARY_NAME, json.dumps(
+        plan_redactor(plan).value(summary), indent=2) + "\n")
     for removed in apply_retention(plan.report_dir / plan.name,
                                    plan.retention, result.run_dir, clock()):
         progress(f"retention: removed {removed}")
@@ -221,6 +234,8 @@ def _run_one(plan: Plan, experiment: Experiment, index: int,
     # Experiments whose configuration reads CHAOSK3S_TARGET (or declares
     # no target) get the plan's target from the environment.
     env = {**os.environ, "CHAOSK3S_TARGET": plan.target}
+    for path in (journal, log, journal.with_suffix(".debug.log")):
+        owner_only(path)  # chaos keeps the mode of an existing file
     with open(log, "wb") as output:
         child = subprocess.Popen(
             _command(plan, experiment, journal), stdout=output,
@@ -231,6 +246,8 @@ def _run_one(plan: Plan, experiment: Experiment, index: int,
             start_new_session=True)
         lost = _wait(child, lock, stop, progress)
         _end_leftovers(child.pid)
+    scrub_run(experiment_redactor(plan, experiment), journal,
+              [log, journal.with_suffix(".debug.log")])
     outcome, loaded = classify(journal, child.returncode)
     if lost:
         outcome.status, outcome.detail = "error", lost
@@ -308,3 +325,4 @@ def _render(journal: Journal, path: Path, run_dir: Path,
         progress(f"could not render {path.name}: {exc}")
         return None
     return str(target)
+
