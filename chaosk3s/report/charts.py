@@ -4,6 +4,8 @@ Both share one time axis (the run's span) so a fault window lines up with
 the nodes it took down.
 """
 
+from functools import partial
+
 from markupsafe import Markup
 
 from chaosk3s.report.journal import Activity, Journal
@@ -13,16 +15,21 @@ from chaosk3s.report.svg import (
     AXIS,
     COLORS,
     ROW,
+    Bar,
     TimeAxis,
     band,
     clock,
     label,
     rect,
+    squeeze,
     svg,
 )
 
 ONE_ROW_EACH = 60  # up to this many activities get a labelled row each
 MAX_PACKED_ROWS = 8  # lanes per phase when activities are packed
+MAX_FAULT_ROWS = 20  # then one row holds the rest
+MAX_NODE_ROWS = 500  # swimlanes drawn; the tables list the nodes
+_RANK = {COLORS["failed"]: 3, COLORS["Unknown"]: 2, COLORS["no data"]: -1}
 _PHASES = (("before", "steady state before"), ("method", "method"),
            ("after", "steady state after"), ("rollback", "rollbacks"))
 
@@ -86,13 +93,13 @@ def _rows(journal: Journal, axis: TimeAxis
 
 
 def _during(journal: Journal, axis: TimeAxis, y: float) -> list[str]:
-    parts = []
+    bars = []
     for index, state in enumerate(journal.during, start=1):
         met = "met" if state.met is not False else "not met"
-        parts.append(rect(axis.x(state.start) - 1, y + 4, 3, ROW - 8,
-                          COLORS[met], f"check {index} during the method: "
-                          f"steady state {met}"))
-    return parts
+        x = axis.x(state.start) - 1
+        bars.append(Bar(x, x + 3, COLORS[met], f"check {index} during the "
+                        f"method: steady state {met}", int(met != "met")))
+    return _draw(bars, y + 4, ROW - 8, "checks")
 
 
 def timeline_svg(journal: Journal) -> Markup:
@@ -111,17 +118,27 @@ def timeline_svg(journal: Journal) -> Markup:
         parts.append(label(8, y + ROW * 0.68, title, tip=tip))
         if tip == "during":
             parts += _during(journal, axis, y)
-        for activity in activities:
-            x0 = axis.x(activity.start)
-            x1 = axis.x(activity.end or activity.start)
-            parts.append(rect(x0, y + 4, x1 - x0, ROW - 8, _fill(activity),
-                              _tip(activity, axis)))
+        bars = [Bar(axis.x(a.start), axis.x(a.end or a.start), _fill(a),
+                    partial(_tip, a, axis), _RANK.get(_fill(a), 0))
+                for a in activities]
+        parts += _draw(bars, y + 4, ROW - 8, "activities")
     return svg(height, parts, f"Timeline of {journal.title}")
+
+
+def _draw(bars: list[Bar], y: float, height: float, what: str,
+          css: str = "bar") -> list[str]:
+    """A row's bars, at most one per pixel column (svg.squeeze)."""
+    def describe(members: list[Bar]) -> str:
+        return (f"{len(members)} {what} start within one pixel of the "
+                f"time axis; the first: {members[0].text()}")
+
+    return [rect(b.x0, y, b.x1 - b.x0, height, b.fill, b.text(), css=css)
+            for b in squeeze(bars, describe)]
 
 
 def _fault_bands(k3s: K3sData | None, axis: TimeAxis, top: float,
                  bottom: float) -> list[str]:
-    parts = []
+    bars = []
     for fault in (k3s.faults if k3s else []):
         if fault.started_at is None:
             continue
@@ -131,9 +148,11 @@ def _fault_bands(k3s: K3sData | None, axis: TimeAxis, top: float,
                  else "never healed")
         tip = (f"fault {fault.id} ({fault.kind}): {fault.description}\n"
                f"{clock(axis.offset(fault.started_at))} → {until}")
-        parts.append(band(x0, x1, top, bottom, tip,
-                          open_ended=fault.ended_at is None))
-    return parts
+        bars.append(Bar(x0, x1, "", tip, int(fault.ended_at is None)))
+    return [band(b.x0, b.x1, top, bottom, b.text(), open_ended=bool(b.rank))
+            for b in squeeze(bars, lambda members: (
+                f"{len(members)} faults start within one pixel of the time "
+                f"axis; the first: {members[0].text()}"))]
 
 
 def _fault_rows(k3s: K3sData | None, axis: TimeAxis, top: float
@@ -141,34 +160,52 @@ def _fault_rows(k3s: K3sData | None, axis: TimeAxis, top: float
     """One labelled row per fault above the activities."""
     parts: list[str] = []
     faults = [f for f in (k3s.faults if k3s else []) if f.started_at]
-    for index, fault in enumerate(faults):
+    rows = [[fault] for fault in faults[:MAX_FAULT_ROWS]]
+    if len(faults) > MAX_FAULT_ROWS:  # the rest share the last row
+        rows[-1] += faults[MAX_FAULT_ROWS:]
+    for index, row in enumerate(rows):
         y = top + index * ROW
-        x0 = axis.x(fault.started_at)
-        x1 = axis.x(fault.ended_at) if fault.ended_at else axis.x1
-        name = fault.description or f"{fault.kind} {fault.id}"
+        name = row[0].description or f"{row[0].kind} {row[0].id}"
+        if len(row) > 1:
+            name = f"{len(row)} more faults"
         parts.append(label(8, y + ROW * 0.68, f"⚡ {name}",
-                           tip=f"fault {fault.id}: {name}"))
-        parts.append(rect(x0, y + 4, x1 - x0, ROW - 8, COLORS["fault"],
-                          f"fault {fault.id} ({fault.kind}) on "
-                          f"{', '.join(fault.nodes)}: {fault.description}",
-                          css="bar fault"))
-    return parts, len(faults)
+                           tip=f"fault {row[0].id}: {name}"))
+        parts += _draw([_fault_bar(fault, axis) for fault in row], y + 4,
+                       ROW - 8, "faults", css="bar fault")
+    return parts, len(rows)
+
+
+def _fault_bar(fault, axis: TimeAxis) -> Bar:
+    x1 = axis.x(fault.ended_at) if fault.ended_at else axis.x1
+    nodes = ", ".join(fault.nodes[:20]) + (
+        f" and {len(fault.nodes) - 20} more" if len(fault.nodes) > 20
+        else "")
+    return Bar(axis.x(fault.started_at), x1, COLORS["fault"],
+               f"fault {fault.id} ({fault.kind}) on {nodes}: "
+               f"{fault.description}")
 
 
 def _node_row(node: NodeReport, axis: TimeAxis, y: float) -> list[str]:
     risk = " ⚠" if node.at_risk else ""
     tip = f"{node.name} ({node.role}{', at risk' if node.at_risk else ''})"
     parts = [label(8, y + ROW * 0.68, f"{node.name}{risk}", tip=tip)]
+    bars = []
     for segment in node.segments:
-        x0, x1 = axis.x(segment.start), axis.x(segment.end)
-        took = (segment.end - segment.start).total_seconds()
-        parts.append(rect(
-            x0, y + 3, x1 - x0, ROW - 6, COLORS[segment.state],
-            f"{node.name}: {segment.state} from "
+        bars.append(Bar(
+            axis.x(segment.start), axis.x(segment.end),
+            COLORS[segment.state], partial(_segment_tip, node, segment, axis),
+            _RANK.get(COLORS[segment.state], 0)))
+    return parts + _draw(bars, y + 3, ROW - 6, "readiness changes",
+                         css="seg")
+
+
+def _segment_tip(node: NodeReport, segment: Segment, axis: TimeAxis
+                 ) -> str:
+    took = (segment.end - segment.start).total_seconds()
+    return (f"{node.name}: {segment.state} from "
             f"{clock(axis.offset(segment.start))} to "
             f"{clock(axis.offset(segment.end))} ({took:.1f} s)"
-            + _outage_tip(node, segment, axis), css="seg"))
-    return parts
+            + _outage_tip(node, segment, axis))
 
 
 def _outage_tip(node: NodeReport, segment: Segment, axis: TimeAxis) -> str:
@@ -192,9 +229,18 @@ def swimlanes_svg(k3s: K3sData, journal: Journal) -> Markup:
     """Per-node Ready / NotReady / Unknown over time, grouped by role."""
     axis = TimeAxis(*journal.span)
     rows: list[str | NodeReport] = []
+    by_role: dict[str, list[NodeReport]] = {}
+    for node in k3s.nodes:
+        by_role.setdefault(node.role, []).append(node)
+    drawn = 0
     for role in k3s.roles:
-        rows.append(role.role)
-        rows += [n for n in k3s.nodes if n.role == role.role]
+        if drawn >= MAX_NODE_ROWS:
+            break
+        members = by_role.get(role.role, [])[:MAX_NODE_ROWS - drawn]
+        rows += [role.role, *members]
+        drawn += len(members)
+    if drawn < len(k3s.nodes):
+        rows.append(f"… {len(k3s.nodes) - drawn} more nodes not drawn")
     height = AXIS + ROW * max(len(rows), 1) + 6
     parts = axis.draw(height)
     parts += _fault_bands(k3s, axis, AXIS, height)

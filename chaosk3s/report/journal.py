@@ -3,18 +3,26 @@
 Tolerant by design: journals from any chaostoolkit 1.x, partial journals
 (a killed run: no status, no end, fields missing) and plain runs without a
 ``chaosk3s`` section all load. Only a file that is not JSON, or JSON that
-is not a journal, is refused, with an error naming the file.
+is not a journal, is refused, with an error naming the file; so is a file
+over MAX_JOURNAL_BYTES.
+
+Before anything is read from it, the journal is bounded
+(chaosk3s.report.bounds) and redacted (chaosk3s.redact: secret-named
+keys, secret-looking text and every value of its own secrets block,
+wherever they appear, so neither a traceback nor an SVG tooltip can
+show one).
 """
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from chaosk3s.errors import ChaosK3sError
+from chaosk3s.redact import for_experiment, redact_journal, redact_secrets
+from chaosk3s.report.bounds import MAX_JOURNAL_BYTES, Cuts, bound
 from chaosk3s.report.k3sdata import K3sData, k3s_times, parse_k3s
-from chaosk3s.report.redact import redact, redact_secrets
 from chaosk3s.report.values import (
     compact,
     mapping,
@@ -27,6 +35,10 @@ from chaosk3s.report.verdict import Verdict, judge
 
 _JOURNAL_KEYS = ("run", "steady_states", "chaoslib-version", "status",
                  "start", "rollbacks")
+# The charts' time axis spans at most this: a journal whose times span
+# years (a clock jump, a hand edit) is drawn from its run's start, and
+# moments beyond are clipped to the edge.
+MAX_AXIS_SECONDS = 7 * 24 * 3600
 
 
 class JournalError(ChaosK3sError):
@@ -105,6 +117,8 @@ class Journal:
     # chaosk3s activities that raised ({"name", "phase", "error"}).
     refused: str | None = None
     failed_activities: list[dict] = field(default_factory=list)
+    cuts: Cuts = field(default_factory=Cuts)  # what was cut to fit
+    clipped: timedelta | None = None  # the times' whole span, if clipped
 
     @property
     def activities(self) -> list[Activity]:
@@ -118,6 +132,12 @@ def load_journal(path: Path) -> Journal:
     one."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_JOURNAL_BYTES:
+            raise JournalError(
+                f"{path}: too large to report ({size / 2**20:.0f} MB; the "
+                f"limit is {MAX_JOURNAL_BYTES / 2**20:.0f} MB): a journal "
+                f"this size was not written by one chaos run")
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise JournalError(f"{path}: cannot read: {exc.strerror or exc}"
@@ -125,6 +145,9 @@ def load_journal(path: Path) -> Journal:
     except (UnicodeDecodeError, ValueError) as exc:
         raise JournalError(f"{path}: not a journal: invalid JSON ({exc})"
                            ) from exc
+    except RecursionError:
+        raise JournalError(f"{path}: not a journal: its JSON is nested "
+                           f"too deeply to read") from None
     return normalise(raw, path)
 
 
@@ -155,7 +178,7 @@ def tolerance_text(tolerance: Any) -> str:
         rest = {k: v for k, v in tolerance.items() if k != "type"}
         if kind == "probe":
             return f"probe {text(tolerance.get('name'), '?')}"
-        return f"{kind} {compact(redact(rest))}"
+        return f"{kind} {compact(rest)}"
     return f"== {compact(tolerance)}"
 
 
@@ -195,11 +218,11 @@ def parse_activity(raw: Any, phase: str) -> Activity:
         name=text(spec.get("name"), "(unnamed)"),
         kind=text(spec.get("type"), "activity"), phase=phase,
         status=text(raw.get("status")), start=start, end=end,
-        duration=duration, output=redact(raw.get("output")), error=error,
+        duration=duration, output=raw.get("output"), error=error,
         traceback=trace, tolerance=tolerance_text(spec.get("tolerance")),
         tolerance_met=met if isinstance(met, bool) else None,
         provider=_provider(provider),
-        arguments=redact(provider.get("arguments")),
+        arguments=provider.get("arguments"),
         background=spec.get("background") is True)
 
 
@@ -212,22 +235,34 @@ def parse_state(raw: Any, phase: str) -> SteadyState | None:
         probes=[parse_activity(p, phase) for p in sequence(raw.get("probes"))])
 
 
-def _span(raw: dict, runs: list[Activity]) -> tuple[datetime, datetime]:
+def _span(raw: dict, runs: list[Activity]
+          ) -> tuple[tuple[datetime, datetime], timedelta | None]:
     """The time axis: the run's start to its end, stretched to cover every
-    recorded moment (a partial journal has no end)."""
-    moments = [parse_time(raw.get("start")), parse_time(raw.get("end"))]
+    recorded moment (a partial journal has no end), but at most
+    MAX_AXIS_SECONDS from the run's start; and the whole span when that
+    clipped it."""
+    start = parse_time(raw.get("start"))
+    moments = [start, parse_time(raw.get("end"))]
     moments += [t for a in runs for t in (a.start, a.end)]
     moments += k3s_times(raw.get("chaosk3s"))
     known = [m for m in moments if m is not None]
     if not known:
         epoch = datetime.fromtimestamp(0, UTC)
-        return epoch, epoch
-    return min(known), max(known)
+        return (epoch, epoch), None
+    low, high = min(known), max(known)
+    limit = timedelta(seconds=MAX_AXIS_SECONDS)
+    if high - low <= limit:
+        return (low, high), None
+    anchor = start or min((t for a in runs for t in (a.start, a.end) if t),
+                          default=low)
+    return (anchor, anchor + limit), high - low
 
 
 def normalise(raw: Any, path: Path) -> Journal:
     """A Journal from parsed JSON; JournalError if it is not a journal."""
     check_journal(raw, path)
+    cuts, redactor = Cuts(), for_experiment(raw["experiment"])
+    raw = redact_journal(bound(raw, cuts, scrub=redactor.text), redactor)
     experiment = mapping(raw["experiment"])
     states = mapping(raw.get("steady_states"))
     method = [parse_activity(r, "method") for r in sequence(raw.get("run"))]
@@ -252,16 +287,16 @@ def normalise(raw: Any, path: Path) -> Journal:
         before=parse_state(states.get("before"), "before"),
         after=parse_state(states.get("after"), "after"), during=during,
         method=method, rollbacks=rollbacks,
-        configuration=redact(experiment.get("configuration")),
+        configuration=experiment.get("configuration"),
         secrets=redact_secrets(experiment.get("secrets")),
-        k3s=None, span=(datetime.min, datetime.min))
+        k3s=None, span=(datetime.min, datetime.min), cuts=cuts)
     section = mapping(raw.get("chaosk3s"))
     journal.refused = text(section.get("refused")) or None
     journal.failed_activities = [
         {key: text(mapping(item).get(key)) for key in ("name", "phase",
                                                        "error")}
         for item in sequence(section.get("failed_activities"))]
-    journal.span = _span(raw, journal.activities)
+    journal.span, journal.clipped = _span(raw, journal.activities)
     journal.k3s = parse_k3s(raw.get("chaosk3s"), journal.span)
     journal.verdict = judge(journal)
     return journal

@@ -11,6 +11,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from chaosk3s.redact import redact
 from chaosk3s.report.nodes import (
     NOT_READY,
     READY,
@@ -22,7 +23,6 @@ from chaosk3s.report.nodes import (
     node_report,
     summaries,
 )
-from chaosk3s.report.redact import redact
 from chaosk3s.report.values import mapping, number, parse_time, sequence, text
 
 # Same order as the lab spec's roles; the report may not import the lab.

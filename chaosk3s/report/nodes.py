@@ -11,6 +11,7 @@ one meaning; both figures are computed again from the times it came from.
 See "The chaosk3s journal section" in docs/lab-internals.md.
 """
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -83,7 +84,13 @@ class NodeReport:
         return bool(self.outages) and self.outages[-1].ready_at is None
 
     def outage_at(self, moment: datetime) -> OutageReport | None:
-        return next((o for o in self.outages if o.covers(moment)), None)
+        """The outage covering moment (outages are in time order and do
+        not overlap: the latest one begun by then, if not over)."""
+        index = bisect_right(self.outages, moment,
+                             key=lambda o: o.not_ready_at)
+        found = self.outages[index - 1] if index else None
+        return found if found is not None and found.covers(moment) \
+            else None
 
 
 @dataclass
@@ -186,9 +193,11 @@ def _values(members: list[NodeReport], pick) -> list[float]:
 def summaries(nodes: list[NodeReport], roles: list[str]
               ) -> list[RoleSummary]:
     """One line per role, in the order given."""
-    found = []
+    found, by_role = [], {}
+    for node in nodes:
+        by_role.setdefault(node.role, []).append(node)
     for role in roles:
-        members = [n for n in nodes if n.role == role]
+        members = by_role.get(role, [])
         to_nr = _values(members, lambda o: o.to_not_ready)
         after = _values(members, lambda o: o.to_ready_after_heal)
         lengths = _values(members, lambda o: o.seconds)

@@ -5,6 +5,11 @@ exception texts), so autoescape is on for every template and the only
 ``Markup`` that reaches a page is SVG that svg.py built with escape().
 The page also carries a Content-Security-Policy that forbids scripts and
 any network load: a second wall should escaping ever be missed.
+
+A page stays bounded whatever the journal holds: tables show at most
+MAX_ROWS rows (then say how many more), and the full outputs,
+tracebacks and arguments share a budget of PAGE_DETAIL_CHARS (each cut
+at MAX_SHOWN_CHARS, later ones at SPENT_DETAIL_CHARS once it is spent).
 """
 
 from datetime import UTC, datetime
@@ -16,13 +21,18 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from chaosk3s import __version__
 from chaosk3s.files import write_atomically
+from chaosk3s.report.bounds import cut_text
 from chaosk3s.report.charts import swimlanes_svg, timeline_svg
-from chaosk3s.report.journal import Journal, load_journal
+from chaosk3s.report.journal import MAX_AXIS_SECONDS, Journal, load_journal
 from chaosk3s.report.svg import clock
 from chaosk3s.report.values import compact, pretty
 
 TEMPLATES = Path(__file__).parent / "templates"
 SHORT_OUTPUT = 80  # characters of an output shown inline in a table
+CLIP_CHARS = 300  # a list of names or a title shown in one cell
+MAX_ROWS = 500  # rows of one table
+PAGE_DETAIL_CHARS = 4_000_000
+SPENT_DETAIL_CHARS = 500
 
 
 def when(moment: datetime | None, with_date: bool = True) -> str:
@@ -60,14 +70,37 @@ def inline(value: Any) -> str:
         shown[:SHORT_OUTPUT] + "…"
 
 
+def clip(value: Any) -> str:
+    """A cell's text, cut at CLIP_CHARS."""
+    shown = value if isinstance(value, str) else str(value)
+    return shown if len(shown) <= CLIP_CHARS else \
+        shown[:CLIP_CHARS] + f"… ({len(shown) - CLIP_CHARS:,} more)"
+
+
+class Details:
+    """The page's budget for full outputs, tracebacks and arguments."""
+
+    def __init__(self, budget: int = PAGE_DETAIL_CHARS):
+        self.left = budget
+
+    def __call__(self, value: Any) -> str:
+        shown = pretty(value)
+        if len(shown) > max(self.left, SPENT_DETAIL_CHARS):
+            shown = cut_text(shown, max(self.left, SPENT_DETAIL_CHARS)) + \
+                "\n(cut: this page's space for details is spent)"
+        self.left -= len(shown)
+        return shown
+
+
 @cache
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True,
                       lstrip_blocks=True)
     env.filters.update(when=when, seconds=seconds, after_heal=after_heal,
-                       pretty=pretty, inline=inline, compact=compact)
-    env.globals.update(version=__version__)
+                       pretty=pretty, inline=inline, compact=compact,
+                       clip=clip)
+    env.globals.update(version=__version__, MAX_ROWS=MAX_ROWS)
     return env
 
 
@@ -75,7 +108,8 @@ def render_report(journal: Journal) -> str:
     start = journal.span[0]
     k3s = journal.k3s
     return environment().get_template("report.html").render(
-        j=journal, k3s=k3s, verdict=journal.verdict,
+        j=journal, k3s=k3s, verdict=journal.verdict, details=Details(),
+        max_axis=MAX_AXIS_SECONDS,
         timeline=timeline_svg(journal),
         swimlanes=swimlanes_svg(k3s, journal) if k3s and k3s.nodes else "",
         since=lambda moment: "—" if moment is None else

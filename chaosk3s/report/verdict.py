@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # the journal module builds verdicts: no runtime cycle
 COMPLETED, DEVIATED, FAILED = "completed", "deviated", "failed"
 INTERRUPTED, REFUSED = "interrupted", "refused"
 _SHOWN = 160  # characters of an output quoted in the verdict
+_NAMES = 20  # node names listed in one sentence, then "and N more"
+_UNHEALED_NOTES = 10
 
 
 @dataclass
@@ -33,6 +35,12 @@ class Verdict:
 def _quote(value: object) -> str:
     shown = compact(value)
     return shown if len(shown) <= _SHOWN else shown[:_SHOWN] + "…"
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:_NAMES])
+    return shown + (f" and {len(names) - _NAMES} more"
+                    if len(names) > _NAMES else "")
 
 
 def _culprit(state: SteadyState | None) -> Activity | None:
@@ -127,10 +135,15 @@ def _notes(journal: Journal, reason: str) -> list[str]:
         if lost:
             risky = [n.name for n in lost if n.at_risk]
             notes.append(
-                "Never Ready again: " + ", ".join(n.name for n in lost)
+                "Never Ready again: " + _names([n.name for n in lost])
                 + (f" (at risk, joined through an etcd-only server: "
-                   f"{', '.join(risky)})" if risky else "") + ".")
-        for fault in journal.k3s.unhealed:
+                   f"{_names(risky)})" if risky else "") + ".")
+        unhealed = journal.k3s.unhealed
+        if len(unhealed) > _UNHEALED_NOTES:
+            notes.append(f"{len(unhealed)} faults have no end: the "
+                         f"journal never saw them healed.")
+            unhealed = []
+        for fault in unhealed:
             notes.append(f"Fault {fault.id} ({fault.description or fault.kind})"
                          " has no end: the journal never saw it healed.")
     if not journal.rollbacks and journal.status in ("failed", "interrupted",
@@ -148,7 +161,7 @@ def _outages_said(journal: Journal) -> str:
         return ""
     down = k3s.down_at_end
     parts = [f"{len(down)} node(s) were not Ready again by the end of the "
-             f"run ({', '.join(n.name for n in down)})" if down else
+             f"run ({_names([n.name for n in down])})" if down else
              "Every node that went NotReady was Ready again"]
     if k3s.longest:
         node, outage = k3s.longest

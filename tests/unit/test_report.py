@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from chaosk3s.redact import REDACTED
 from chaosk3s.report import JournalError, load_journal, render_journal
 from chaosk3s.report.cli import chaos_report_command, report_command
-from chaosk3s.report.redact import REDACTED
 from chaosk3s.report.render import render_report
 from chaosk3s.report.samples import lab_journal
 
@@ -222,7 +222,7 @@ def test_redaction_of_keys_values_and_references(tmp_path):
     assert config["kubeconfig_token"] == {
         "type": "env", "key": "TOKEN_VAR", "default": REDACTED}
     assert config["version"]["default"] == "v1.28.15+k3s1"
-    assert config["header"] == REDACTED
+    assert config["header"] == f"Bearer {REDACTED}"  # the token only
     assert config["Credentials"] == {"user": REDACTED}
 
 

@@ -45,7 +45,8 @@ def hostile_journal() -> dict:
     raw["experiment"].update(title=f"T{EVIL}", description=EVIL,
                              tags=[EVIL])
     raw["experiment"]["configuration"] = {EVIL: EVIL, "url": PAYLOADS[4]}
-    raw["experiment"]["secrets"] = {EVIL: {EVIL: EVIL}}
+    # A secrets value is hidden wherever it appears: not EVIL itself.
+    raw["experiment"]["secrets"] = {EVIL: {EVIL: f"<b>{MARK}</b>"}}
     section = raw["chaosk3s"]
     section.update(target=EVIL, cluster=EVIL, k3s_versions=[EVIL],
                    variables={EVIL: EVIL, "lab_spec": PAYLOADS[1]},

@@ -13,8 +13,8 @@ import pytest
 
 from chaosk3s import journal_section
 from chaosk3s.model import Node
+from chaosk3s.redact import REDACTED
 from chaosk3s.report import load_journal, render_report, update_index
-from chaosk3s.report.redact import REDACTED
 from chaosk3s.report.samples import lab_journal
 from chaosk3s.report.values import parse_time
 
