@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from chaosk3s import names
 from chaosk3s.errors import LabStateError, SpecError
 from chaosk3s.model import ROLES, Access
 
@@ -32,7 +33,14 @@ DEFAULT_COMMANDS = {
 }
 COMMANDS = ("restart", "stop", "start", "reboot", "etcd_health")
 _TRANSPORT_KEYS = {"type", "namespace", "host", "port", "user", "key_file",
-                   "jump", "options"}
+                   "jump", "options", "known_hosts", "host_key_checking",
+                   "become"}
+HOST_KEY_CHECKING = ("strict", "accept-new")
+BECOME = ("sudo",)
+# Host keys are the inventory's to say (known_hosts, host_key_checking),
+# in one place: options may not weaken them behind its back.
+_HOST_KEY_OPTIONS = {"stricthostkeychecking", "userknownhostsfile",
+                     "globalknownhostsfile", "knownhostscommand"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ class Inventory:
             raise SpecError(
                 f"inventory {self.source} has no {action!r} command for "
                 f"role {role}; add commands.{role}.{action}")
-        return by_role[action].format(node=node)
+        return by_role[action].format(node=names.node_name(node))
 
 
 def lab_inventory_path() -> Path:
@@ -154,7 +162,8 @@ def _node_entry(item: object, defaults: dict | None, roles: dict,
     role_transport = (roles.get(role) or {}).get("transport") if role else None
     merged = {**(defaults or {}), **(role_transport or {}),
               **(item.get("transport") or {})}
-    return NodeEntry(name=str(item["name"]), role=role,
+    return NodeEntry(name=names.node_name(item["name"], f"inventory "
+                                          f"{source}: node"), role=role,
                      address=item.get("address"),
                      join_server=item.get("join_server"),
                      access=_access(merged, item, source))
@@ -175,13 +184,57 @@ def _access(spec: dict, item: dict, source: str) -> Access:
         raise SpecError(f"inventory {source}: node {name}: a netns "
                         f"transport needs `namespace`")
     host = spec.get("host") or item.get("address")
-    if kind == "ssh" and not host:
+    if kind == "netns":
+        return Access(transport=kind, namespace=spec.get("namespace"),
+                      host=host)
+    if not host:
         raise SpecError(f"inventory {source}: node {name}: an ssh transport "
                         f"needs `host` (or the node's `address`)")
-    key = spec.get("key_file")
-    return Access(transport=kind, namespace=spec.get("namespace"),
-                  host=host, port=int(spec.get("port", 22)),
-                  user=str(spec.get("user", "root")),
-                  key_file=os.path.expanduser(key) if key else None,
-                  jump=spec.get("jump"),
-                  options=tuple(sorted((spec.get("options") or {}).items())))
+    return _ssh_access(spec, host, f"inventory {source}: node {name}")
+
+
+def _ssh_access(spec: dict, host: str, where: str) -> Access:
+    """An ssh Access whose every part is checked before it can reach
+    ssh's command line (chaosk3s.names)."""
+    key, known = spec.get("key_file"), spec.get("known_hosts")
+    checking = spec.get("host_key_checking", "strict")
+    if checking not in HOST_KEY_CHECKING:
+        raise SpecError(f"{where}: host_key_checking {checking!r}; use "
+                        f"strict (the default: only keys in known_hosts) or "
+                        f"accept-new (trust a new host on first use)")
+    become = spec.get("become")
+    if become is not None and become not in BECOME:
+        raise SpecError(f"{where}: become {become!r}; use sudo (commands "
+                        f"run through `sudo -n`) or leave it out")
+    jump = spec.get("jump")
+    if jump is not None:
+        from chaosk3s.transports.ssh import parse_jump  # transports import us
+        jump_user, jump_host, _port = parse_jump(str(jump), "root")
+        names.ssh_user(jump_user, f"{where}: jump")
+        names.ssh_host(jump_host, f"{where}: jump")
+    return Access(
+        transport="ssh", host=names.ssh_host(host, where),
+        port=int(spec.get("port", 22)),
+        user=names.ssh_user(spec.get("user", "root"), where),
+        key_file=names.ssh_path(os.path.expanduser(key), where, "key_file")
+        if key else None,
+        jump=str(jump) if jump is not None else None,
+        options=_options(spec.get("options") or {}, where),
+        known_hosts=names.ssh_path(os.path.expanduser(known), where,
+                                   "known_hosts") if known else None,
+        host_key_checking=checking, become=become)
+
+
+def _options(given: object, where: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(given, dict):
+        raise SpecError(f"{where}: options must be a mapping of ssh_config "
+                        f"keywords to values")
+    pairs = sorted(names.ssh_option(k, v, where) for k, v in given.items())
+    for key, _value in pairs:
+        if key.lower() in _HOST_KEY_OPTIONS:
+            raise SpecError(
+                f"{where}: ssh option {key} is not taken from `options`; "
+                f"give the file as `known_hosts: PATH` and, only if you "
+                f"mean to trust new hosts on first use, "
+                f"`host_key_checking: accept-new`")
+    return tuple(pairs)

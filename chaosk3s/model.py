@@ -10,7 +10,10 @@ class Access:
     """How commands reach a node.
 
     ``netns``: run inside a network namespace on this host (the lab);
-    ``ssh``: run over SSH (user, host, port, key file, optional jump host).
+    ``ssh``: run over SSH (user, host, port, key file, optional jump host),
+    host keys checked against ``known_hosts`` (ssh's own files when None)
+    with ``host_key_checking`` ``strict`` or ``accept-new``; ``become``
+    ``sudo`` runs every command through ``sudo -n``.
     """
 
     transport: str
@@ -21,6 +24,9 @@ class Access:
     key_file: str | None = None
     jump: str | None = None
     options: tuple[tuple[str, str], ...] = ()
+    known_hosts: str | None = None
+    host_key_checking: str = "strict"
+    become: str | None = None
 
 
 @dataclass(frozen=True)

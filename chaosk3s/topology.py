@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 from chaosk3s.errors import SpecError
 from chaosk3s.inventory import Inventory
 from chaosk3s.model import Node, Topology
+from chaosk3s.names import node_name
 
 ROLE_LABEL = "node-role.kubernetes.io/"
 
@@ -54,7 +55,8 @@ def build_topology(api_nodes: list[dict], inventory: Inventory) -> Topology:
     """Join API facts with the inventory; the API wins on roles."""
     by_address, by_name = {}, {}
     for item in api_nodes:
-        name = item["metadata"]["name"]
+        # A name reaches command lines ({node} in inventory commands).
+        name = node_name(item["metadata"]["name"], "the API lists a node")
         by_name[name] = item
         address = internal_address(item)
         if address:

@@ -7,12 +7,22 @@ exchange). Master sockets live in a private 0700 directory of this process
 and are closed by ``close()``/``close_all()`` (or after ``control_persist``
 idle seconds if the process dies).
 
-Host keys: ``StrictHostKeyChecking`` defaults to ``accept-new`` (a new host
-is trusted on first use and remembered; a *changed* key is refused). Give
-``StrictHostKeyChecking: "yes"`` and ``UserKnownHostsFile`` in the node's
-ssh options to accept only known keys, as the lab inventory does.
-``BatchMode`` is always on: no password or passphrase prompt can hang a
-run. Only the key file's *path* is ever passed or shown, never its content.
+Host keys are verified as an operator's ssh does: ``StrictHostKeyChecking
+yes`` against the inventory's ``known_hosts`` file (then only it counts:
+``GlobalKnownHostsFile /dev/null``), or ssh's own known_hosts files when
+it gives none. ``accept-new`` (trust a new host on first use, refuse a
+changed key) only when the inventory says ``host_key_checking:
+accept-new``. ``BatchMode`` is always on: no password or passphrase
+prompt can hang a run. Only the key file's *path* is ever passed or shown,
+never its content.
+
+``become: sudo`` logs in as the inventory's user and runs every command
+as root through ``sudo -n sh -c`` (never a prompt: a password it would
+need is a clear error); sudo's clean environment gets SSH_CONNECTION
+back, as the fault scripts read the runner's address from it.
+
+The destination comes after ``--`` and is checked (chaosk3s.names), so no
+host name can be read as an ssh option.
 """
 
 import atexit
@@ -23,7 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from chaosk3s.errors import SpecError
+from chaosk3s import names
+from chaosk3s.errors import CommandFailed, SpecError
 from chaosk3s.model import Access
 from chaosk3s.transports.base import (
     DEFAULT_TIMEOUT,
@@ -84,6 +95,8 @@ class SshTransport:
                  control_persist: int = DEFAULT_CONTROL_PERSIST):
         if not access.host:
             raise SpecError(f"node {node}: transport ssh needs a host")
+        names.ssh_host(access.host, f"node {node}")
+        names.ssh_user(access.user, f"node {node}")
         self.node = node
         self.access = access
         self.management_port: int | None = access.port
@@ -98,7 +111,7 @@ class SshTransport:
         opts += [
             "BatchMode=yes",
             f"ConnectTimeout={max(1, round(self.connect_timeout))}",
-            "StrictHostKeyChecking=accept-new",
+            *self._host_key_options(),
             "ControlMaster=auto",
             f"ControlPath={control_dir()}/%C",
             f"ControlPersist={self.control_persist}",
@@ -111,15 +124,28 @@ class SshTransport:
                      "IdentitiesOnly=yes"]
         return [arg for opt in opts for arg in ("-o", opt)]
 
-    def argv(self, command: Command | None = None) -> list[str]:
-        """The local ssh argv that runs command on the node."""
+    def _host_key_options(self) -> list[str]:
+        checking = "accept-new" if \
+            self.access.host_key_checking == "accept-new" else "yes"
+        opts = [f"StrictHostKeyChecking={checking}"]
+        if self.access.known_hosts:
+            opts += [f"UserKnownHostsFile={self.access.known_hosts}",
+                     "GlobalKnownHostsFile=/dev/null"]
+        return opts
+
+    def argv(self, command: Command | None = None,
+             control: str | None = None) -> list[str]:
+        """The local ssh argv that runs command on the node (or sends the
+        master connection the control command, e.g. exit)."""
         argv = ["ssh", *self.options(), "-p", str(self.access.port),
                 "-l", self.access.user]
         if self.access.jump:
             argv += self._jump_args()
-        argv.append(self.access.host)
+        if control:
+            argv += ["-O", control]
+        argv += ["--", self.access.host]
         if command is not None:
-            argv += ["--", remote_command(command)]
+            argv.append(remote_command(command, self.access.become))
         return argv
 
     def _jump_args(self) -> list[str]:
@@ -127,7 +153,7 @@ class SshTransport:
         own -J would drop the key file and known-hosts settings)."""
         user, host, port = parse_jump(self.access.jump, self.access.user)
         inner = ["ssh", *self.options(), "-p", str(port), "-l", user,
-                 "-W", "[%h]:%p", host]
+                 "-W", "[%h]:%p", "--", host]
         # ProxyCommand expands %-tokens itself; ours are for the inner ssh
         text = " ".join(shlex.quote(arg.replace("%C", "%%C"))
                         for arg in inner)
@@ -143,31 +169,59 @@ class SshTransport:
             raise NodeUnreachable(
                 self.node, f"{self.target} over ssh (connect timeout "
                 f"{self.connect_timeout:g}s)", result.stderr)
+        if self.access.become and _sudo_refused(result):
+            raise CommandFailed(
+                self.node, result.command, result.code,
+                f"{result.stderr.strip()}\n(become: sudo needs `sudo -n` "
+                f"to run sh as root without a password for "
+                f"{self.access.user} on {self.access.host}: a sudoers "
+                f"rule such as `{self.access.user} ALL=(root) NOPASSWD: "
+                f"/bin/sh, /usr/bin/sh`)")
         return checked(result) if check else result
 
     def close(self) -> None:
         """Tear down the master connection(s) to this node."""
         if _control_dir is None or not _control_dir.is_dir():
             return
-        argvs = [self.argv()]
+        argvs = [self.argv(control="exit")]
         if self.access.jump:
             user, host, port = parse_jump(self.access.jump, self.access.user)
             argvs.append(["ssh", *self.options(), "-p", str(port), "-l",
-                          user, host])
+                          user, "-O", "exit", "--", host])
         for argv in argvs:
-            subprocess.run([*argv, "-O", "exit"], capture_output=True,
-                           check=False, timeout=10,
-                           stdin=subprocess.DEVNULL)
+            subprocess.run(argv, capture_output=True, check=False,
+                           timeout=10, stdin=subprocess.DEVNULL)
 
     def __repr__(self) -> str:
         return f"SshTransport({self.node!r}, {self.target!r})"
 
 
-def remote_command(command: Command) -> str:
-    """One string for the remote login shell: scripts run under sh."""
+# Under sudo: SSH_CONNECTION (which sudo's env_reset drops) comes back
+# from the login shell's own, then the command runs as root.
+_AS_ROOT = 'SSH_CONNECTION=$1; export SSH_CONNECTION; exec sh -c "$2"'
+
+
+def remote_command(command: Command, become: str | None = None) -> str:
+    """One string for the remote login shell: scripts run under sh; with
+    become sudo, as root through `sudo -n` (sh the only command sudo
+    runs)."""
+    if become == "sudo":
+        script = command if isinstance(command, str) else \
+            " ".join(shlex.quote(arg) for arg in command)
+        return (f"sudo -n -- sh -c {shlex.quote(_AS_ROOT)} sh "
+                f'"${{SSH_CONNECTION:-}}" {shlex.quote(script)}')
     if isinstance(command, str):
         return "sh -c " + shlex.quote(command)
     return " ".join(shlex.quote(arg) for arg in command)
+
+
+def _sudo_refused(result) -> bool:
+    """sudo itself said no (a password needed, a rule missing), as
+    opposed to the command it ran failing."""
+    return result.code != 0 and any(marker in result.stderr for marker in (
+        "sudo: a password is required", "is not allowed to execute",
+        "is not in the sudoers file", "sudo: a terminal is required",
+        "sudo: command not found", "sudo: not found"))
 
 
 def parse_jump(jump: str, default_user: str) -> tuple[str, str, int]:

@@ -4,6 +4,7 @@ Namespaces ckt-a, ckt-b (sshd in both) and ckt-c (no sshd) on ckt-br0;
 see tests/lab/ckt_net.py.
 """
 
+import subprocess
 import time
 from dataclasses import replace
 
@@ -111,19 +112,18 @@ def test_transport_for_follows_the_inventory_access():
 def test_ssh_argv_puts_inventory_options_first_and_never_key_contents():
     access = Access("ssh", host="10.0.0.5", port=2222, user="ops",
                     key_file="/keys/id", options=(
-                        ("StrictHostKeyChecking", "yes"),))
+                        ("ConnectionAttempts", "3"),))
     argv = SshTransport("n", access).argv(["echo", "a b"])
     opts = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-o"]
-    assert opts[0] == "StrictHostKeyChecking=yes"  # ssh keeps the first
-    assert opts.index("StrictHostKeyChecking=yes") < opts.index(
-        "StrictHostKeyChecking=accept-new")
+    assert opts[0] == "ConnectionAttempts=3"  # ssh keeps the first
     for wanted in ("BatchMode=yes", "ControlMaster=auto",
+                   "StrictHostKeyChecking=yes",
                    "IdentityFile=/keys/id", "IdentitiesOnly=yes",
                    f"ControlPath={control_dir()}/%C"):
         assert wanted in opts
     assert argv[argv.index("-l") + 1] == "ops"
     assert argv[argv.index("-p") + 1] == "2222"
-    assert argv[-3:] == ["10.0.0.5", "--", "echo 'a b'"]
+    assert argv[-3:] == ["--", "10.0.0.5", "echo 'a b'"]
     assert remote_command("echo 'x'") == "sh -c 'echo '\"'\"'x'\"'\"''"
 
 
@@ -138,7 +138,7 @@ def test_jump_hosts_parse_and_use_our_options():
     argv = SshTransport("n", access).argv()
     proxy = next(o for o in argv if o.startswith("ProxyCommand="))
     assert "-W '[%h]:%p'" in proxy and "IdentityFile=/keys/id" in proxy
-    assert "%%C" in proxy and proxy.endswith("bastion")
+    assert "%%C" in proxy and proxy.endswith("-- bastion")
 
 
 # -- sshd from chaosk3s.lab.ssh -------------------------------------------
@@ -154,7 +154,8 @@ def test_lab_sshd_config_is_key_only_root_without_pam(net, layout):
     assert layout.pidfile("a").read_text().strip().isdigit()
     inv = labssh.inventory_transport(layout, net.nodes["a"])
     assert inv["type"] == "ssh" and inv["key_file"] == str(layout.client_key)
-    assert inv["options"]["StrictHostKeyChecking"] == "yes"
+    assert inv["known_hosts"] == str(layout.known_hosts)
+    assert "host_key_checking" not in inv  # strict, the default
 
 
 def test_ssh_runs_commands_with_the_lab_key_and_known_hosts(net, layout):
@@ -218,11 +219,25 @@ def test_wrong_key_or_unknown_host_key_fail_clearly_without_secrets(
     secret = other.read_text().splitlines()[1]
     assert secret not in str(info.value) and str(other) not in str(
         info.value.stderr)
-    strict = replace(access, options=(
-        ("UserKnownHostsFile", str(tmp_path / "empty_known_hosts")),
-        ("StrictHostKeyChecking", "yes")))
+    unknown = replace(access, known_hosts=str(tmp_path / "empty"))
     with pytest.raises(NodeUnreachable, match="Host key verification"):
-        SshTransport("a", strict).run("true")
+        SshTransport("a", unknown).run("true")
+    assert not (tmp_path / "empty").exists()  # nothing was trusted
+    # accept-new, asked for: the first key is remembered, then checked
+    learns = replace(unknown, host_key_checking="accept-new")
+    assert SshTransport("a", learns).run("echo ok").stdout == "ok\n"
+    found = subprocess.run(["ssh-keygen", "-F", net.nodes["a"], "-f",
+                            str(tmp_path / "empty")], capture_output=True,
+                           check=False, timeout=10)
+    assert found.returncode == 0  # remembered (Debian hashes the name)
+    close_all()
+    labssh._keygen(tmp_path / "other_host_key", "impostor")
+    (tmp_path / "empty").write_text(
+        (tmp_path / "empty").read_text().split()[0] + " " + " ".join(
+            (tmp_path / "other_host_key.pub").read_text().split()[:2])
+        + "\n")
+    with pytest.raises(NodeUnreachable, match="Host key verification"):
+        SshTransport("a", learns).run("true")  # a changed key: refused
 
 
 def test_jump_host_reaches_a_node_through_another(net, layout):
