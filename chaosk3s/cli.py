@@ -101,13 +101,17 @@ def lab() -> None:
               "`chaosk3s lab releases` lists them.")
 @click.option("--ssh", is_flag=True, help="Run sshd in every node and "
               "reach nodes over SSH in the inventory (not ip netns exec).")
+@click.option("--ssh-sudo", is_flag=True, help="As --ssh, logging in as a "
+              "non-root operator account (created for the lab, removed by "
+              "lab down) with become: sudo.")
 @_friendly
 def lab_up(spec_path: str | None, k3s_version: str | None,
-           ssh: bool) -> None:
+           ssh: bool, ssh_sudo: bool) -> None:
     """Create the lab and wait until it is ready."""
     spec = load_spec(spec_path, k3s_version)
-    if ssh:
-        spec = dataclasses.replace(spec, ssh=True)
+    if ssh or ssh_sudo:
+        spec = dataclasses.replace(spec, ssh=True,
+                                   ssh_sudo=ssh_sudo or spec.ssh_sudo)
     lab_ = Lab()
     started = time.monotonic()
     lab_.up(spec, progress=_progress)

@@ -88,7 +88,8 @@ def inventory(state: LabState, spec: LabSpec,
         "commands": {"servers": commands, "agents": commands},
         "nodes": [{"name": n.name, "role": n.role, "address": n.address,
                    "join_server": n.server,
-                   "transport": inventory_transport(ssh_layout, n.address)
+                   "transport": inventory_transport(
+                       ssh_layout, n.address, sudo=spec.ssh_sudo)
                    if spec.ssh else {
                        "type": "netns",
                        "namespace": hostnet.netns_name(n.name)}}

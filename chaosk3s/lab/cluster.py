@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from chaosk3s.errors import EnvironmentProblem, LabStateError, SpecError
-from chaosk3s.lab import etcd, hostnet, procs, ssh
+from chaosk3s.lab import etcd, hostnet, operator, procs, ssh
 from chaosk3s.lab.access import (
     wait_all_ready,
     wait_registered,
@@ -130,8 +130,13 @@ class Lab:
                     deadline: float) -> None:
         progress("starting sshd on every node (lab up --ssh)")
         ssh.ensure_client_key(self.ssh_layout)
+        if spec.ssh_sudo:
+            progress(f"adding the operator account {operator.OPERATOR} "
+                     f"(passwordless sudo for sh; lab down removes it)")
+            operator.add()
         for node in spec.nodes:
-            ssh.prepare_node(self.ssh_layout, node.name, node.address)
+            ssh.prepare_node(self.ssh_layout, node.name, node.address,
+                             sudo=spec.ssh_sudo)
             procs.start(self._service(spec, node, "sshd"))
         for node in spec.nodes:
             ssh.wait_listening(node.address, deadline)
@@ -156,6 +161,8 @@ class Lab:
         etcd.etcd_binary()
         if spec.ssh:
             require("sshd")
+        if spec.ssh_sudo:
+            operator.check_can_add()
         if self.state.exists():
             raise LabStateError(
                 f"a lab is already up (state in {self.state.root}); run "
@@ -186,7 +193,7 @@ class Lab:
         for link in sorted(links, key=lambda name: name == hostnet.BRIDGE):
             hostnet.delete_link(link)
         self._archive_logs()
-        removed += namespaces + links
+        removed += namespaces + links + operator.remove()
         progress(f"removed {len(namespaces)} namespaces, {len(links)} links"
                  f" and {len(pids)} stray processes")
         return removed

@@ -53,6 +53,7 @@ class LabSpec:
     nodes: tuple[NodeSpec, ...]
     virtual_nodes: int = 0
     ssh: bool = False
+    ssh_sudo: bool = False  # ssh as the operator account, become sudo
     source: str = "<default>"
 
     @property
@@ -156,8 +157,16 @@ def _parse(raw: object, source: str) -> LabSpec:
                    timings=Timings.from_spec(raw.get("timings"),
                                              release.minor),
                    nodes=_parse_nodes(raw.get("nodes"), subnet),
-                   virtual_nodes=virtual, ssh=bool(raw.get("ssh", False)),
-                   source=source)
+                   virtual_nodes=virtual, ssh=raw.get("ssh") in (True, "sudo"),
+                   ssh_sudo=_ssh_sudo(raw.get("ssh", False)), source=source)
+
+
+def _ssh_sudo(value: object) -> bool:
+    """`ssh: true` (root), `ssh: sudo` (the operator account) or false."""
+    if value not in (True, False, None, "sudo"):
+        raise SpecError(f"ssh {value!r}: use true (as root), sudo (as a "
+                        f"non-root operator with sudo) or false")
+    return value == "sudo"
 
 
 def _parse_subnet(value: object) -> ipaddress.IPv4Network:

@@ -74,7 +74,7 @@ def spec_to_dict(spec: LabSpec) -> dict:
         "k3s_version": spec.release.version,
         "timings": dataclasses.asdict(spec.timings),
         "virtual_nodes": spec.virtual_nodes,
-        "ssh": spec.ssh,
+        "ssh": "sudo" if spec.ssh_sudo else spec.ssh,
         "nodes": [{"name": n.name, "role": n.role, "address": n.address,
                    **({"server": n.server} if n.server else {})}
                   for n in spec.nodes],
