@@ -116,19 +116,31 @@ def _export_systemd(plan: Plan, directory: Path) -> None:
 
 def _export_cronjob(plan: Plan, path: Path, namespace: str,
                     image: str | None) -> None:
-    from chaosk3s.gameday.cronjob import KUBERNETES_VERSION, write_cronjob
-    documents, secret = write_cronjob(plan, path, namespace, image)
+    from chaosk3s.gameday.cronjob import (
+        KUBERNETES_VERSION,
+        secret_path,
+        write_cronjob,
+    )
+    export = write_cronjob(plan, path, namespace, image)
     if plan.target == "lab":
         click.echo("chaosk3s: warning: the plan's target is the lab, which "
                    "needs a privileged pod; the CronJob is meant for an "
                    "inventory target", err=True)
-    kinds = ", ".join(d["kind"] for d in documents)
+    kinds = ", ".join(d["kind"] for d in export.documents)
     click.echo(f"wrote {path} ({kinds}; valid against the Kubernetes "
                f"{KUBERNETES_VERSION} schema)")
-    if secret:
+    if export.secret:
+        files = ", ".join(sorted(export.secret["stringData"]))
+        click.echo(
+            f"wrote {secret_path(path)} (owner-only): the Secret "
+            f"{export.secret['metadata']['name']} with the files that hold "
+            f"secrets ({files}), which the CronJob reads beside the "
+            f"ConfigMap; apply it with kubectl apply -f, or put it in "
+            f"your secret store, and keep it out of version control")
+    if export.ssh_secret_command:
         click.echo(f"the CronJob mounts the inventory's SSH keys from a "
                    f"Secret (they are not in {path}); create it with:\n"
-                   f"  {secret}")
+                   f"  {export.ssh_secret_command}")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,31 @@
 """Hand a plan's schedule to Kubernetes: a CronJob and what it needs.
 
 One multi-document YAML: a Namespace, a ConfigMap with the plan and every
-experiment (and inventory) it references, a ServiceAccount, RBAC with
-exactly what the probes and the Lease lock use, and the CronJob
-(concurrencyPolicy Forbid, the plan's time zone, startingDeadlineSeconds
-= the plan's catch-up allowance). Every document is validated against the
-Kubernetes OpenAPI schema (kubernetes-validate, strict) before writing.
+experiment (and inventory, and its known_hosts files) it references, a
+ServiceAccount, RBAC with exactly what the probes and the Lease lock use,
+and the CronJob (concurrencyPolicy Forbid, the plan's time zone,
+startingDeadlineSeconds = the plan's catch-up allowance). Every document
+is validated against the Kubernetes OpenAPI schema (kubernetes-validate,
+strict) before writing.
+
+Secret material never goes into that file or a ConfigMap: a file that
+holds any (an experiment with a `secrets` block, a plan with webhooks or
+secret-named vars, anything chaosk3s.redact would hide) goes into a
+Secret, written to its own owner-only file (SECRET_SUFFIX) for the
+operator to apply or hand to their secret store; the pod reads the
+ConfigMap and the Secret as one directory (a projected volume).
 
 In the pod the inventory loses its kubeconfig and contexts (chaosk3s then
-uses the pod's service account, as kubectl does), and its SSH key files
-point into a Secret mounted from SSH_DIR. The keys never go into the
-exported file: `ssh_secret_command` says how to create that Secret.
+uses the pod's service account, as kubectl does), its known_hosts files
+come from the ConfigMap (host keys are public; a pod remembers nothing,
+so every ssh node needs one, and accept-new is refused: it would trust
+any key on every run), and its SSH key files point into a Secret mounted
+from SSH_DIR. The keys never go into the exported files:
+`ssh_secret_command` says how to create that Secret.
 """
 
-import os
 import shlex
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -22,17 +33,29 @@ import kubernetes_validate
 import yaml
 
 from chaosk3s.errors import SpecError
+from chaosk3s.files import write_atomically
 from chaosk3s.gameday.export import unit_name
 from chaosk3s.gameday.lock import LEASE_NAME, LEASE_NAMESPACE
 from chaosk3s.gameday.plan import Plan
+from chaosk3s.gameday.podfiles import CONFIG_DIR, SSH_DIR, pod_files
 from chaosk3s.gameday.runner import EXIT_SKIPPED
 from chaosk3s.gameday.schedule import ON_TIME
 
 KUBERNETES_VERSION = "1.30.0"  # CronJob timeZone is GA from 1.27
-CONFIG_DIR = "/etc/chaosk3s/gameday"
-SSH_DIR = "/etc/chaosk3s/ssh"
 REPORTS_DIR = "/var/lib/chaosk3s/reports"
 DEFAULT_NAMESPACE = "chaosk3s"
+SECRET_SUFFIX = ".secret.yaml"
+
+
+@dataclass
+class Export:
+    """The documents to write, the Secret with the files that hold
+    secret material (None if none does), and the kubectl command that
+    makes the Secret of SSH keys (None if no key is named)."""
+
+    documents: list[dict]
+    secret: dict | None
+    ssh_secret_command: str | None
 
 
 class _Dumper(yaml.SafeDumper):
@@ -61,50 +84,6 @@ def _meta(name: str, namespace: str | None) -> dict:
     if namespace:
         meta["namespace"] = namespace
     return meta
-
-
-def _files(plan: Plan) -> tuple[dict[str, str], dict[str, str]]:
-    """ConfigMap data (key → text, the plan rewritten to its keys) and
-    the SSH keys the pod needs (Secret key → local path)."""
-    data, keys, experiments = {}, {}, []
-    for index, experiment in enumerate(plan.experiments):
-        key = keys.get(experiment.path)
-        if key is None:
-            key = f"{index + 1:02d}-{experiment.path.name}"
-            keys[experiment.path] = key
-            data[key] = experiment.path.read_text()
-        experiments.append({"path": key, "vars": dict(experiment.vars)})
-    target, ssh_keys = plan.target, {}
-    if target != "lab":
-        data["inventory.yaml"], ssh_keys = _pod_inventory(Path(target))
-        target = "inventory.yaml"
-    raw = yaml.safe_load(plan.source.read_text())
-    raw.update(target=target, experiments=experiments,
-               report_dir=REPORTS_DIR)
-    raw.pop("retention", None)  # the pod's reports die with it
-    data["plan.yaml"] = yaml.safe_dump(raw, sort_keys=False)
-    return data, ssh_keys
-
-
-def _pod_inventory(path: Path) -> tuple[str, dict[str, str]]:
-    """The inventory as the pod reads it, and its keys (Secret key →
-    local path)."""
-    raw = yaml.safe_load(path.read_text())
-    for field in ("kubeconfig", "context", "contexts"):
-        raw.pop(field, None)
-    ssh_keys: dict[str, str] = {}
-    transports = [(raw.get("defaults") or {}).get("transport"),
-                  *((r or {}).get("transport")
-                    for r in (raw.get("roles") or {}).values()),
-                  *(n.get("transport") for n in raw.get("nodes") or [])]
-    for transport in transports:
-        if transport and transport.get("key_file"):
-            local = os.path.expanduser(transport["key_file"])
-            name = next((k for k, v in ssh_keys.items() if v == local),
-                        f"key-{len(ssh_keys) + 1}")
-            ssh_keys[name] = local
-            transport["key_file"] = f"{SSH_DIR}/{name}"
-    return yaml.safe_dump(raw, sort_keys=False), ssh_keys
 
 
 def _secret_command(name: str, namespace: str,
@@ -156,8 +135,18 @@ def _job_script() -> str:
             f"exit $code")
 
 
+def _config_volume(name: str, with_secret: bool) -> dict:
+    """The pod's CONFIG_DIR: the ConfigMap, and the Secret's files beside
+    them when some hold secret material."""
+    if not with_secret:
+        return {"name": "plan", "configMap": {"name": name}}
+    return {"name": "plan", "projected": {"defaultMode": 0o440, "sources": [
+        {"configMap": {"name": name}},
+        {"secret": {"name": f"{name}-files"}}]}}
+
+
 def _cronjob(plan: Plan, name: str, namespace: str, image: str,
-             with_ssh: bool) -> dict:
+             with_ssh: bool, with_secret: bool) -> dict:
     deadline = max(int(ON_TIME.total_seconds()),
                    plan.schedule.catch_up_minutes * 60)
     history = min(plan.retention.keep_runs or 3, 10)
@@ -169,7 +158,7 @@ def _cronjob(plan: Plan, name: str, namespace: str, image: str,
             {"name": "reports", "mountPath": REPORTS_DIR}]}
     pod = {"serviceAccountName": name, "restartPolicy": "Never",
            "containers": [container],
-           "volumes": [{"name": "plan", "configMap": {"name": name}},
+           "volumes": [_config_volume(name, with_secret),
                        {"name": "reports", "emptyDir": {}}]}
     if with_ssh:  # ssh refuses keys that others can read
         container["volumeMounts"].append(
@@ -193,22 +182,27 @@ def _cronjob(plan: Plan, name: str, namespace: str, image: str,
 
 
 def cronjob_documents(plan: Plan, namespace: str = DEFAULT_NAMESPACE,
-                      image: str | None = None
-                      ) -> tuple[list[dict], str | None]:
-    """The documents, and the command that makes the SSH key Secret they
-    mount (None when none is needed)."""
+                      image: str | None = None) -> Export:
+    """The documents, the Secret of files holding secret material, and
+    the command that makes the SSH key Secret they mount."""
     name = unit_name(plan)
-    data, ssh_keys = _files(plan)
-    return [
+    public, secret, ssh_keys = pod_files(plan, REPORTS_DIR)
+    documents = [
         {"apiVersion": "v1", "kind": "Namespace",
          "metadata": _meta(namespace, None)},
         {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": _meta(name, namespace), "data": data},
+         "metadata": _meta(name, namespace), "data": public},
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": _meta(name, namespace)},
         *_rbac(name, namespace),
         _cronjob(plan, name, namespace, image or default_image(),
-                 bool(ssh_keys))], _secret_command(name, namespace, ssh_keys)
+                 bool(ssh_keys), bool(secret))]
+    secret_document = {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": _meta(f"{name}-files", namespace),
+        "stringData": secret} if secret else None
+    return Export(documents, secret_document,
+                  _secret_command(name, namespace, ssh_keys))
 
 
 def validate_documents(documents: list[dict],
@@ -225,13 +219,23 @@ def validate_documents(documents: list[dict],
                 f"{exc.message}") from None
 
 
+def secret_path(path: Path) -> Path:
+    """Where the Secret of an export to path is written."""
+    return path.with_name(path.stem + SECRET_SUFFIX)
+
+
 def write_cronjob(plan: Plan, path: Path,
                   namespace: str = DEFAULT_NAMESPACE,
-                  image: str | None = None
-                  ) -> tuple[list[dict], str | None]:
-    documents, secret_command = cronjob_documents(plan, namespace, image)
-    validate_documents(documents)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.dump_all(documents, Dumper=_Dumper,
-                                  sort_keys=False))
-    return documents, secret_command
+                  image: str | None = None) -> Export:
+    """Write the documents to path and, when some file holds secret
+    material, its Secret to secret_path(path) (0600); nothing is written
+    if a document fails the schema."""
+    export = cronjob_documents(plan, namespace, image)
+    secret = [export.secret] if export.secret else []
+    validate_documents(export.documents + secret)
+    write_atomically(path, yaml.dump_all(export.documents, Dumper=_Dumper,
+                                         sort_keys=False))
+    if export.secret:
+        write_atomically(secret_path(path), yaml.dump_all(
+            secret, Dumper=_Dumper, sort_keys=False))
+    return export

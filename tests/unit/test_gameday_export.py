@@ -3,6 +3,7 @@ and the CronJob documents (checked against the Kubernetes schema)."""
 
 import dataclasses
 import itertools
+import stat
 from datetime import UTC, datetime
 
 import pytest
@@ -131,15 +132,18 @@ def test_export_cronjob_gives_the_pod_its_service_account_and_keys(
     """The pod has no kubeconfig and none of this machine's files: the
     inventory drops kubeconfig and contexts, and its SSH keys come from
     a Secret the operator creates (the keys are not in the export)."""
-    key, jump_key = tmp_path / "id_ed25519", tmp_path / "jump key"
+    key, jump_key = tmp_path / "id_ed25519", tmp_path / "jump_key"
     key.write_text("PRIVATE KEY MATERIAL\n")
     jump_key.write_text("OTHER PRIVATE KEY\n")
+    known = tmp_path / "known_hosts"
+    known.write_text("10.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHost1\n")
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(yaml.safe_dump({
         "cluster": "prod-k3s", "kubeconfig": str(tmp_path / "kubeconfig"),
         "contexts": ["a", "b"],
         "defaults": {"transport": {"type": "ssh", "user": "ops",
-                                   "key_file": str(key)}},
+                                   "key_file": str(key),
+                                   "known_hosts": str(known)}},
         "nodes": [
             {"name": "server-etcd-0", "role": "etcd", "address": "10.0.0.1"},
             {"name": "agent-0", "role": "agent", "address": "10.0.0.2",
@@ -155,7 +159,7 @@ def test_export_cronjob_gives_the_pod_its_service_account_and_keys(
     assert "PRIVATE KEY" not in out.read_text()
     secret = "chaosk3s-gameday-tiny-ssh"
     assert (f"kubectl -n chaos create secret generic {secret} "
-            f"--from-file=key-1={key} --from-file=key-2='{jump_key}'"
+            f"--from-file=key-1={key} --from-file=key-2={jump_key}"
             ) in done.stdout
     docs = list(yaml.safe_load_all(out.read_text()))
     validate_documents(docs)
@@ -173,16 +177,86 @@ def test_export_cronjob_gives_the_pod_its_service_account_and_keys(
         "server-etcd-0": "/etc/chaosk3s/ssh/key-1",
         "agent-0": "/etc/chaosk3s/ssh/key-2",
         "agent-1": "/etc/chaosk3s/ssh/key-1"}
+    # host keys travel with the ConfigMap, and the pod checks them
+    data = by_kind["ConfigMap"]["data"]
+    assert data["known_hosts-1"] == known.read_text()
+    assert {n.access.known_hosts for n in exported.nodes.values()} == {
+        "/etc/chaosk3s/gameday/known_hosts-1"}
+    assert {n.access.host_key_checking for n in exported.nodes.values()
+            } == {"strict"}
+    assert not (tmp_path / "cronjob.secret.yaml").exists()
+
+
+@pytest.mark.parametrize(("transport", "refusal"), [
+    ({"type": "ssh", "key_file": "/k"}, "has no known_hosts"),
+    ({"type": "ssh", "known_hosts": "/kh", "host_key_checking":
+      "accept-new"}, "accept any host key on every run")])
+def test_export_cronjob_refuses_pods_that_cannot_check_host_keys(
+        tmp_path, transport, refusal):
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump({
+        "cluster": "c", "defaults": {"transport": transport},
+        "nodes": [{"name": "agent-0", "address": "10.0.0.2"}]}))
+    plan = write_plan(tmp_path, [(OK_EXPERIMENT, {})],
+                      target=str(inventory))
+    out = tmp_path / "cronjob.yaml"
+    done = run_cli("export", str(plan), "--cronjob", str(out))
+    assert done.returncode == 2 and refusal in done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()
+
+
+def test_export_cronjob_puts_secret_material_in_a_secret(tmp_path):
+    """An experiment's secrets block, the plan's webhooks and a secret
+    var never reach the ConfigMap or the exported file: they go to an
+    owner-only Secret file, and the pod sees one directory."""
+    planted = {"secret": "xp-secret-value-1", "var": "var-token-2",
+               "hook": "https://hooks.example/T0/B0/hook-secret-3"}
+    with_secrets = {**OK_EXPERIMENT, "secrets": {"api": {
+        "token": planted["secret"]}},
+        "configuration": {**OK_EXPERIMENT["configuration"],
+                          "api_token": ""}}
+    plan = write_plan(tmp_path, [(OK_EXPERIMENT, {}),
+                                 (with_secrets,
+                                  {"api_token": planted["var"]})],
+                      webhooks={"finish": planted["hook"]})
+    out = tmp_path / "cronjob.yaml"
+    done = run_cli("export", str(plan), "--cronjob", str(out))
+    assert done.returncode == 0, done.stderr
+    exported, secret_file = out.read_text(), tmp_path / "cronjob.secret.yaml"
+    for value in planted.values():
+        assert value not in exported and value not in done.stdout
+        assert value in secret_file.read_text()
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    (secret,) = yaml.safe_load_all(secret_file.read_text())
+    validate_documents([secret])
+    assert secret["kind"] == "Secret"
+    assert sorted(secret["stringData"]) == ["02-exp1.json", "plan.yaml"]
+    docs = {d["kind"]: d for d in yaml.safe_load_all(exported)}
+    assert sorted(docs["ConfigMap"]["data"]) == ["01-exp0.json"]
+    pod = docs["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    plan_volume = next(v for v in pod["volumes"] if v["name"] == "plan")
+    assert plan_volume["projected"]["sources"] == [
+        {"configMap": {"name": "chaosk3s-gameday-tiny"}},
+        {"secret": {"name": "chaosk3s-gameday-tiny-files"}}]
+    # the pod's directory: both sources; the plan loads from it
+    pod_dir = tmp_path / "pod"
+    pod_dir.mkdir()
+    for key, text in {**docs["ConfigMap"]["data"],
+                      **secret["stringData"]}.items():
+        (pod_dir / key).write_text(text)
+    loaded = load_plan(pod_dir / "plan.yaml")
+    assert loaded.webhook("finish") == planted["hook"]
+    assert dict(loaded.experiments[1].vars) == {"api_token": planted["var"]}
 
 
 def test_schema_validation_rejects_a_broken_document():
-    docs, _secret = cronjob_documents(load_plan(EXAMPLE))
+    docs = cronjob_documents(load_plan(EXAMPLE)).documents
     docs[-1]["spec"]["concurrencyPolicy"] = 7
     docs[-1]["spec"]["jobTemplate"]["spec"]["template"]["spec"][
         "containers"][0]["imagePullPolicy"] = ["Always"]
     with pytest.raises(SpecError, match="CronJob .* schema"):
         validate_documents(docs)
-    docs, _secret = cronjob_documents(load_plan(EXAMPLE))
+    docs = cronjob_documents(load_plan(EXAMPLE)).documents
     docs[2]["metadata"]["surprise"] = "x"
     with pytest.raises(SpecError, match="ServiceAccount .*surprise"):
         validate_documents(docs)
