@@ -172,6 +172,7 @@ def test_an_error_exits_2_and_a_dead_webhook_is_not_fatal(tmp_path):
     assert result.experiments[1].status == "skipped"
     assert result.exit_code == 2
     assert any("webhook finish" in m and "failed" in m for m in seen)
+    assert not [m for m in seen if "127.0.0.1:9" in m]  # never its URL
 
 
 def test_retention_keeps_the_last_runs_only(tmp_path):

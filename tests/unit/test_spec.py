@@ -144,3 +144,18 @@ def test_lab_releases_prints_the_same_pair_apart():
     assert lines["v1.28.12-v1.28.15"] == BUGGY
     assert lines["v1.28.15+k3s-2d0661e3"] == FIX1
     assert len(lines) == len(release_table())
+
+
+@pytest.mark.parametrize(("value", "ssh", "sudo"), [
+    (True, True, False), (False, False, False), ("sudo", True, True)])
+def test_ssh_as_root_or_as_an_operator_with_sudo(value, ssh, sudo):
+    from chaosk3s.lab.state import spec_to_dict
+    spec = _spec([E0], ssh=value)
+    assert (spec.ssh, spec.ssh_sudo) == (ssh, sudo)
+    again = parse_spec(spec_to_dict(spec))  # as lab.json keeps it
+    assert (again.ssh, again.ssh_sudo) == (ssh, sudo)
+
+
+def test_ssh_takes_true_false_or_sudo_only():
+    with pytest.raises(SpecError, match="ssh 'yes'.*sudo"):
+        _spec([E0], ssh="yes")
