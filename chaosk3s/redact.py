@@ -114,8 +114,17 @@ def _flag(match: re.Match) -> str:
         value != REDACTED else match.group(0)
 
 
+# Every pattern above needs one of these; most text has none (one search
+# instead of eight substitutions).
+_MAYBE = re.compile(r"token|passw|passphrase|secret|credential|key|pwd|"
+                    r"auth|cookie|sig|bearer|kubeconfig|webhook|jwt|://|eyJ",
+                    re.IGNORECASE)
+
+
 def scrub_patterns(text: str) -> str:
     """text with every secret-looking piece replaced by REDACTED."""
+    if not _MAYBE.search(text):
+        return text
     text = _PEM.sub(REDACTED, text)
     text = _USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
     text = _QUERY.sub(_query, text)
@@ -168,27 +177,27 @@ class Redactor:
         """A copy of value: secret-named keys' values and (hide_all)
         every leaf hidden, every string scrubbed. by_key=False only
         scrubs (for data whose keys are names, such as node names)."""
-        if depth > MAX_DEPTH:
+        if isinstance(value, str):
+            return REDACTED if hide_all else self.text(value)
+        if isinstance(value, dict | list | tuple) and depth > MAX_DEPTH:
             return f"… (nested deeper than {MAX_DEPTH} levels; cut)"
         if isinstance(value, dict):
-            if by_key and value.get("type") in _REFERENCE_TYPES:
-                return {k: (v if k in _REFERENCE_KEYS else self.value(
-                    v, hide_all, by_key, depth + 1))
-                    for k, v in value.items()}
-            return {self._key(k): self.value(
-                v, hide_all or (by_key and secret_key(k)), by_key, depth + 1)
-                for k, v in value.items()}
+            return self._mapping(value, hide_all, by_key, depth)
         if isinstance(value, list | tuple):
             return [self.value(item, hide_all, by_key, depth + 1)
                     for item in value]
-        if hide_all and value is not None:
-            return REDACTED
-        if isinstance(value, str):
-            return self.text(value)
-        return value
+        return REDACTED if hide_all and value is not None else value
 
-    def _key(self, key: object) -> object:
-        return self.text(key) if isinstance(key, str) else key
+    def _mapping(self, value: dict, hide_all: bool, by_key: bool,
+                 depth: int) -> dict:
+        kind = value.get("type")
+        if by_key and isinstance(kind, str) and kind in _REFERENCE_TYPES:
+            return {k: (v if k in _REFERENCE_KEYS else self.value(
+                v, hide_all, by_key, depth + 1)) for k, v in value.items()}
+        text = self.text
+        return {(text(k) if isinstance(k, str) else k): self.value(
+            v, hide_all or (by_key and secret_key(k)), by_key, depth + 1)
+            for k, v in value.items()}
 
 
 PATTERNS = Redactor()  # patterns only, for what has no known values
@@ -210,7 +219,8 @@ def _leaves(value: Any, depth: int = 0) -> list:
     if depth > MAX_DEPTH:
         return []
     if isinstance(value, dict):
-        if value.get("type") in _REFERENCE_TYPES:
+        if isinstance(value.get("type"), str) and \
+                value["type"] in _REFERENCE_TYPES:
             value = {k: v for k, v in value.items()
                      if k not in _REFERENCE_KEYS}
         return [leaf for v in value.values()

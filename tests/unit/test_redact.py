@@ -214,3 +214,13 @@ def test_artefacts_are_owner_only_whatever_the_umask(tmp_path):
             0o600
     finally:
         os.umask(old)
+
+
+def test_odd_shapes_never_break_redaction():
+    odd = {"type": [], "a": {"type": {"b": 1}, "token": "t0ken-x"},
+           "secrets": "not a mapping", 3: None}
+    shown = redact(odd)
+    assert shown["a"]["token"] == REDACTED and shown["type"] == []
+    redactor = for_experiment({"secrets": [1, {"type": ["env"]}],
+                               "configuration": "x"})
+    assert redactor.text("no secret") == "no secret"
