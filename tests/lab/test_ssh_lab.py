@@ -219,6 +219,17 @@ def test_planted_secrets_reach_no_artefact(ssh_lab, tmp_path):
     env = {**os.environ, "CK3S_PLANTED_ENV": PLANTED["secrets from env"],
            "CHAOSK3S_LOCK_DIR": str(tmp_path / "locks")}
     os.umask(0o022)
+    # chaos run alone first (no game-day runner redacts after it): the
+    # control's own redaction of the journal and of chaos's log file
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    direct = subprocess.run(
+        [str(BIN / "chaos"), "--verbose", "--log-file", "chaos.log", "run",
+         "--journal-path", "journal.json", "--var",
+         f"api_token={PLANTED['plan var']}", str(experiment)], cwd=alone,
+        capture_output=True, text=True, timeout=300, check=False, env=env)
+    assert direct.returncode == 0, direct.stderr[-3000:]
+    assert "api_token" in (alone / "journal.json").read_text()
     done = subprocess.run(
         [str(BIN / "chaosk3s"), "gameday", "run", str(plan)], cwd=tmp_path,
         capture_output=True, text=True, timeout=300, check=False, env=env)
@@ -249,13 +260,15 @@ def test_planted_secrets_reach_no_artefact(ssh_lab, tmp_path):
         ssh_lab.state.root / "nodes",
         skip=(experiment, plan, secret_export))
     written["gameday output"] = done.stdout + done.stderr
+    written["chaos run output"] = direct.stdout + direct.stderr
     written["export output"] = exported.stdout + exported.stderr
     assert any(name.endswith(".debug.log") for name in written)
     assert any(name.endswith("index.html") for name in written)
     for name, text in written.items():
         for what, value in PLANTED.items():
             assert value not in text, f"{what} leaked into {name}"
-    for path in [*run_dir.iterdir(), tmp_path / "partial.json",
+    for path in [*run_dir.iterdir(), *alone.iterdir(),
+                 tmp_path / "partial.json",
                  tmp_path / "reports" / "index.html", secret_export,
                  *Path(os.environ["CHAOSK3S_LEDGER_DIR"]).glob("*.json")]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
