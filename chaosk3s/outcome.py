@@ -16,7 +16,7 @@ after that to choose its exit code and writes the journal
 "completed"`, then `ctx.exit(1)`).
 """
 
-from chaosk3s.report.redact import redact
+from chaosk3s.redact import redact
 
 _WRAPPER = "chaoslib.exceptions.ActivityFailed: "
 

@@ -49,8 +49,11 @@ _SECRET_WORDS = {"key", "keys", "pwd", "auth", "authorization", "cookie",
 _WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _REFERENCE_TYPES = {"env", "vault"}
 _REFERENCE_KEYS = {"type", "key", "path"}
-# Names that read as `name: value` in a traceback but are no secret.
+# Names that read as `name: value` in a traceback but are no secret; and
+# bare words that in prose name no secret ("Its keys: a, b"), though
+# compounds do ("api_key: x", "client-key-data: x").
 _NOT_NAMES = ("error", "exception", "warning")
+_PROSE_NAMES = {"key", "keys"}
 
 _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?"
                   r"(?:-----END \1PRIVATE KEY-----|\Z)", re.DOTALL)
@@ -92,7 +95,8 @@ def _secret_name(text: str) -> bool:
 
 def _secret_name_in_text(name: str) -> bool:
     bare = name.lstrip("-")
-    return secret_key(bare) and not bare.lower().endswith(_NOT_NAMES)
+    return secret_key(bare) and bare.lower() not in _PROSE_NAMES and \
+        not bare.lower().endswith(_NOT_NAMES)
 
 
 def _pair(match: re.Match) -> str:

@@ -63,6 +63,7 @@ KEPT = [
     "chaosk3s:0101abcd1 -j DROP",
     "Host key verification failed.",
     "http://10.213.11.10:6443/api/v1/nodes?labelSelector=a%3Db",
+    "Its keys: fault_ttl, lab_spec; unknown key: foo",
 ]
 
 
