@@ -14,7 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 from chaosk3s.redact import REDACTED
-from chaosk3s.report import JournalError, load_journal, render_journal
+from chaosk3s.report import (
+    JournalError,
+    load_journal,
+    render_journal,
+    update_index,
+)
 from chaosk3s.report.cli import chaos_report_command, report_command
 from chaosk3s.report.render import render_report
 from chaosk3s.report.samples import lab_journal
@@ -224,6 +229,30 @@ def test_redaction_of_keys_values_and_references(tmp_path):
     assert config["version"]["default"] == "v1.28.15+k3s1"
     assert config["header"] == f"Bearer {REDACTED}"  # the token only
     assert config["Credentials"] == {"user": REDACTED}
+
+
+def test_secrets_hide_in_tracebacks_tooltips_and_attributes(tmp_path):
+    """A journal no chaosk3s control redacted (plain chaos, a hand edit):
+    the report hides its secrets wherever they would show, SVG <title>
+    tooltips and the index's title attributes included."""
+    raw = lab_journal(agents=1)
+    raw["experiment"]["secrets"] = {"api": {"token": "scope-value-77"}}
+    run = raw["run"][0]
+    run["status"] = "failed"
+    run["activity"]["name"] = "call https://u:pw-in-url-55@h/x"
+    run["exception"] = ["Traceback (most recent call last):\n",
+                        "requests.HTTPError: 401 for ?access_token=qt-66 "
+                        "with Authorization: Bearer bt-88 and "
+                        "scope-value-77\n"]
+    raw["chaosk3s"]["faults"][0]["description"] = "cut with scope-value-77"
+    (tmp_path / "reports").mkdir()
+    journal = write(tmp_path / "reports", "j.json", raw)
+    page = render_journal(journal, tmp_path).read_text()
+    index = update_index(tmp_path / "reports").read_text()
+    assert "<title>" in page and "title=" in index
+    for secret in ("pw-in-url-55", "qt-66", "bt-88", "scope-value-77"):
+        assert secret not in page and secret not in index, secret
+    assert "401 for ?access_token=" in page  # the rest of the error stays
 
 
 def test_report_command_renders_good_files_despite_bad_ones(tmp_path,
