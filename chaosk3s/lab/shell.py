@@ -7,7 +7,8 @@ from chaosk3s.errors import CommandFailed, EnvironmentProblem
 
 # The Debian package that provides each host binary the lab needs.
 PACKAGES = {"ip": "iproute2", "iptables": "iptables",
-            "iptables-save": "iptables", "sshd": "openssh-server"}
+            "iptables-save": "iptables", "sshd": "openssh-server",
+            "visudo": "sudo", "useradd": "passwd", "userdel": "passwd"}
 
 
 def require(binary: str) -> str:
