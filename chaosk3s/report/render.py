@@ -70,11 +70,11 @@ def inline(value: Any) -> str:
         shown[:SHORT_OUTPUT] + "…"
 
 
-def clip(value: Any) -> str:
-    """A cell's text, cut at CLIP_CHARS."""
+def clip(value: Any, limit: int = CLIP_CHARS) -> str:
+    """A cell's (or a title's) text, cut at limit characters."""
     shown = value if isinstance(value, str) else str(value)
-    return shown if len(shown) <= CLIP_CHARS else \
-        shown[:CLIP_CHARS] + f"… ({len(shown) - CLIP_CHARS:,} more)"
+    return shown if len(shown) <= limit else \
+        shown[:limit] + f"… ({len(shown) - limit:,} more)"
 
 
 class Details:

@@ -162,5 +162,5 @@ def svg(height: float, parts: list[str], title: str,
     return Markup(
         f'<svg class="chart" viewBox="0 0 {width:.0f} {height:.0f}" '
         f'width="{width:.0f}" height="{height:.0f}" role="img" '
-        f'aria-label="{escape(title)}">'
-        f'<title>{escape(title)}</title>{"".join(parts)}</svg>')
+        f'aria-label="{escape(tip_text(title))}">'
+        f'<title>{escape(tip_text(title))}</title>{"".join(parts)}</svg>')
