@@ -48,12 +48,8 @@ from chaosk3s.experiment_check import (
 )
 from chaosk3s.files import owner_only, write_atomically
 from chaosk3s.readiness import ReadinessWatch, utc_now
-from chaosk3s.redact import (
-    Redactor,
-    for_experiment,
-    protect_logs,
-    redact_journal,
-)
+from chaosk3s.redact import Redactor, for_experiment, redact_journal
+from chaosk3s.redact_logs import protect_logs
 from chaosk3s.run import begin_run, end_run
 from chaosk3s.safe_cleanup import heal_run
 from chaosk3s.target import forget_targets, get_target, target_name

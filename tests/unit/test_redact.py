@@ -13,14 +13,13 @@ import pytest
 from chaosk3s.files import owner_only, write_atomically
 from chaosk3s.redact import (
     REDACTED,
-    LogRedaction,
     Redactor,
     for_experiment,
-    protect_logs,
     redact,
     redact_journal,
     scrub_patterns,
 )
+from chaosk3s.redact_logs import LogRedaction, protect_logs
 
 # (text, the secret in it): each must vanish from the scrubbed text.
 PLANTED = [
