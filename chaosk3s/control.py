@@ -89,10 +89,11 @@ def configure_control(configuration: dict = None, secrets: dict = None,
     _state = _State()
     _state.configuration = dict(configuration or {})
     _state.secrets = dict(secrets or {})
-    _state.redactor = for_experiment(experiment, secrets, configuration)
-    protect_logs(_state.redactor)
     _heal_on_sigterm()
     try:
+        # First: nothing may be logged or written before it is redacted.
+        _state.redactor = for_experiment(experiment, secrets, configuration)
+        protect_logs(_state.redactor)
         _check_input(_state.configuration, _state.secrets, experiment or {})
         _prepare(_state.configuration, experiment or {})
     except ChaosK3sError as exc:

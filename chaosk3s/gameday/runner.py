@@ -325,4 +325,3 @@ def _render(journal: Journal, path: Path, run_dir: Path,
         progress(f"could not render {path.name}: {exc}")
         return None
     return str(target)
-
