@@ -7,7 +7,6 @@ returns what it did (nodes, rules, timestamps) for the journal.
 """
 
 import logging
-import shlex
 
 from chaosk3s.arguments import (
     NODES,
@@ -19,8 +18,9 @@ from chaosk3s.arguments import (
     one_of,
 )
 from chaosk3s.errors import SpecError
+from chaosk3s.faults import service
 from chaosk3s.faults.apply import apply_plan, heal
-from chaosk3s.faults.partition import DIRECTIONS, MODES
+from chaosk3s.faults.partition import DEFAULT_STATE_DIR, DIRECTIONS, MODES
 from chaosk3s.model import Cut, FaultPlan, Node
 from chaosk3s.readiness import utc_now
 from chaosk3s.run import current_run
@@ -169,7 +169,7 @@ def heal_partitions(fault_id: str = "", configuration: dict = None) -> dict:
 
 def _node_command(action: str, nodes: str, one_at_a_time: bool,
                   force: bool, configuration: dict | None,
-                  duration: float = 0) -> dict:
+                  timeout: float, duration: float = 0) -> dict:
     target = get_target(configuration)
     target.check_allowed(force)
     # Starting needs no API: it may be what brings the API back.
@@ -180,26 +180,58 @@ def _node_command(action: str, nodes: str, one_at_a_time: bool,
     run = current_run(configuration)
     done = []
     for node in chosen:
-        command = target.inventory.command(node.role, action, node.name)
-        if action == "stop" and duration > 0:
-            start = target.inventory.command(node.role, "start", node.name)
-            # The node starts itself again: no runner needed to undo it.
-            command += (f" && (setsid nohup sh -c "
-                        f"{shlex.quote(f'sleep {duration:g}; {start}')} "
-                        f">/dev/null 2>&1 &)")
         fault_id = run.ledger.next_fault_id()
         run.ledger.record({"id": fault_id, "kind": action,
                            "nodes": [node.name], "description":
                            f"{action} k3s on {node.name}",
                            "started_at": utc_now(), "ended_at": None})
-        result = target.transport(node).run(command, timeout=120)
+        evidence = _act(target, node, action, float(timeout), fault_id)
+        if action == "stop" and duration > 0:
+            evidence["starts_again"] = _start_later(target, node, duration,
+                                                    fault_id)
         if action != "stop" or duration:  # else open until started
             run.ledger.update(fault_id, ended_at=utc_now())
         if action == "start":
             _close_stops(run, node.name)
-        done.append({"node": node.name, "command": command,
-                     "seconds": result.seconds, "at": utc_now()})
+        logger.info("%s on %s: seen (%s)", action, node.name,
+                    _summary(evidence))
+        done.append({**evidence, "at": utc_now()})
     return {"action": action, "nodes": done}
+
+
+def _act(target: Target, node: Node, action: str, bound: float,
+         fault_id: str) -> dict:
+    """Run action on node and read back from the node that it happened."""
+    commands = target.inventory.commands_for(node.role)
+    commands = {k: target.inventory.command(node.role, k, node.name)
+                for k in commands}
+    transport = target.transport(node)
+    if action == "reboot":
+        return service.reboot(transport, commands, bound, fault_id)
+    if action == "start":
+        return service.start(transport, commands, bound,
+                             server=node.role != "agent")
+    return getattr(service, action)(transport, commands, bound)
+
+
+def _start_later(target: Target, node: Node, duration: float,
+                 fault_id: str) -> str:
+    start = target.inventory.command(node.role, "start", node.name)
+    # The node starts itself again: no runner needed to undo it.
+    target.transport(node).run(service.detached(
+        f"sleep {duration:g}\n{start}",
+        f"{DEFAULT_STATE_DIR}/{node.name}/start-{fault_id}.log"),
+        timeout=30, description=f"start k3s after {duration:g}s")
+    return f"after {duration:g}s: {start}"
+
+
+def _summary(evidence: dict) -> str:
+    if "boot_id_after" in evidence:
+        return (f"boot id {evidence['boot_id_before']} -> "
+                f"{evidence['boot_id_after']}")
+    before, after = evidence["before"], evidence["after"]
+    return (f"MainPID {before['main_pid']} {before['active_state']} -> "
+            f"{after['main_pid']} {after['active_state']}")
 
 
 def _close_stops(run, node: str) -> None:
@@ -208,40 +240,56 @@ def _close_stops(run, node: str) -> None:
             run.ledger.update(entry["id"], ended_at=utc_now())
 
 
-@activity(nodes=NODES)
+@activity(nodes=NODES, timeout=POSITIVE)
 def restart_k3s(nodes: str = "agent", one_at_a_time: bool = True,
-                force: bool = False, configuration: dict = None) -> dict:
+                force: bool = False, timeout: float = 120,
+                configuration: dict = None) -> dict:
     """Restart the K3s service on the selected nodes (a group as in
     `partition_roles`), one node after another by default. Uses the
     inventory's restart command (default `systemctl restart k3s` or
-    `k3s-agent`). Blast radius: the selected nodes' K3s processes."""
+    `k3s-agent`), then reads the unit's state back from each node (its
+    `status` command) until it runs as a new process (a new MainPID or
+    start time), and fails naming the node, the command, what was
+    expected and what was seen if that does not show within `timeout`
+    seconds. The result carries that evidence (before and after).
+    Blast radius: the selected nodes' K3s processes."""
     return _node_command("restart", nodes, one_at_a_time, force,
-                         configuration)
+                         configuration, timeout)
 
 
-@activity(nodes=NODES, duration=NOT_NEGATIVE)
+@activity(nodes=NODES, duration=NOT_NEGATIVE, timeout=POSITIVE)
 def stop_k3s(nodes: str, duration: float = 0, force: bool = False,
-             configuration: dict = None) -> dict:
-    """Stop K3s on the selected nodes. With `duration` > 0 each node
-    starts it again by itself after that many seconds (node-local, so it
-    happens even if the runner dies); otherwise the chaosk3s control
-    starts it at cleanup. Refused if it would stop a majority of etcd
-    members. Rollback: `start_k3s`."""
+             timeout: float = 120, configuration: dict = None) -> dict:
+    """Stop K3s on the selected nodes and check, on each node, that the
+    unit is inactive within `timeout` seconds. With `duration` > 0 each
+    node starts it again by itself after that many seconds (node-local,
+    so it happens even if the runner dies); otherwise the chaosk3s
+    control starts it at cleanup. Refused if it would stop a majority of
+    etcd members. Rollback: `start_k3s`."""
     return _node_command("stop", nodes, False, force, configuration,
-                         duration)
+                         timeout, duration)
 
 
-@activity(nodes=NODES)
-def start_k3s(nodes: str, configuration: dict = None) -> dict:
-    """Start K3s on the selected nodes (the rollback of `stop_k3s`)."""
-    return _node_command("start", nodes, True, True, configuration)
+@activity(nodes=NODES, timeout=POSITIVE)
+def start_k3s(nodes: str, timeout: float = 120,
+              configuration: dict = None) -> dict:
+    """Start K3s on the selected nodes (the rollback of `stop_k3s`) and
+    check, on each node, that the unit is active and, on servers, serving
+    (the inventory's `serving` command succeeds) within `timeout` s."""
+    return _node_command("start", nodes, True, True, configuration,
+                         timeout)
 
 
-@activity(nodes=NODES)
+@activity(nodes=NODES, timeout=POSITIVE)
 def reboot_nodes(nodes: str, one_at_a_time: bool = True,
-                 force: bool = False, configuration: dict = None) -> dict:
+                 force: bool = False, timeout: float = 300,
+                 configuration: dict = None) -> dict:
     """Reboot the selected machines with the inventory's reboot command
-    (default `systemctl reboot`); returns once each reboot is issued.
-    Pair with `wait_for_nodes_ready`. Blast radius: whole machines."""
+    (default `systemctl reboot`), issued detached from the session, and
+    check that each machine's boot id changed (its `boot_id` command,
+    default /proc/sys/kernel/random/boot_id) within `timeout` seconds;
+    fails naming the node, command and what was seen otherwise. The
+    result carries the boot ids before and after. Pair with
+    `wait_for_nodes_ready`. Blast radius: whole machines."""
     return _node_command("reboot", nodes, one_at_a_time, force,
-                         configuration)
+                         configuration, timeout)

@@ -180,21 +180,24 @@ def lab_kubeconfig() -> None:
 
 @lab.command("node")
 @click.argument("name")
-@click.argument("action",
-                type=click.Choice(["start", "stop", "restart", "reboot"]))
+@click.argument("action", type=click.Choice(
+    ["start", "stop", "restart", "reboot", "show", "boot-id"]))
 @click.option("--service", help="Only this service (etcd or k3s).")
 @_friendly
 def lab_node(name: str, action: str, service: str | None) -> None:
-    """Start, stop, restart or reboot a lab node (or one service)."""
-    lab_ = Lab()
-    if action == "reboot":
-        if service:
-            raise click.UsageError("reboot acts on the whole node; "
-                                   "drop --service")
-        lab_.reboot_node(name)
+    """Start, stop, restart or reboot a lab node (or one service); `show`
+    prints its k3s service state as `systemctl show` does, `boot-id` its
+    boot id (new on every reboot)."""
+    from chaosk3s.lab.nodectl import run
+    if action == "reboot" and service:
+        raise click.UsageError("reboot acts on the whole node; "
+                               "drop --service")
+    out = run(name, action, service)
+    if out:
+        click.echo(out)
     else:
-        getattr(lab_, f"{action}_node")(name, service)
-    _progress(f"{action} {name}{f' ({service})' if service else ''}: done")
+        _progress(f"{action} {name}{f' ({service})' if service else ''}: "
+                  f"done")
 
 
 if __name__ == "__main__":

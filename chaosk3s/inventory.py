@@ -18,10 +18,19 @@ from chaosk3s.model import ROLES, Access
 
 LAB = "lab"
 _ETCD_TLS = "/var/lib/rancher/k3s/server/tls/etcd"
+# What the node says about its K3s unit and its boot: read before and
+# after every node action, so an action proves its effect.
+_SHOW = "systemctl show -p MainPID,ActiveState,ActiveEnterTimestampMonotonic"
+_BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
 DEFAULT_COMMANDS = {
     "servers": {"restart": "systemctl restart k3s",
                "stop": "systemctl stop k3s", "start": "systemctl start k3s",
                "reboot": "systemctl reboot",
+               "status": f"{_SHOW} k3s", "boot_id": _BOOT_ID,
+               # K3s answers /ping on its supervisor port without
+               # credentials (pkg/server/router.go): the server serves.
+               "serving": "curl -fksS --max-time 5 "
+                          "https://127.0.0.1:6443/ping",
                "etcd_health": (
                    f"curl -sS --max-time 5 --cacert {_ETCD_TLS}/server-ca.crt"
                    f" --cert {_ETCD_TLS}/client.crt --key {_ETCD_TLS}/"
@@ -29,9 +38,11 @@ DEFAULT_COMMANDS = {
     "agents": {"restart": "systemctl restart k3s-agent",
               "stop": "systemctl stop k3s-agent",
               "start": "systemctl start k3s-agent",
-              "reboot": "systemctl reboot"},
+              "reboot": "systemctl reboot",
+              "status": f"{_SHOW} k3s-agent", "boot_id": _BOOT_ID},
 }
-COMMANDS = ("restart", "stop", "start", "reboot", "etcd_health")
+COMMANDS = ("restart", "stop", "start", "reboot", "status", "boot_id",
+            "serving", "etcd_health")
 _TRANSPORT_KEYS = {"type", "namespace", "host", "port", "user", "key_file",
                    "jump", "options", "known_hosts", "host_key_checking",
                    "become"}
@@ -64,15 +75,20 @@ class Inventory:
 
     def command(self, role: str, action: str, node: str) -> str:
         """The shell command for action on a node of role: the defaults,
-        then `commands.servers|agents`, then `roles.<role>.commands`."""
-        kind = "agents" if role == "agent" else "servers"
-        by_role = {**DEFAULT_COMMANDS[kind], **self.commands.get(kind, {}),
-                   **self.commands.get(f"role:{role}", {})}
-        if action not in by_role:
+        then `commands.servers|agents`, then `roles.<role>.commands`.
+        `{node}` becomes the node's name; every other character, shell
+        `${VAR}`s included, reaches the node as written."""
+        command = self.commands_for(role).get(action)
+        if command is None:
             raise SpecError(
                 f"inventory {self.source} has no {action!r} command for "
                 f"role {role}; add commands.{role}.{action}")
-        return by_role[action].format(node=names.node_name(node))
+        return command.replace("{node}", names.node_name(node))
+
+    def commands_for(self, role: str) -> dict[str, str]:
+        kind = "agents" if role == "agent" else "servers"
+        return {**DEFAULT_COMMANDS[kind], **self.commands.get(kind, {}),
+                **self.commands.get(f"role:{role}", {})}
 
 
 def lab_inventory_path() -> Path:

@@ -54,23 +54,29 @@ def lab_commands(state: LabState) -> dict[str, str]:
     """Node commands of the lab, the way systemctl would be on a node.
 
     Like `systemctl stop k3s` on a server, they stop etcd too (K3s embeds
-    it). They run inside the node's namespace like any node-local command; a
-    reboot is detached, as `systemctl reboot` returns before the node
-    goes down.
+    it). They run inside the node's namespace like any node-local
+    command, written as a user would type them (the environment
+    assignment included): an action that backgrounds one (reboot) wraps
+    it itself. `status` and `boot_id` print what `systemctl show` and
+    /proc/sys/kernel/random/boot_id print on a real node.
     """
-    cli = (f"CHAOSK3S_STATE_DIR={shlex.quote(str(state.root))} "
-           f"{shlex.quote(sys.executable)} -m chaosk3s.cli lab node {{node}}")
-    probe = ("import urllib.request as u; print(u.build_opener(u.ProxyHandler"
-             "(dict())).open('http://127.0.0.1:2379/health', timeout=3)"
-             ".read().decode())")
+    python = shlex.quote(sys.executable)
+    ctl = (f"CHAOSK3S_STATE_DIR={shlex.quote(str(state.root))} {python} "
+           f"-m chaosk3s.lab.nodectl {{node}}")
     return {
-        "restart": f"{cli} restart",
-        "stop": f"{cli} stop",
-        "start": f"{cli} start",
-        "reboot": f"setsid nohup {cli} reboot >/dev/null 2>&1 &",
-        "etcd_health": f"{shlex.quote(sys.executable)} -c "
-                       f"{shlex.quote(probe)}",
+        "restart": f"{ctl} restart", "stop": f"{ctl} stop",
+        "start": f"{ctl} start", "reboot": f"{ctl} reboot",
+        "status": f"{ctl} show", "boot_id": f"{ctl} boot-id",
+        "serving": f"{python} -c {shlex.quote(_get('6443/ping'))}",
+        "etcd_health": f"{python} -c {shlex.quote(_get('2379/health'))}",
     }
+
+
+def _get(path: str) -> str:
+    """A Python one-liner printing http://127.0.0.1:PATH (no proxy)."""
+    return ("import urllib.request as u; print(u.build_opener(u.ProxyHandler"
+            f"(dict())).open('http://127.0.0.1:{path}', timeout=3)"
+            ".read().decode())")
 
 
 def inventory(state: LabState, spec: LabSpec,

@@ -4,6 +4,7 @@ import os
 import shutil
 import sys
 import time
+import uuid
 from collections.abc import Callable
 
 from chaosk3s.errors import EnvironmentProblem, LabStateError, SpecError
@@ -88,6 +89,7 @@ class Lab:
         for index, node in enumerate(spec.nodes):
             hostnet.create_node_network(
                 node.name, index, f"{node.address}/{spec.prefix_length}")
+            self._boot(node.name)
         if spec.ssh:
             self._start_sshd(spec, progress, started + timeout)
         etcd_nodes = [n for n in spec.nodes if n.runs_etcd]
@@ -294,9 +296,24 @@ class Lab:
         hostnet.flush_node_iptables(name)
         hostnet.set_node_link(name, up=False)
         time.sleep(spec.timings.reboot_delay if delay is None else delay)
+        self._boot(name)
         hostnet.set_node_link(name, up=True)
         for service in everything:
             procs.start(service)
+
+    def boot_id(self, name: str) -> str:
+        """The node's emulated boot id (a real node's
+        /proc/sys/kernel/random/boot_id): new on every (re)boot."""
+        try:
+            return self.state.boot_id(name).read_text().strip()
+        except OSError:
+            raise LabStateError(f"node {name} has no boot id (is the lab "
+                                f"up?)") from None
+
+    def _boot(self, name: str) -> None:
+        path = self.state.boot_id(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{uuid.uuid4()}\n")
 
 
 def _restart_always(argv: list[str], delay: float) -> list[str]:

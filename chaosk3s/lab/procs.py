@@ -45,7 +45,7 @@ def start(service: Service) -> int:
             start_new_session=True, close_fds=True,
             env={**os.environ, **dict(service.env)})
     service.pidfile.write_text(json.dumps(
-        {"pid": proc.pid, "started": _start_ticks(proc.pid)}))
+        {"pid": proc.pid, "started": start_ticks(proc.pid)}))
     return proc.pid
 
 
@@ -56,7 +56,7 @@ def pid_of(service: Service) -> int | None:
     except (OSError, ValueError):
         return None
     pid = record.get("pid")
-    if pid and alive(pid) and _start_ticks(pid) == record.get("started"):
+    if pid and alive(pid) and start_ticks(pid) == record.get("started"):
         return pid
     return None
 
@@ -122,7 +122,7 @@ def alive(pid: int) -> bool:
     return state.split()[0] not in ("Z", "X")
 
 
-def _start_ticks(pid: int) -> int | None:
+def start_ticks(pid: int) -> int | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1]
     except OSError:

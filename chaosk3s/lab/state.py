@@ -46,6 +46,9 @@ class LabState:
     def pidfile(self, node: str, service: str) -> Path:
         return self.node_dir(node) / "run" / f"{service}.pid"
 
+    def boot_id(self, node: str) -> Path:
+        return self.node_dir(node) / "boot_id"
+
     def node_root(self, node: str) -> Path:
         """The node's emulated filesystem root (var/lib/rancher/k3s/...)."""
         return self.node_dir(node) / "root"

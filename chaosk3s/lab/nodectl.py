@@ -1,0 +1,82 @@
+"""The lab's node CLI: what `systemctl` and `/proc` are on a real node.
+
+`python -m chaosk3s.lab.nodectl NODE ACTION` starts, stops, restarts or
+reboots a lab node, and reads back the evidence the extension's actions
+check their effect with, in the forms a real node prints them:
+
+- ``show``: ``MainPID=``, ``ActiveState=`` and
+  ``ActiveEnterTimestampMonotonic=`` lines for the node's k3s service, as
+  ``systemctl show -p MainPID,ActiveState,ActiveEnterTimestampMonotonic
+  k3s`` prints them (MainPID 0 and ActiveState inactive when stopped).
+- ``boot-id``: the node's emulated boot id, a UUID that changes on each
+  reboot, as ``/proc/sys/kernel/random/boot_id`` does.
+
+The lab inventory's node commands call this module (it imports only the
+lab, so each call costs a fraction of the full `chaosk3s` command); the
+user-facing `chaosk3s lab node` runs the same functions.
+"""
+
+import argparse
+import os
+import sys
+
+from chaosk3s.errors import ChaosK3sError
+from chaosk3s.lab import procs
+from chaosk3s.lab.cluster import Lab
+
+ACTIONS = ("start", "stop", "restart", "reboot", "show", "boot-id")
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def show(lab: Lab, name: str) -> str:
+    """The k3s service's state as `systemctl show` prints it."""
+    service = next(s for s in lab.node_services(name, None)
+                   if s.name == "k3s")
+    pid = procs.pid_of(service)
+    ticks = procs.start_ticks(pid) if pid else None
+    since = ticks * 1_000_000 // _TICKS if ticks else 0
+    return "\n".join([f"MainPID={pid or 0}",
+                      f"ActiveState={'active' if pid else 'inactive'}",
+                      f"ActiveEnterTimestampMonotonic={since}"])
+
+
+def boot_id(lab: Lab, name: str) -> str:
+    lab.spec().node(name)  # an unknown node is an error, not an empty id
+    return lab.boot_id(name)
+
+
+def run(name: str, action: str, service: str | None = None) -> str:
+    """Do action on node name; return what it prints."""
+    lab = Lab()
+    if action == "show":
+        return show(lab, name)
+    if action == "boot-id":
+        return boot_id(lab, name)
+    if action == "reboot":
+        if service:
+            raise ChaosK3sError("reboot acts on the whole node; drop "
+                                "--service")
+        lab.reboot_node(name)
+    else:
+        getattr(lab, f"{action}_node")(name, service)
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chaosk3s.lab.nodectl")
+    parser.add_argument("node")
+    parser.add_argument("action", choices=ACTIONS)
+    parser.add_argument("--service", help="only this service (etcd, k3s)")
+    args = parser.parse_args(argv)
+    try:
+        out = run(args.node, args.action, args.service)
+    except ChaosK3sError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if out:
+        print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
