@@ -1,9 +1,14 @@
 """Chaos Toolkit actions: cut links between node roles, restart nodes.
 
-Every fault is recorded in the run's ledger *before* it is applied,
-expires on the node itself after `ttl` seconds, and is healed by the
-chaosk3s control's cleanup whatever the rollback strategy. Each action
-returns what it did (nodes, rules, timestamps) for the journal.
+These functions take the arguments and choose the nodes; the run's
+FaultSession (chaosk3s.faults.session) owns the faults: it records each
+in the run's ledger *before* applying it, makes it expire on the node
+itself, proves the effect, and heals it (here, in the control's cleanup
+whatever the rollback strategy, or in `chaosk3s cleanup`). A cumulative
+quorum guard refuses what would leave etcd without a majority, counting
+this run's open faults, other runs' faults read from the nodes and the
+members' live health. Each action returns what it did (nodes, rules,
+evidence, timestamps) for the journal.
 """
 
 import logging
@@ -17,14 +22,20 @@ from chaosk3s.arguments import (
     activity,
     one_of,
 )
-from chaosk3s.errors import SpecError
-from chaosk3s.faults import service
-from chaosk3s.faults.apply import apply_plan, heal
-from chaosk3s.faults.partition import DEFAULT_STATE_DIR, DIRECTIONS, MODES
-from chaosk3s.model import Cut, FaultPlan, Node
+from chaosk3s.errors import ChaosK3sError, SpecError
+from chaosk3s.faults.guard import read_etcd_state, with_ledger
+from chaosk3s.faults.partition import DIRECTIONS, MODES
+from chaosk3s.faults.session import Check
+from chaosk3s.model import Cut, FaultPlan, Node, Topology
 from chaosk3s.readiness import utc_now
 from chaosk3s.run import current_run
-from chaosk3s.safety import check_partition_quorum, check_stop_quorum
+from chaosk3s.safety import (
+    EtcdState,
+    check_partition_quorum,
+    check_quorum,
+    cut_pairs,
+    members_of,
+)
 from chaosk3s.selectors import select
 from chaosk3s.target import Target, get_target
 
@@ -32,6 +43,7 @@ __all__ = ["partition_roles", "partition_nodes", "heal_partitions",
            "restart_k3s", "stop_k3s", "start_k3s", "reboot_nodes"]
 
 logger = logging.getLogger("chaostoolkit")
+DEFAULT_FAULT_TTL = 300.0  # seconds; a stop's node-side start without one
 # What every partition action checks before it runs.
 _CUT_CHECKS = {"direction": one_of(*DIRECTIONS), "mode": one_of(*MODES),
                "ports": PORTS, "ttl": POSITIVE}
@@ -51,13 +63,16 @@ def partition_roles(group: str = "at-risk",
     by name, from 0), `join-server:GROUP` (the servers GROUP's nodes
     joined through), comma-separated; `-GROUP` leaves nodes out. Numbers,
     booleans and `ports` may be given as strings ("60", "true",
-    "6443,10250"). Rules go on the nodes of `group`,
-    in iptables chains chaosk3s owns: `direction` `both`, `to` (from them
-    to the others) or `from`; `mode` `drop` (black hole) or `reject`;
-    `ports` limits the cut to those TCP ports. The cut expires on each
-    node after `ttl` seconds even if this process dies. Refused if it
-    would leave etcd without quorum (unless `force`). Blast radius: the
-    links between the two groups only. Rollback: `heal_partitions`.
+    "6443,10250"). Rules go on the nodes of `group`, in iptables (and,
+    for IPv6 addresses, ip6tables) chains chaosk3s owns, against every
+    address of each peer: `direction` `both`, `to`
+    (from them to the others) or `from`; `mode` `drop` (black hole) or
+    `reject`; `ports` limits the cut to those TCP ports. The cut expires
+    on each node after `ttl` seconds even if this process dies. Refused
+    if, with the faults already open (this run's, other runs' read from
+    the nodes, unhealthy members), it would leave etcd without quorum
+    (unless `force`). Blast radius: the links between the two groups
+    only. Rollback: `heal_partitions`.
     """
     target = get_target(configuration)
     topology = target.topology()
@@ -100,14 +115,16 @@ def plan_partition(target: Target, group: list[Node], peers: list[Node],
                    direction: str, mode: str, ports: list | None,
                    ttl: float, force: bool, topology,
                    fault_id: str) -> FaultPlan:
-    """The partition as data, with every refusal checked; changes nothing.
-
-    Shared by the action and by `chaosk3s plan` (the dry run)."""
+    """The partition as data, with the refusals of the plan alone
+    checked; changes nothing. Every address of each peer is cut (both
+    families on a dual-stack cluster). Shared by the action and by
+    `chaosk3s plan` (the dry run)."""
     target.check_allowed(force)
-    cuts = [Cut(node=a.name, peer=b.name, peer_address=b.address,
+    cuts = [Cut(node=a.name, peer=b.name, peer_address=address,
                 direction=direction, mode=mode,
                 ports=tuple(int(p) for p in ports or ()))
-            for a in group for b in peers if a.name != b.name]
+            for a in group for b in peers if a.name != b.name
+            for address in b.all_addresses]
     if not cuts:
         raise SpecError("the two groups leave no link to cut (they are the "
                         "same nodes); nothing was changed")
@@ -116,28 +133,44 @@ def plan_partition(target: Target, group: list[Node], peers: list[Node],
                      ttl_seconds=float(ttl))
 
 
+def quorum_check(target: Target, topology: Topology, what: str,
+                 down: dict | None = None, cuts: dict | None = None,
+                 force: bool = False) -> Check | None:
+    """The cumulative guard for a change, to run inside the ledger's lock
+    (None when the change concerns no etcd member, or with force)."""
+    base = EtcdState(members_of(topology))
+    if force or not base.concerns(down or {}, cuts or {}):
+        return None
+    state = read_etcd_state(topology, target.transport, lambda n: (
+        target.inventory.command(n.role, "etcd_health", n.name)))
+
+    def check(entries: list[dict]) -> None:
+        check_quorum(with_ledger(state, entries), what, down, cuts)
+
+    return check
+
+
 def _partition(target: Target, group: list[Node], peers: list[Node],
                direction: str, mode: str, ports: list | None, ttl: float,
-               force: bool, topology) -> dict:
+               force: bool, topology: Topology) -> dict:
     run = current_run(target_config(target))
     plan = plan_partition(target, group, peers, direction, mode, ports, ttl,
-                          force, topology, run.ledger.next_fault_id())
+                          force, topology, "pending")
     nodes, peer_names = plan.nodes(), sorted({c.peer for c in plan.cuts})
-    run.ledger.record({
-        "id": plan.run_id, "kind": "partition", "nodes": nodes,
-        "peers": peer_names,
-        "description": f"{mode} {direction} between {', '.join(nodes)} "
-                       f"and {', '.join(peer_names)}",
-        "ttl_seconds": float(ttl), "started_at": utc_now(),
-        "ended_at": None})
-    outcomes = apply_plan(plan, target.transports(
-        [n for n in group if n.name in nodes]))
+    members = set(members_of(topology))
+    pairs = [sorted(p) for p in cut_pairs(plan.cuts) if p <= members]
+    check = quorum_check(target, topology, "this partition",
+                         cuts={frozenset(p): "this partition"
+                               for p in pairs}, force=force)
+    done = run.session.partition(
+        plan, [n for n in group if n.name in nodes], peer_names,
+        f"{mode} {direction} between {', '.join(nodes)} and "
+        f"{', '.join(peer_names)}", pairs, check)
     logger.info("partition %s applied on %d node(s), expires in %ss",
-                plan.run_id, len(nodes), ttl)
-    return {"fault_id": plan.run_id, "nodes": nodes, "peers": peer_names,
-            "direction": direction, "mode": mode,
-            "ttl_seconds": float(ttl),
-            "outcomes": [o.as_dict() for o in outcomes]}
+                done["fault_id"], len(nodes), ttl)
+    return {"fault_id": done["fault_id"], "nodes": nodes,
+            "peers": peer_names, "direction": direction, "mode": mode,
+            "ttl_seconds": float(ttl), "outcomes": done["outcomes"]}
 
 
 def target_config(target: Target) -> dict:
@@ -149,22 +182,17 @@ def heal_partitions(fault_id: str = "", configuration: dict = None) -> dict:
     """Remove the partitions this run injected (or only `fault_id`).
 
     Idempotent: healing twice, or healing what already expired, is not an
-    error. Reads the nodes back afterwards and fails if any rule of this
-    run is still active. Blast radius: restores links only.
+    error. Every node is tried (a few times) whatever the others do; each
+    is read back afterwards, and the action fails naming every fault and
+    node whose rules are still active. Blast radius: restores links only.
     """
-    target = get_target(configuration)
     run = current_run(configuration)
-    faults = [f for f in run.ledger.entries() if f["kind"] == "partition"
-              and (not fault_id or f["id"] == fault_id)]
-    healed, topology = [], target.topology() if faults else None
-    for fault in faults:
-        nodes = [n for n in topology.nodes if n.name in fault["nodes"]]
-        outcomes = heal(target.transports(nodes), fault["id"])
-        if not fault.get("ended_at"):
-            run.ledger.update(fault["id"], ended_at=utc_now())
-        healed.append({"fault_id": fault["id"], "nodes": fault["nodes"],
-                       "outcomes": [o.as_dict() for o in outcomes]})
-    return {"healed": healed, "at": utc_now()}
+    report = run.session.heal(fault_id or None, kinds=("partition",),
+                              by="heal_partitions")
+    if not report.ok:
+        raise ChaosK3sError("partitions still active after the heal: "
+                            + "; ".join(report.lines()))
+    return {"healed": report.healed, "at": utc_now()}
 
 
 def _node_command(action: str, nodes: str, one_at_a_time: bool,
@@ -175,54 +203,39 @@ def _node_command(action: str, nodes: str, one_at_a_time: bool,
     # Starting needs no API: it may be what brings the API back.
     topology = target.topology(wait=0 if action == "start" else 10)
     chosen = target.reachable(select(topology, nodes))
-    if action in ("stop", "reboot", "restart") and not one_at_a_time:
-        check_stop_quorum(topology, [n.name for n in chosen], force)
     run = current_run(configuration)
     done = []
+    names = sorted(n.name for n in chosen)
+    # All at once: one guard for every node (each node's record adds it
+    # to the ledger, which the next node's check sees anyway).
+    at_once = None if one_at_a_time or action == "start" else quorum_check(
+        target, topology, f"{action} of {', '.join(names)} at once",
+        down=dict.fromkeys(names, f"this {action}"), force=force)
     for node in chosen:
-        fault_id = run.ledger.next_fault_id()
-        run.ledger.record({"id": fault_id, "kind": action,
-                           "nodes": [node.name], "description":
-                           f"{action} k3s on {node.name}",
-                           "started_at": utc_now(), "ended_at": None})
-        evidence = _act(target, node, action, float(timeout), fault_id)
-        if action == "stop" and duration > 0:
-            evidence["starts_again"] = _start_later(target, node, duration,
-                                                    fault_id)
-        if action != "stop" or duration:  # else open until started
-            run.ledger.update(fault_id, ended_at=utc_now())
+        commands = run.session.ports.commands(node)
         if action == "start":
-            _close_stops(run, node.name)
+            evidence = run.session.start(node, commands, float(timeout))
+        else:
+            check = at_once if not one_at_a_time else quorum_check(
+                target, topology, f"{action} of {node.name}",
+                down={node.name: f"this {action}"}, force=force)
+            evidence = run.session.node_fault(
+                action, node, commands, float(timeout), check,
+                start_after=_deadline(duration, configuration),
+                back=one_at_a_time and action != "stop")
         logger.info("%s on %s: seen (%s)", action, node.name,
                     _summary(evidence))
         done.append({**evidence, "at": utc_now()})
     return {"action": action, "nodes": done}
 
 
-def _act(target: Target, node: Node, action: str, bound: float,
-         fault_id: str) -> dict:
-    """Run action on node and read back from the node that it happened."""
-    commands = target.inventory.commands_for(node.role)
-    commands = {k: target.inventory.command(node.role, k, node.name)
-                for k in commands}
-    transport = target.transport(node)
-    if action == "reboot":
-        return service.reboot(transport, commands, bound, fault_id)
-    if action == "start":
-        return service.start(transport, commands, bound,
-                             server=node.role != "agent")
-    return getattr(service, action)(transport, commands, bound)
-
-
-def _start_later(target: Target, node: Node, duration: float,
-                 fault_id: str) -> str:
-    start = target.inventory.command(node.role, "start", node.name)
-    # The node starts itself again: no runner needed to undo it.
-    target.transport(node).run(service.detached(
-        f"sleep {duration:g}\n{start}",
-        f"{DEFAULT_STATE_DIR}/{node.name}/start-{fault_id}.log"),
-        timeout=30, description=f"start k3s after {duration:g}s")
-    return f"after {duration:g}s: {start}"
+def _deadline(duration: float, configuration: dict | None) -> float:
+    """When a stopped node starts K3s by itself: after `duration`, else
+    after the run's fault ttl (configuration `fault_ttl`), else 300 s."""
+    if float(duration) > 0:
+        return float(duration)
+    return float((configuration or {}).get("fault_ttl") or
+                 DEFAULT_FAULT_TTL)
 
 
 def _summary(evidence: dict) -> str:
@@ -234,25 +247,23 @@ def _summary(evidence: dict) -> str:
             f"{after['main_pid']} {after['active_state']}")
 
 
-def _close_stops(run, node: str) -> None:
-    for entry in run.ledger.open_faults():
-        if entry["kind"] == "stop" and entry["nodes"] == [node]:
-            run.ledger.update(entry["id"], ended_at=utc_now())
-
-
 @activity(nodes=NODES, timeout=POSITIVE)
 def restart_k3s(nodes: str = "agent", one_at_a_time: bool = True,
                 force: bool = False, timeout: float = 120,
                 configuration: dict = None) -> dict:
     """Restart the K3s service on the selected nodes (a group as in
-    `partition_roles`), one node after another by default. Uses the
-    inventory's restart command (default `systemctl restart k3s` or
-    `k3s-agent`), then reads the unit's state back from each node (its
-    `status` command) until it runs as a new process (a new MainPID or
-    start time), and fails naming the node, the command, what was
-    expected and what was seen if that does not show within `timeout`
-    seconds. The result carries that evidence (before and after).
-    Blast radius: the selected nodes' K3s processes."""
+    `partition_roles`). Uses the inventory's restart command (default
+    `systemctl restart k3s` or `k3s-agent`), then reads the unit's state
+    back from each node (its `status` command) until it runs as a new
+    process (a new MainPID or start time); fails naming the node, the
+    command, what was expected and what was seen if that does not show
+    within `timeout` seconds. With `one_at_a_time` (the default) each
+    node must also be back (K3s running, its etcd member healthy, the
+    node Ready with a renewed Lease) within `timeout` before the next
+    starts, and the quorum guard is checked before each node; without
+    it, the guard counts every selected node down at once. The result
+    carries the evidence (before and after). Blast radius: the selected
+    nodes' K3s processes."""
     return _node_command("restart", nodes, one_at_a_time, force,
                          configuration, timeout)
 
@@ -261,11 +272,14 @@ def restart_k3s(nodes: str = "agent", one_at_a_time: bool = True,
 def stop_k3s(nodes: str, duration: float = 0, force: bool = False,
              timeout: float = 120, configuration: dict = None) -> dict:
     """Stop K3s on the selected nodes and check, on each node, that the
-    unit is inactive within `timeout` seconds. With `duration` > 0 each
-    node starts it again by itself after that many seconds (node-local,
-    so it happens even if the runner dies); otherwise the chaosk3s
-    control starts it at cleanup. Refused if it would stop a majority of
-    etcd members. Rollback: `start_k3s`."""
+    unit is inactive within `timeout` seconds. Before stopping, each node
+    is given a node-side start (the same timer mechanism partitions
+    expire with) after `duration` seconds, or, without one, after the
+    run's fault ttl (configuration `fault_ttl`, default 300 s): K3s comes
+    back even if the runner dies. `start_k3s`, the control's cleanup or
+    `chaosk3s cleanup` start it sooner and cancel that timer. Refused if,
+    with the faults already open, it would leave etcd without quorum.
+    Rollback: `start_k3s`."""
     return _node_command("stop", nodes, False, force, configuration,
                          timeout, duration)
 
@@ -275,7 +289,9 @@ def start_k3s(nodes: str, timeout: float = 120,
               configuration: dict = None) -> dict:
     """Start K3s on the selected nodes (the rollback of `stop_k3s`) and
     check, on each node, that the unit is active and, on servers, serving
-    (the inventory's `serving` command succeeds) within `timeout` s."""
+    (the inventory's `serving` command succeeds) within `timeout` s;
+    then this run's stops of those nodes are closed and their node-side
+    starts cancelled."""
     return _node_command("start", nodes, True, True, configuration,
                          timeout)
 
@@ -288,8 +304,11 @@ def reboot_nodes(nodes: str, one_at_a_time: bool = True,
     (default `systemctl reboot`), issued detached from the session, and
     check that each machine's boot id changed (its `boot_id` command,
     default /proc/sys/kernel/random/boot_id) within `timeout` seconds;
-    fails naming the node, command and what was seen otherwise. The
-    result carries the boot ids before and after. Pair with
-    `wait_for_nodes_ready`. Blast radius: whole machines."""
+    fails naming the node, command and what was seen otherwise. With
+    `one_at_a_time` (the default) each node must also be back (K3s
+    running, etcd member healthy, node Ready) within `timeout` before
+    the next, and the quorum guard is checked before each. The result
+    carries the boot ids before and after. Blast radius: whole
+    machines."""
     return _node_command("reboot", nodes, one_at_a_time, force,
                          configuration, timeout)

@@ -17,7 +17,11 @@
   activity and whenever a fault is recorded, so a killed run still leaves
   a partial journal.
 - Heals everything the run injected in `cleanup_control`, whatever the
-  rollback strategy and however the run ended.
+  rollback strategy and however the run ended, through the run's
+  FaultSession (best effort per fault and node); what stays open is in
+  the journal (`chaosk3s.open_faults`) and the log. On SIGTERM it stops
+  new faults and heals at once, in a thread that waits for an apply in
+  flight to land first.
 - Keeps secrets out of every artefact of the run (chaosk3s.redact): the
   journal and partial journals are redacted with the run's own secrets
   (its resolved `secrets` block and secret-named configuration values),
@@ -33,6 +37,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from chaoslib.exceptions import InterruptExecution
@@ -46,6 +51,7 @@ from chaosk3s.experiment_check import (
     check_variables,
     command_line_variables,
 )
+from chaosk3s.faults.session import journal_faults, open_nodes
 from chaosk3s.files import owner_only, write_atomically
 from chaosk3s.readiness import ReadinessWatch, utc_now
 from chaosk3s.redact import Redactor, for_experiment, redact_journal
@@ -75,6 +81,8 @@ class _State:
         self.final_nodes: list | None = None  # at the steady state after
         self.last_nodes: list = []  # as last read, for in-activity writes
         self.redactor = Redactor()
+        self.journal: dict | None = None  # chaos's own, to amend at cleanup
+        self.healer: threading.Thread | None = None  # started by SIGTERM
 
 
 _state: _State | None = None
@@ -176,7 +184,10 @@ def before_activity_control(context: dict, **_kwargs) -> None:
 def _heal_on_sigterm() -> None:
     """Chaos Toolkit turns SIGTERM into an error of the running activity
     and goes on with the method; a service manager stopping the runner
-    means "stop now". Heal first, then let Chaos Toolkit handle it."""
+    means "stop now". Refuse new faults and heal at once, in a thread:
+    the signal may interrupt an apply of this very thread, which must
+    land first so that the heal removes it too (FaultSession serializes
+    the two)."""
     previous = signal.getsignal(signal.SIGTERM)
 
     def handler(signum, frame):
@@ -184,7 +195,11 @@ def _heal_on_sigterm() -> None:
             _state.interrupted = True
             logger.warning("chaosk3s: SIGTERM, healing before anything "
                            "else")
-            _heal_now()
+            if _state.run is not None:
+                _state.run.session.close()
+                _state.healer = threading.Thread(
+                    target=_heal_now, name="chaosk3s-sigterm-heal")
+                _state.healer.start()
         if callable(previous):
             previous(signum, frame)
 
@@ -197,7 +212,7 @@ def _heal_on_sigterm() -> None:
 def _heal_now() -> None:
     try:
         if _state.run is not None:
-            heal_run(_state.configuration, _state.run)
+            heal_run(_state.run)
     except Exception as exc:  # noqa: BLE001 - reported; nodes expire too
         logger.error("chaosk3s could not heal everything: %s; run "
                      "`chaosk3s cleanup` (faults also expire on the nodes)",
@@ -244,16 +259,23 @@ def after_experiment_control(context: dict, state: dict = None,
             logger.error("chaosk3s: the run failed: %s", "; ".join(
                 f"{f['phase']} activity {f['name']!r} raised {f['error']}"
                 for f in failed))
+        _state.journal = state  # cleanup amends it with the heal's outcome
         state["chaosk3s"] = {**_section(), "failed_activities": failed}
     state.update(redact_journal(state, _state.redactor))
 
 
 def cleanup_control(**_kwargs) -> None:
-    """Heal whatever this run injected; stop what the control started."""
+    """Heal whatever this run injected; stop what the control started.
+    The journal chaos writes next gets the faults as healed (or not)."""
     if _state is None:
         return
     try:
-        _heal_now()
+        if _state.run is not None:
+            _state.run.session.close()
+            if _state.healer is not None:
+                _state.healer.join()
+            _heal_now()
+            _amend_journal()
     finally:
         _owner_only(_state.journal_path)
         if _state.watch:
@@ -265,15 +287,38 @@ def cleanup_control(**_kwargs) -> None:
         end_run()
 
 
+def _amend_journal() -> None:
+    """The final journal and the journal-so-far show every fault as the
+    heal left it, and exactly what stays open, on which node and why."""
+    try:
+        entries = _state.run.ledger.entries()
+    except ChaosK3sError as exc:
+        logger.error("chaosk3s: %s", exc)
+        return
+    still = [o for e in entries for o in open_nodes(e)]
+    for item in still:
+        logger.error("chaosk3s: fault %s (%s) still open on %s: %s; run "
+                     "`chaosk3s cleanup`", item["fault_id"], item["kind"],
+                     item["node"], item["error"])
+    if _state.journal is not None and "chaosk3s" in _state.journal:
+        section = {**_state.journal["chaosk3s"], "open_faults": still,
+                   "faults": journal_faults(entries)}
+        _state.journal["chaosk3s"] = redact_journal(
+            {"chaosk3s": section}, _state.redactor)["chaosk3s"]
+    _write_partial(read_nodes=False)
+
+
 # -- journal ---------------------------------------------------------------
 def _section(final: list | None = None) -> dict:
+    entries = _state.run.ledger.entries()
     return {**journal_section.build(
         target=target_name(_state.configuration),
         nodes=_state.nodes_at_start,
         timeline=list(_state.watch.timeline) if _state.watch else [],
-        faults=_state.run.ledger.entries(),
+        faults=journal_faults(entries),
         kube=get_target(_state.configuration).kube,
         final=_state.final_nodes if final is None else final),
+        "open_faults": [o for e in entries for o in open_nodes(e)],
         **_run_facts(), "failed_activities": [], "refused": None}
 
 
@@ -286,7 +331,7 @@ def _refused_section() -> dict:
     """Nothing ran: the reason, and what was asked."""
     return {"target": target_name(_state.configuration), **_run_facts(),
             "refused": _state.problem, "failed_activities": [],
-            "nodes": {}, "timeline": [], "faults": []}
+            "nodes": {}, "timeline": [], "faults": [], "open_faults": []}
 
 
 def _rollbacks() -> list:
@@ -325,11 +370,12 @@ def _write_partial(read_nodes: bool = True) -> None:
             get_target(_state.configuration).kube)
     # No status and no end: readers take it for an unfinished run.
     final = _state.final_nodes
-    journal = redact_journal({**_state.partial, "chaosk3s": _section(
-        final=_state.last_nodes if final is None else final)},
-        _state.redactor)
     try:
+        journal = redact_journal({**_state.partial, "chaosk3s": _section(
+            final=_state.last_nodes if final is None else final)},
+            _state.redactor)
         write_atomically(_state.journal_path,
                          json.dumps(journal, indent=2, default=str))
-    except OSError as exc:
-        logger.debug("chaosk3s: cannot write the partial journal: %s", exc)
+    except (OSError, ChaosK3sError) as exc:  # e.g. a ledger set aside
+        logger.warning("chaosk3s: cannot write the partial journal: %s",
+                       exc)

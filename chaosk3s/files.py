@@ -1,4 +1,5 @@
-"""Writing files that others read while they change.
+"""Writing files that others read while they change, and that must
+survive a crash or a power cut the moment after they are written.
 
 Every artefact chaosk3s writes (journals and partial journals, ledgers,
 reports, the index, game-day summaries) goes through write_atomically:
@@ -14,20 +15,37 @@ from pathlib import Path
 OWNER_ONLY = 0o600
 
 
-def write_atomically(path: Path, content: str) -> None:
+def write_atomically(path: Path, content: str, durable: bool = True) -> None:
     """Readers (a browser, the index, `chaosk3s cleanup`, a person tailing
     a journal) see the old file or the new one, never half of one; the
-    file is 0600 (mkstemp creates it so, before any byte is written)."""
+    file is 0600 (mkstemp creates it so, before any byte is written).
+    With durable (the default), the content and the rename are on disk
+    when this returns (fsync of the file, then of its directory): a
+    ledger entry recorded before a fault must outlive a crash."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(tmp, OWNER_ONLY)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if durable:
+        sync_directory(path.parent)
+
+
+def sync_directory(directory: Path) -> None:
+    """fsync a directory, so a rename or a new file in it is durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def owner_only(path: Path) -> None:

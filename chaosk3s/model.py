@@ -1,6 +1,6 @@
 """What the extension reasons about: nodes, roles, faults. Pure data."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 ROLES = ("etcd", "control-plane", "server", "agent")
 
@@ -33,9 +33,37 @@ class Access:
 class Node:
     name: str
     role: str
-    address: str
+    address: str  # the first InternalIP
     join_server: str | None  # the node name its --server points at
     access: Access | None = None
+    # every address of the node (IPv4 and IPv6, address first); empty
+    # means just `address`
+    addresses: tuple[str, ...] = ()
+
+    @property
+    def all_addresses(self) -> tuple[str, ...]:
+        return self.addresses or ((self.address,) if self.address else ())
+
+    def as_record(self) -> dict:
+        """The node as plain JSON, with how to reach it: what a ledger
+        keeps so a heal needs no API."""
+        record = asdict(self)
+        record["addresses"] = list(self.all_addresses)
+        if self.access is not None:
+            record["access"]["options"] = [list(o)
+                                           for o in self.access.options]
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict) -> "Node":
+        raw = record.get("access")
+        access = None if raw is None else Access(**{
+            **raw, "options": tuple(tuple(o) for o in raw.get("options")
+                                    or ())})
+        return cls(name=record["name"], role=record["role"],
+                   address=record.get("address") or "",
+                   join_server=record.get("join_server"), access=access,
+                   addresses=tuple(record.get("addresses") or ()))
 
     @property
     def runs_etcd(self) -> bool:
@@ -49,6 +77,7 @@ class Node:
 @dataclass(frozen=True)
 class Topology:
     nodes: tuple[Node, ...]
+    problems: tuple[str, ...] = ()  # nodes read with malformed facts
 
     def node(self, name: str) -> Node:
         for node in self.nodes:

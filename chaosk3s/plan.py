@@ -22,7 +22,9 @@ from chaosk3s.experiment_check import (
     file_variables,
 )
 from chaosk3s.faults.apply import setup_for
+from chaosk3s.faults.guard import read_etcd_state
 from chaosk3s.faults.partition import render_dry_run
+from chaosk3s.safety import EtcdState, check_quorum, cut_pairs
 from chaosk3s.selectors import select
 from chaosk3s.target import Target, get_target
 
@@ -73,6 +75,7 @@ def describe(path: str, variables: dict, var_files: tuple = (),
         f"target: {target.name} (cluster {target.inventory.cluster})"]
     steps = [("method", a) for a in experiment.get("method", [])] + \
         [("rollback", a) for a in experiment.get("rollbacks", [])]
+    guard = _Guard(target)
     for number, (phase, activity) in enumerate(steps, 1):
         provider = activity.get("provider", {})
         args = substitute(provider.get("arguments", {}), configuration,
@@ -81,10 +84,53 @@ def describe(path: str, variables: dict, var_files: tuple = (),
                      f"({provider.get('module')}.{provider.get('func')})")
         if provider.get("module") == "chaosk3s.actions":
             lines.append(_step(target, provider["func"], args, number,
-                               scripts))
+                               scripts, guard))
         else:
             lines.append("    changes nothing on any node")
     return "\n".join(lines)
+
+
+class _Guard:
+    """The quorum guard as the run would meet it: the members' live
+    state (health, other runs' faults on the nodes), plus what the steps
+    before this one left open (stops not yet started, partitions not yet
+    healed). A refused step changes nothing, in the run and here."""
+
+    def __init__(self, target: Target):
+        self.target = target
+        self._state: EtcdState | None = None
+
+    def state(self, topology) -> EtcdState:
+        if self._state is None:
+            self._state = read_etcd_state(
+                topology, self.target.transport, lambda n: (
+                    self.target.inventory.command(n.role, "etcd_health",
+                                                  n.name)))
+        return self._state
+
+    def refusal(self, topology, what: str, force: bool, down=None,
+                cuts=None, keep: bool = True) -> str | None:
+        """None if allowed (and, with keep, remembered), else why not."""
+        state = self.state(topology)
+        try:
+            check_quorum(state, what, down, cuts, force)
+        except SpecError as exc:
+            return f"    REFUSED by the quorum guard: {exc}"
+        if keep:
+            self._state = state.plus(down, cuts)
+        return None
+
+    def start(self, names: set[str]) -> None:
+        if self._state is not None:
+            self._state = EtcdState(self._state.members, {
+                m: w for m, w in self._state.down.items()
+                if m not in names}, self._state.cuts)
+
+    def heal_partitions(self) -> None:
+        if self._state is not None:
+            self._state = EtcdState(self._state.members, self._state.down, {
+                p: w for p, w in self._state.cuts.items()
+                if not w.startswith("step ")})
 
 
 def _arguments(func: str, given: dict) -> dict:
@@ -94,27 +140,63 @@ def _arguments(func: str, given: dict) -> dict:
 
 
 def _step(target: Target, func: str, given: dict, number: int,
-          scripts: bool) -> str:
+          scripts: bool, guard: _Guard) -> str:
     topology = target.topology()
     if func == "partition_roles":
-        args = _arguments(func, given)
+        return _partition_step(target, topology, _arguments(func, given),
+                               number, scripts, guard)
+    if func == "heal_partitions":
+        guard.heal_partitions()
+        return "    removes this run's CHAOSK3S chains on the nodes it cut"
+    if func in _NODE_ACTIONS:
+        return _node_step(target, topology, func, _arguments(func, given),
+                          number, guard)
+    return f"    {func}: see its documentation (`chaos discover`)"
+
+
+def _partition_step(target: Target, topology, args: dict, number: int,
+                    scripts: bool, guard: _Guard) -> str:
+    try:
         plan = actions.plan_partition(
             target, select(topology, args["group"]),
             select(topology, args["peers"]), args["direction"],
             args["mode"], args["ports"], args["ttl"], args["force"],
             topology, f"plan{number}")
-        nodes = [n for n in topology.nodes if n.name in plan.nodes()]
-        setups = {n.name: setup_for(target.transport(n)) for n in nodes}
-        return _indent(render_dry_run(plan, setups, scripts))
-    if func == "heal_partitions":
-        return "    removes this run's CHAOSK3S chains on the nodes it cut"
-    if func in _NODE_ACTIONS:
-        action = _NODE_ACTIONS[func]
-        chosen = select(topology, _arguments(func, given)["nodes"])
-        return "\n".join(
-            f"    {n.name}: {target.inventory.command(n.role, action, n.name)}"
-            for n in chosen)
-    return f"    {func}: see its documentation (`chaos discover`)"
+    except SpecError as exc:
+        return f"    REFUSED: {exc}"
+    pairs = cut_pairs(plan.cuts)
+    refused = guard.refusal(topology, "this partition", bool(args["force"]),
+                            cuts=dict.fromkeys(pairs, f"step {number}"))
+    nodes = [n for n in topology.nodes if n.name in plan.nodes()]
+    setups = {n.name: setup_for(target.transport(n)) for n in nodes}
+    text = _indent(render_dry_run(plan, setups, scripts))
+    return f"{refused}\n{text}" if refused else text
+
+
+def _node_step(target: Target, topology, func: str, args: dict,
+               number: int, guard: _Guard) -> str:
+    action = _NODE_ACTIONS[func]
+    chosen = select(topology, args["nodes"])
+    names = {n.name for n in chosen}
+    lines = [f"    {n.name}: {target.inventory.command(n.role, action, n.name)}"
+             for n in chosen]
+    force = bool(args.get("force"))
+    if action == "start":
+        guard.start(names)
+    elif action == "stop" or not args.get("one_at_a_time", True):
+        refused = guard.refusal(
+            topology, f"{action} of {', '.join(sorted(names))} at once",
+            force, down=dict.fromkeys(names, f"step {number}"),
+            keep=action == "stop")
+        lines = [refused, *lines] if refused else lines
+    else:
+        for name in sorted(names):
+            refused = guard.refusal(topology, f"{action} of {name}", force,
+                                    down={name: f"step {number}"},
+                                    keep=False)
+            if refused:
+                return "\n".join([refused, *lines])
+    return "\n".join(lines)
 
 
 def _indent(text: str) -> str:

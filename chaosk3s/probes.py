@@ -16,6 +16,7 @@ from chaosk3s.arguments import (
     activity,
 )
 from chaosk3s.errors import ChaosK3sError
+from chaosk3s.faults.service import member_health
 from chaosk3s.kube import KubeUnavailable, node_state
 from chaosk3s.readiness import ReadinessWatch
 from chaosk3s.selectors import select
@@ -211,13 +212,11 @@ def etcd_quorum_healthy(configuration: dict = None) -> bool:
         command = target.inventory.command(node.role, "etcd_health",
                                            node.name)
         try:
-            result = target.transport(node).run(command, timeout=10,
-                                                check=False)
+            ok, _said = member_health(target.transport(node), command)
         except ChaosK3sError as exc:
             logger.info("etcd health on %s: %s", node.name, exc)
             continue
-        if result.ok and '"health":"true"' in result.stdout.replace(" ", ""):
-            healthy += 1
+        healthy += ok
     logger.info("etcd: %d/%d members healthy", healthy, len(members))
     return healthy > len(members) / 2
 

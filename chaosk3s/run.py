@@ -1,19 +1,87 @@
-"""The run that activities belong to: its id, target and ledger.
+"""The run that activities belong to: its id, target, ledger and faults.
 
 The chaosk3s control begins a run when the experiment starts; activities
 used without the control get an implicit run of their own, so their
-faults are still recorded and healable.
+faults are still recorded and healable. A run's faults are owned by its
+FaultSession (chaosk3s.faults.session), which reaches the target through
+TargetPorts.
 """
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from chaosk3s.errors import ChaosK3sError
+from chaosk3s.faults.session import FaultSession
+from chaosk3s.kube import ready_status
 from chaosk3s.ledger import Ledger, new_run_id
-from chaosk3s.target import target_name
+from chaosk3s.model import Node
+from chaosk3s.target import Target, get_target, target_name
+from chaosk3s.transports.base import Transport
+
+NODE_LEASES = "kube-node-lease"
+
+
+@dataclass
+class TargetPorts:
+    """A FaultSession's way to a target: transports and commands from the
+    inventory (the target is loaded when first needed, so a heal from the
+    ledger works with the API down), readiness from the API."""
+
+    name: str
+    _target: Target | None = field(default=None, repr=False)
+
+    @property
+    def target(self) -> Target:
+        if self._target is None:
+            self._target = get_target({"target": self.name})
+        return self._target
+
+    def transport(self, node: Node) -> Transport:
+        return self.target.transport(node)
+
+    def node(self, name: str) -> Node | None:
+        entry = self.target.inventory.nodes.get(name)
+        if entry is None or entry.access is None:
+            return None
+        return Node(name, entry.role or "agent", entry.address or "",
+                    entry.join_server, entry.access)
+
+    def commands(self, node: Node) -> dict[str, str]:
+        inventory = self.target.inventory
+        return {action: inventory.command(node.role, action, node.name)
+                for action in inventory.commands_for(node.role)}
+
+    def _renewed(self, node: str) -> str | None:
+        lease = self.target.kube.call(
+            "read_namespaced_lease", timeout=5,
+            api=client.CoordinationV1Api, name=node, namespace=NODE_LEASES)
+        return (lease.get("spec") or {}).get("renewTime")
+
+    def readiness_mark(self, node: str) -> object:
+        """The node's Lease renewTime now (None if it cannot be read)."""
+        try:
+            return self._renewed(node)
+        except (ChaosK3sError, ApiException, OSError):
+            return None
+
+    def ready_since(self, node: str, mark: object) -> bool:
+        """Ready, and its kubelet renewed the Lease since mark: a
+        kubelet that came back, not the status of one that left."""
+        try:
+            ready = ready_status(self.target.kube.call(
+                "read_node", timeout=5, name=node))[0] == "True"
+            return ready and (mark is None or self._renewed(node) != mark)
+        except (ChaosK3sError, ApiException, OSError):
+            return False
 
 
 @dataclass
 class Run:
     ledger: Ledger
+    session: FaultSession
 
     @property
     def run_id(self) -> str:
@@ -21,22 +89,32 @@ class Run:
 
 
 _current: Run | None = None
+_lock = threading.Lock()  # background activities may race to begin one
+
+
+def new_run(target: str, run_id: str | None = None) -> Run:
+    ledger = Ledger(run_id or new_run_id(), target)
+    return Run(ledger, FaultSession(ledger, TargetPorts(target)))
 
 
 def begin_run(target: str) -> Run:
     global _current
-    _current = Run(Ledger(new_run_id(), target))
-    return _current
+    with _lock:
+        _current = new_run(target)
+        return _current
 
 
 def current_run(configuration: dict | None) -> Run:
     """The control's run, or an implicit one for this target."""
+    global _current
     name = target_name(configuration)
-    if _current is None or _current.ledger.target != name:
-        return begin_run(name)
-    return _current
+    with _lock:
+        if _current is None or _current.ledger.target != name:
+            _current = new_run(name)
+        return _current
 
 
 def end_run() -> None:
     global _current
-    _current = None
+    with _lock:
+        _current = None

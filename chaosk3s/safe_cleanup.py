@@ -1,69 +1,143 @@
 """Healing what a run (or any run) injected on a target.
 
-Used by the control's cleanup hook and by `chaosk3s cleanup`. Reads the
-ledger for what was meant, and the nodes themselves for what is true.
+`heal_run` is the control's cleanup: the run's FaultSession walks its
+ledger. `heal_everything` is `chaosk3s cleanup`: every open ledger of the
+target, then a sweep of the nodes themselves for chaosk3s chains and
+node-side start timers that no ledger knows (a ledger lost or set aside
+as unreadable). Both are best effort per fault and per node, and report
+exactly what stays open; neither needs the API (the ledger says how to
+reach each node; the sweep falls back to the inventory's nodes).
 """
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from chaosk3s.errors import ChaosK3sError
-from chaosk3s.faults.apply import heal, read_active
+from chaosk3s.faults import service
+from chaosk3s.faults.apply import heal, read_active, setup_for
+from chaosk3s.faults.readback import ActiveFault
+from chaosk3s.faults.session import FaultSession, HealReport
+from chaosk3s.faults.timers import cancel_start_script
 from chaosk3s.ledger import open_ledgers
 from chaosk3s.model import Node
-from chaosk3s.readiness import utc_now
-from chaosk3s.run import Run
-from chaosk3s.target import Target, get_target
+from chaosk3s.run import Run, TargetPorts
+from chaosk3s.target import Target, get_target, target_name
 
 logger = logging.getLogger("chaostoolkit")
 
 
-def heal_run(configuration: dict, run: Run) -> list[str]:
-    """Heal this run's open partitions and start what it stopped."""
-    if not run.ledger.open_faults():
-        return []
-    target = get_target(configuration)
-    nodes = {n.name: n for n in target.topology().nodes}
-    done = []
-    for fault in run.ledger.open_faults():
-        chosen = [nodes[n] for n in fault["nodes"] if n in nodes]
-        if fault["kind"] == "partition":
-            heal(target.transports(chosen), fault["id"])
-        elif fault["kind"] == "stop":
-            _start(target, chosen)
-        run.ledger.update(fault["id"], ended_at=utc_now(),
-                          healed_by="cleanup")
-        done.append(fault["id"])
-    if done:
-        logger.info("chaosk3s cleanup healed %s", ", ".join(done))
-    return done
+def heal_run(run: Run, by: str = "cleanup") -> HealReport:
+    """Heal everything this run injected and still has open."""
+    report = run.session.heal(by=by)
+    if report.healed:
+        logger.info("chaosk3s cleanup healed %s", ", ".join(report.healed))
+    return report
 
 
-def _start(target: Target, nodes: list[Node]) -> None:
-    """Start k3s again where a run stopped it and did not start it."""
-    for node in nodes:
-        target.transport(node).run(target.inventory.command(
-            node.role, "start", node.name), timeout=120)
+@dataclass
+class CleanupReport:
+    healed: list[str] = field(default_factory=list)  # "fault F of run R"
+    swept: list[str] = field(default_factory=list)  # found on the nodes
+    open: list[str] = field(default_factory=list)  # what stays, and why
+
+    @property
+    def ok(self) -> bool:
+        return not self.open
 
 
-def heal_everything(configuration: dict) -> dict:
-    """Remove every chaosk3s chain on every node of the target, whoever
-    made it; return what was found before and after."""
-    target = get_target(configuration)
-    transports = target.transports()
-    before = read_active(transports)
-    found = [f.as_dict() for o in before for f in o.active]
-    heal(transports, None)
-    nodes = {n.name: n for n in target.topology().nodes}
-    for ledger in open_ledgers(target.name):
-        for fault in ledger.open_faults():
-            if fault["kind"] == "stop":
-                _start(target, [nodes[n] for n in fault["nodes"]
-                                if n in nodes])
-            ledger.update(fault["id"], ended_at=utc_now(),
-                          healed_by="chaosk3s cleanup")
-    after = [f.as_dict() for o in read_active(transports) for f in o.active]
-    if after:
-        raise ChaosK3sError(
-            f"chaosk3s chains still active after heal on "
-            f"{', '.join(sorted({f['node'] for f in after}))}")
-    return {"found": found, "remaining": after}
+def heal_everything(configuration: dict) -> CleanupReport:
+    """Heal every open fault of every run against the target, then
+    every chaosk3s chain and start timer left on any node."""
+    name = target_name(configuration)
+    report = CleanupReport()
+    ledgers, problems = open_ledgers(name)
+    report.open += problems
+    for ledger in ledgers:
+        runs = FaultSession(ledger, TargetPorts(name)).heal(
+            by="chaosk3s cleanup")
+        report.healed += [f"fault {f} of run {ledger.run_id}"
+                          for f in runs.healed]
+        report.open += [f"fault {o['fault_id']} ({o['kind']}) of run "
+                        f"{ledger.run_id} on {o['node']}: {o['error']}"
+                        for o in runs.open] + runs.problems
+    _sweep(get_target(configuration), report)
+    for line in report.open:
+        logger.error("chaosk3s cleanup: still open: %s", line)
+    return report
+
+
+def sweep_nodes(target: Target) -> list[Node]:
+    """Every node the inventory can reach: from the API, or, when no API
+    server answers, from the inventory alone (roles may be unknown)."""
+    try:
+        return target.reachable(target.topology(wait=0).nodes)
+    except ChaosK3sError as exc:
+        logger.warning("chaosk3s cleanup: %s; sweeping the inventory's "
+                       "nodes", exc)
+    return [Node(e.name, e.role or "", e.address or "", e.join_server,
+                 e.access) for e in target.inventory.nodes.values()
+            if e.access is not None]
+
+
+def _sweep(target: Target, report: CleanupReport) -> None:
+    nodes = {n.name: n for n in sweep_nodes(target)}
+    transports = {n: target.transport(node) for n, node in nodes.items()}
+    found = read_active(transports, strict=False)
+    with ThreadPoolExecutor(max(1, min(16, len(found)))) as pool:
+        lines = list(pool.map(lambda o: _sweep_node(
+            target, nodes[o.node], o.active if o.ok else None,
+            o.error), found))
+    for swept, still in lines:
+        report.swept += swept
+        report.open += still
+
+
+def _sweep_node(target: Target, node: Node,
+                active: tuple[ActiveFault, ...] | None,
+                error: str | None) -> tuple[list[str], list[str]]:
+    """(what was healed, what stays) on one node; never raises."""
+    if active is None:
+        return [], [f"node {node.name} cannot be read: {error}"]
+    transport = target.transport(node)
+    swept, still = [], []
+    chains = [f for f in active if f.kind == "partition"]
+    if chains:
+        (outcome,) = heal({node.name: transport}, None, strict=False)
+        if outcome.ok:
+            swept += [f"removed {f.chain} on {node.name} (run "
+                      f"{f.run_id or '?'})" for f in chains]
+    reported = set()
+    for timer in (f for f in active if f.kind == "stop"):
+        try:
+            swept.append(_start_now(target, node, transport, timer))
+        except ChaosK3sError as exc:
+            reported.add(timer.chain)
+            still.append(f"k3s on {node.name} stopped by "
+                         f"{timer.run_id or timer.chain}, starts by itself "
+                         f"at {timer.timer.expires_at}: {exc}")
+    try:
+        (after,) = read_active({node.name: transport})
+        still += [f"{f.kind} {f.chain} (run {f.run_id or '?'}) still on "
+                  f"{node.name}" for f in after.active
+                  if f.chain not in reported]
+    except ChaosK3sError as exc:
+        still.append(f"node {node.name} cannot be read back: {exc}")
+    return swept, still
+
+
+def _start_now(target: Target, node: Node, transport,
+               timer: ActiveFault) -> str:
+    """A node-side start pending for a stop no ledger knows: start K3s
+    now (if needed) and cancel the timer."""
+    if not node.role:
+        raise ChaosK3sError("its role is unknown (no API server answers "
+                            "and the inventory gives none), so the start "
+                            "command is too")
+    commands = {a: target.inventory.command(node.role, a, node.name)
+                for a in ("start", "status")}
+    if not service.read_status(transport, commands["status"]).running:
+        service.start(transport, commands, 60, server=False)
+    transport.run(cancel_start_script(setup_for(transport), timer.run_id),
+                  timeout=30, description="cancel a node-side start")
+    return f"started k3s on {node.name} (stopped by {timer.run_id or '?'})"

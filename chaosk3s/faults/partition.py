@@ -34,6 +34,7 @@ from chaosk3s.faults import shell
 from chaosk3s.model import Cut, FaultPlan
 
 CHAIN_PREFIX = "CHAOSK3S-"
+START_PREFIX = "CHAOSK3S_START-"  # node-side start timers of stopped K3s
 CHAIN_MAX = 28  # iptables chain names are at most 28 characters
 COMMENT_PREFIX = "chaosk3s:"
 DEFAULT_STATE_DIR = "/run/chaosk3s"
@@ -124,11 +125,9 @@ def _validate_cut(cut: Cut) -> None:
             raise SpecError(f"{where}: node name {name!r} is not valid")
     if cut.node == cut.peer:
         raise SpecError(f"{where}: a node cannot be cut from itself")
-    try:
-        ipaddress.IPv4Address(cut.peer_address)
-    except ValueError:
+    if family(cut.peer_address) is None:
         raise SpecError(f"{where}: peer address {cut.peer_address!r} is "
-                        f"not an IPv4 address") from None
+                        f"not an IPv4 or IPv6 address")
     if cut.direction not in DIRECTIONS:
         raise SpecError(f"{where}: direction {cut.direction!r}; use one "
                         f"of {', '.join(DIRECTIONS)}")
@@ -140,16 +139,35 @@ def _validate_cut(cut: Cut) -> None:
             raise SpecError(f"{where}: port {port!r} is not a TCP port")
 
 
+def family(address: str | None) -> int | None:
+    """4 or 6 for an IP address (no prefix), None for anything else."""
+    try:
+        return ipaddress.ip_address(address).version
+    except (ValueError, TypeError):
+        return None
+
+
+def families(plan: FaultPlan, node: str) -> list[int]:
+    """The address families node has cuts in (4, 6 or both)."""
+    return sorted({family(c.peer_address) for c in plan.cuts
+                   if c.node == node})
+
+
 def node_rules(plan: FaultPlan, node: str,
-               management: Management = Management()) -> list[str]:
-    """The iptables-restore input that applies plan on node."""
+               management: Management = Management(),
+               version: int = 4) -> list[str]:
+    """The iptables-restore (version 6: ip6tables-restore) input that
+    applies plan's cuts of that address family on node."""
     validate_plan(plan)
+    if management.address and family(management.address) is None:
+        raise SpecError(f"node {node}: the runner's address "
+                        f"{management.address!r} is not an IP address")
     chain = chain_name(plan.run_id)
     lines = ["*filter", f":{chain} - [0:0]"]
     lines += _management_rules(chain, _comment(plan.run_id, "management"),
-                               management)
+                               management, version)
     for cut in plan.cuts:
-        if cut.node == node:
+        if cut.node == node and family(cut.peer_address) == version:
             lines += _cut_rules(chain, _comment(plan.run_id,
                                                 f"peer={cut.peer}"), cut)
     tag = _comment(plan.run_id)
@@ -163,16 +181,24 @@ def _comment(run_id: str, detail: str = "") -> str:
     return f'-m comment --comment "{text}"'
 
 
-def _management_rules(chain: str, comment: str,
-                      mgmt: Management) -> list[str]:
+def _host(address: str) -> str:
+    return f"{address}/{32 if family(address) == 4 else 128}"
+
+
+def _management_rules(chain: str, comment: str, mgmt: Management,
+                      version: int) -> list[str]:
+    """The runner's own path: ACCEPT first, in the family it uses (none
+    in the other: it cannot be cut there); without a known address,
+    established flows on the port, in both families."""
     if mgmt.port is None:
         return []
     if mgmt.address:
-        ipaddress.IPv4Address(mgmt.address)  # ValueError on garbage
-        return [f"-A {chain} -s {mgmt.address}/32 -p tcp -m tcp --dport "
-                f"{mgmt.port} {comment} -j ACCEPT",
-                f"-A {chain} -d {mgmt.address}/32 -p tcp -m tcp --sport "
-                f"{mgmt.port} {comment} -j ACCEPT"]
+        if family(mgmt.address) != version:
+            return []
+        return [f"-A {chain} -s {_host(mgmt.address)} -p tcp -m tcp "
+                f"--dport {mgmt.port} {comment} -j ACCEPT",
+                f"-A {chain} -d {_host(mgmt.address)} -p tcp -m tcp "
+                f"--sport {mgmt.port} {comment} -j ACCEPT"]
     established = "-m conntrack --ctstate ESTABLISHED"
     return [f"-A {chain} -p tcp -m tcp --dport {mgmt.port} {established} "
             f"{comment} -j ACCEPT",
@@ -183,9 +209,9 @@ def _management_rules(chain: str, comment: str,
 def _cut_rules(chain: str, comment: str, cut: Cut) -> list[str]:
     ends = []
     if cut.direction in ("both", "from"):
-        ends.append(f"-s {cut.peer_address}/32")
+        ends.append(f"-s {_host(cut.peer_address)}")
     if cut.direction in ("both", "to"):
-        ends.append(f"-d {cut.peer_address}/32")
+        ends.append(f"-d {_host(cut.peer_address)}")
     # from/to are about who opened the flow; both cuts every packet
     flow = "" if cut.direction == "both" else " -m conntrack --ctdir ORIGINAL"
     rules = []
@@ -209,8 +235,10 @@ def _targets(cut: Cut) -> list[tuple[str, str]]:
                 for match in _tcp_matches(sorted(set(cut.ports)))]
     if cut.mode == "drop":
         return [("", "DROP")]
+    unreachable = "icmp-port-unreachable" if family(
+        cut.peer_address) == 4 else "icmp6-port-unreachable"
     return [(" -p tcp", reset),
-            ("", "REJECT --reject-with icmp-port-unreachable")]
+            ("", f"REJECT --reject-with {unreachable}")]
 
 
 def _tcp_matches(ports: list[int]) -> list[str]:
@@ -223,19 +251,26 @@ def _tcp_matches(ports: list[int]) -> list[str]:
 
 
 def apply_script(plan: FaultPlan, setup: NodeSetup) -> str:
-    """The script that applies plan on setup.node and arms its expiry."""
+    """The script that applies plan on setup.node and arms its expiry:
+    the timer first, then one iptables-restore transaction per address
+    family; if one fails, everything of the plan is healed."""
     chain = chain_name(plan.run_id)
-    rules = "\n".join(node_rules(plan, setup.node, setup.management))
     ttl = _seconds(plan.ttl_seconds)
+    loads = []
+    for version in families(plan, setup.node):
+        tool = "iptables-restore" if version == 4 else "ip6tables-restore"
+        rules = "\n".join(node_rules(plan, setup.node, setup.management,
+                                     version))
+        loads += [f"{tool} -w 5 --noflush <<'{shell.EOF}' || "
+                  f"{{ chaosk3s_heal {chain} cancel; exit 1; }}",
+                  rules, shell.EOF]
     return "\n".join([
-        shell.prelude(setup.node_state),
+        shell.prelude(setup.node_state, ipv6=6 in families(plan,
+                                                           setup.node)),
         shell.HEAL_FUNCTIONS,
         f"chaosk3s_heal {chain} cancel || exit 1",
-        shell.timer(chain, ttl, setup.timer),
-        f"iptables-restore -w 5 --noflush <<'{shell.EOF}' || "
-        f"{{ chaosk3s_heal {chain} cancel; exit 1; }}",
-        rules,
-        shell.EOF,
+        shell.heal_timer(chain, ttl, setup.timer),
+        *loads,
         f"echo applied {chain} expires in {ttl}s",
         ""])
 
@@ -260,7 +295,8 @@ def _pattern(target: FaultPlan | str | None) -> str:
 
 def readback_script(setup: NodeSetup) -> str:
     """Print every CHAOSK3S rule and timer on the node (see readback)."""
-    return "\n".join([shell.prelude(setup.node_state), shell.READBACK, ""])
+    return "\n".join([shell.prelude(setup.node_state), shell.HEAL_FUNCTIONS,
+                      shell.READBACK, ""])
 
 
 def _seconds(value: float) -> str:
@@ -277,7 +313,9 @@ def dry_run(plan: FaultPlan,
         setup = setups.get(node) or NodeSetup(node)
         out[node] = {
             "chain": chain_name(plan.run_id),
-            "rules": node_rules(plan, node, setup.management),
+            "rules": [line for version in families(plan, node)
+                      for line in node_rules(plan, node, setup.management,
+                                             version)],
             "expires_after_seconds": plan.ttl_seconds,
             "timer": setup.timer,
             "script": apply_script(plan, setup),

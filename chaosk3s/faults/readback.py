@@ -9,7 +9,11 @@ which direction and mode, and when its node-local timer fires.
 import shlex
 from dataclasses import asdict, dataclass
 
-from chaosk3s.faults.partition import CHAIN_PREFIX, COMMENT_PREFIX
+from chaosk3s.faults.partition import (
+    CHAIN_PREFIX,
+    COMMENT_PREFIX,
+    START_PREFIX,
+)
 
 
 @dataclass(frozen=True)
@@ -27,11 +31,13 @@ class Timer:
     ident: str  # the pid or the systemd unit
     expires_at: int  # epoch seconds on the node's clock
     alive: bool
+    fault: str | None = None  # the fault id it ends, where recorded
 
 
 @dataclass(frozen=True)
 class ActiveFault:
-    """One chaosk3s chain on one node."""
+    """One chaosk3s chain on one node (in either address family), or a
+    node-local start timer of a stopped K3s (kind ``stop``: no rules)."""
 
     node: str
     chain: str
@@ -41,6 +47,7 @@ class ActiveFault:
     management: tuple[str, ...]  # the ACCEPT rules keeping the path open
     timer: Timer | None
     rules: tuple[str, ...]  # every line, as iptables -S prints it
+    kind: str = "partition"  # or "stop": a pending node-side start
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -54,22 +61,34 @@ class _Chain:
 
 
 def parse_readback(node: str, text: str) -> list[ActiveFault]:
-    """The active faults on node, one per CHAOSK3S chain (sorted)."""
+    """The active faults on node, one per CHAOSK3S chain (sorted), then
+    one per start timer."""
     section, chains, timers = "", {}, {}
     for line in text.splitlines():
         if line.startswith("#"):
             section = line[1:].split()[0] if line[1:] else ""
             continue
-        if section == "rules" and line.strip():
+        if section in ("rules", "rules6") and line.strip():
             _rule_line(line, chains)
         elif section == "timers" and line.strip():
-            parts = line.split()
-            if len(parts) == 5 and parts[3].isdigit():
-                chains.setdefault(parts[0], _Chain([], []))
-                timers[parts[0]] = Timer(parts[1], parts[2], int(parts[3]),
-                                         parts[4] == "yes")
+            _timer_line(line.split(), chains, timers)
     return [_fault(node, name, chain, timers.get(name))
-            for name, chain in sorted(chains.items())]
+            for name, chain in sorted(chains.items())
+            if name.startswith(CHAIN_PREFIX)] + [
+        ActiveFault(node, name, timer.fault, (), (), (), timer, (), "stop")
+        for name, timer in sorted(timers.items())
+        if name.startswith(START_PREFIX)]
+
+
+def _timer_line(parts: list[str], chains: dict[str, "_Chain"],
+                timers: dict[str, Timer]) -> None:
+    if len(parts) < 5 or not parts[3].isdigit():
+        return
+    fault = parts[5] if len(parts) > 5 and parts[5] != "-" else None
+    if parts[0].startswith(CHAIN_PREFIX):
+        chains.setdefault(parts[0], _Chain([], []))
+    timers[parts[0]] = Timer(parts[1], parts[2], int(parts[3]),
+                             parts[4] == "yes", fault)
 
 
 def _rule_line(line: str, chains: dict[str, _Chain]) -> None:
@@ -141,7 +160,7 @@ def _cut_key(opts: dict[str, str], comment: str) -> tuple[tuple, str]:
             peer = word[len("peer="):]
     ports = opts.get("--dport") or opts.get("--dports") or ""
     mode = "drop" if opts.get("-j") == "DROP" else "reject"
-    key = (peer, address.removesuffix("/32"), mode,
+    key = (peer, address.removesuffix("/32").removesuffix("/128"), mode,
            tuple(int(p) for p in ports.split(",") if p.isdigit()),
            opts.get("--ctdir") == "ORIGINAL")
     return key, end
@@ -164,6 +183,9 @@ def summary(faults: list[ActiveFault]) -> list[str]:
                          f"{cut.mode} {cut.direction} {cut.peer or '?'} "
                          f"({cut.peer_address}){ports}")
         if not fault.cuts:
+            what = ("k3s stopped, starts by itself at "
+                    f"{fault.timer.expires_at}" if fault.kind == "stop"
+                    else f"no cuts; hooks {', '.join(fault.hooks) or '-'}")
             lines.append(f"{fault.node}: {fault.run_id or fault.chain} "
-                         f"(no cuts; hooks {', '.join(fault.hooks) or '-'})")
+                         f"({what})")
     return lines

@@ -108,6 +108,16 @@ def read_boot_id(transport: Transport, command: str) -> str:
     return boot
 
 
+def member_health(transport: Transport, command: str) -> tuple[bool, str]:
+    """Whether the node's etcd member says it is healthy (its /health
+    answers {"health":"true"}), and what it said."""
+    result = transport.run(command, timeout=READ_TIMEOUT, check=False,
+                           description="etcd member health")
+    said = (result.stdout.strip() or result.stderr.strip())[:200]
+    return (result.ok and '"health":"true"' in result.stdout.replace(
+        " ", ""), said or f"exit {result.code}")
+
+
 def wait_until(read: Callable[[], object], done: Callable[[object], bool],
                bound: float) -> tuple[bool, object]:
     """Read until done(value) or bound seconds pass; a read that fails

@@ -142,7 +142,7 @@ def test_interrupted_run_heals_before_exit(lab, tmp_path, sig):
     (lambda: actions.partition_roles("etcd", "etcd", configuration=CONFIG),
      "without quorum"),
     (lambda: actions.stop_k3s("etcd", configuration=CONFIG),
-     "no quorum"),
+     "without quorum"),
     (lambda: actions.partition_roles("agent", "control-plane",
                                      direction="sideways",
                                      configuration=CONFIG),

@@ -151,14 +151,49 @@ def test_management_path_is_accepted_first():
     (Cut("a", "b", B, mode="explode"), "mode"),
     (Cut("a", "b", B, ports=(0,)), "port"),
     (Cut("a", "b", B, ports=(70000,)), "port"),
-    (Cut("a", "b", "fd00::1"), "IPv4"),
-    (Cut("a", "b", "b.example"), "IPv4"),
+    (Cut("a", "b", "fd00::1/64"), "IPv4 or IPv6"),
+    (Cut("a", "b", "b.example"), "IPv4 or IPv6"),
     (Cut("a", "a", A), "itself"),
     (Cut("a", "b c", B), "node name"),
 ])
 def test_invalid_cuts_are_refused_before_anything_runs(cut, message):
     with pytest.raises(SpecError, match=message):
         node_rules(plan(cut), "a")
+
+
+def test_ipv6_cuts_go_to_ip6tables_and_ipv4_cuts_to_iptables():
+    """Reproduction (issue 12): IPv6 peers were refused mid-apply and no
+    ip6tables rules were written, so a dual-stack "partition" left the
+    IPv6 path open. Now each family gets its own transaction."""
+    p = plan(Cut("a", "b", B), Cut("a", "b", "fd00::11", mode="reject"))
+    v4 = rules_of(p, "a", version=4)
+    v6 = rules_of(p, "a", version=6)
+    assert all("fd00::" not in r for r in v4) and f"{B}/32" in v4[0]
+    assert all(B not in r for r in v6)
+    assert any("-s fd00::11/128" in r and "tcp-reset" in r for r in v6)
+    assert any("icmp6-port-unreachable" in r for r in v6)
+    script = apply_script(p, NodeSetup("a"))
+    sh_syntax_ok(script)
+    assert "iptables-restore -w 5 --noflush <<" in script
+    assert "ip6tables-restore -w 5 --noflush <<" in script
+    assert "command -v ip6tables-restore" in script
+    v4_only = apply_script(plan(Cut("a", "b", B)), NodeSetup("a"))
+    assert "ip6tables-restore -w" not in v4_only
+
+
+def test_the_runners_path_stays_open_in_the_family_it_uses():
+    p = plan(Cut("a", "b", B), Cut("a", "b", "fd00::11"))
+    over_v6 = Management(22, "fd00::1")
+    assert "-s fd00::1/128 -p tcp -m tcp --dport 22" in rules_of(
+        p, "a", management=over_v6, version=6)[0]
+    assert not any("ACCEPT" in r for r in rules_of(
+        p, "a", management=over_v6, version=4))
+    unknown = Management(22)
+    for version in (4, 6):
+        assert "--ctstate ESTABLISHED" in rules_of(
+            p, "a", management=unknown, version=version)[0]
+    with pytest.raises(SpecError, match="runner's address"):
+        node_rules(p, "a", Management(22, "not-an-ip"))
 
 
 def test_node_setups_refuse_names_that_would_escape_the_state_dir():

@@ -142,5 +142,35 @@ def test_role_and_join_parsing_edge_cases():
     assert role_of({}) == "agent"
     assert role_of({"node-role.kubernetes.io/master": "true"}) == \
         "control-plane"
-    assert join_url({"k3s.io/node-args": "not json"}) is None
+    with pytest.raises(ValueError, match="not JSON"):
+        join_url({"k3s.io/node-args": "not json"})
     assert join_url({"k3s.io/node-args": '["server", "--server"]'}) is None
+
+
+@pytest.mark.parametrize("args", ["42", "null", '{"--server": "x"}',
+                                  '["--server", 7]', "not json"])
+def test_a_malformed_node_args_annotation_is_reported_not_fatal(args):
+    """Reproduction (issue 12): a number, null or a mapping in any node's
+    k3s.io/node-args made every heal path fail in topology parsing."""
+    nodes = [dict(n, metadata=dict(n["metadata"])) for n in NODES]
+    nodes[4]["metadata"]["annotations"] = {"k3s.io/node-args": args}
+    topo = build_topology(nodes, parse_inventory(INVENTORY, "inv"))
+    a0 = topo.node("a0")
+    assert a0.role == "agent" and a0.join_server is None
+    assert a0.access is not None  # still reachable, so still healable
+    assert len(topo.problems) == 1 and "node a0" in topo.problems[0]
+    assert "k3s.io/node-args" in topo.problems[0]
+    assert topo.node("e1").join_server == "e0"  # the others unaffected
+
+
+def test_every_internal_address_of_a_dual_stack_node():
+    node = _api_node("a0", "10.0.0.20", server="10.0.0.10")
+    node["status"]["addresses"] += [
+        {"type": "InternalIP", "address": "fd00::20"},
+        {"type": "Hostname", "address": "a0"}]
+    node["metadata"]["annotations"]["k3s.io/internal-ip"] = \
+        "10.0.0.20,fd00::20"
+    topo = build_topology([node, NODES[0]], parse_inventory(
+        {**INVENTORY, "nodes": []}, "inv"))
+    assert topo.node("a0").all_addresses == ("10.0.0.20", "fd00::20")
+    assert topo.node("a0").address == "10.0.0.20"

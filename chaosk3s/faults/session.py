@@ -1,0 +1,464 @@
+"""One owner of a run's faults: record, apply, heal, close.
+
+Every fault of a run goes through its FaultSession; activities, the
+control's cleanup and SIGTERM path and `chaosk3s cleanup` all call it.
+
+- Record before apply: the ledger entry, with what undoing it needs (each
+  node's addresses and transport, its start and status commands), is
+  written and fsynced before the first command reaches a node. The
+  quorum guard runs inside the same ledger lock, so two activities at
+  once cannot both pass it.
+- Every node fault expires on the node: partitions by their chain's
+  timer, a stop by a node-side start at a deadline (chaosk3s.faults
+  .timers), cancelled when the run starts K3s itself.
+- One closing rule: a node's part of a fault is closed only when the node
+  itself reads back that it is gone (no chain of the fault; the K3s unit
+  running again); the fault ends when no node is left open.
+- One heal walk: every open fault, links first, then K3s services, newest
+  first within each; per fault per node, with bounded retries; nothing
+  one node, fault or malformed entry does stops the rest; what stays
+  open, on which node and why, is the report.
+- Apply and heal are serialized: a heal waits for applies in flight (an
+  apply that lands after a heal began is healed too), applies wait for a
+  heal, and once closed (SIGTERM, cleanup) nothing new is applied. A
+  heal must not be started from the thread of an apply in flight (a
+  signal handler): it would wait for itself; the control heals in a
+  thread of its own.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from chaosk3s.errors import ChaosK3sError
+from chaosk3s.faults import service
+from chaosk3s.faults.apply import (
+    FaultError,
+    apply_plan,
+    heal,
+    read_active,
+    setup_for,
+)
+from chaosk3s.faults.partition import DEFAULT_STATE_DIR, chain_name
+from chaosk3s.faults.timers import arm_start_script, cancel_start_script
+from chaosk3s.ledger import Ledger
+from chaosk3s.model import FaultPlan, Node
+from chaosk3s.readiness import utc_now
+from chaosk3s.transports.base import Transport
+
+logger = logging.getLogger("chaostoolkit")
+APPLY_WAIT = 900.0  # seconds a heal waits at most for applies in flight
+ATTEMPTS = 3  # per fault per node, in one heal walk
+RETRY_DELAY = 1.0  # seconds, times the attempt number
+HEAL_START_BOUND = 60.0  # seconds a heal gives a stopped K3s to start
+SERVICE_KINDS = ("stop", "restart", "reboot")
+Check = Callable[[list[dict]], None]
+
+
+class Ports(Protocol):
+    """What the session reaches the world through (a target, or a test's
+    recording transports)."""
+
+    def transport(self, node: Node) -> Transport: ...
+
+    def node(self, name: str) -> Node | None: ...
+
+    def commands(self, node: Node) -> dict[str, str]: ...
+
+    def readiness_mark(self, node: str) -> object: ...
+
+    def ready_since(self, node: str, mark: object) -> bool: ...
+
+
+@dataclass
+class HealReport:
+    """What a heal walk closed and what stays open (node by node)."""
+
+    healed: list[str] = field(default_factory=list)
+    open: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.open and not self.problems
+
+    def lines(self) -> list[str]:
+        return [f"still open: fault {o['fault_id']} ({o['kind']}) on "
+                f"{o['node']}: {o['error']}" for o in self.open] + \
+            [f"problem: {p}" for p in self.problems]
+
+    def as_dict(self) -> dict:
+        return {"healed": self.healed, "open": self.open,
+                "problems": self.problems}
+
+
+def journal_faults(entries: list[dict]) -> list[dict]:
+    """Ledger entries as the journal shows them (no transports)."""
+    return [{k: v for k, v in e.items() if k != "undo"} for e in entries]
+
+
+def _iso_in(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+def _past(iso: str | None) -> bool:
+    return bool(iso) and datetime.fromisoformat(iso) <= datetime.now(UTC)
+
+
+class FaultSession:
+    """The faults of one run (one ledger)."""
+
+    def __init__(self, ledger: Ledger, ports: Ports,
+                 state_dir: str = DEFAULT_STATE_DIR,
+                 attempts: int = ATTEMPTS,
+                 retry_delay: float = RETRY_DELAY):
+        self.ledger, self.ports, self.state_dir = ledger, ports, state_dir
+        self.attempts, self.retry_delay = attempts, retry_delay
+        self._cv = threading.Condition()
+        self._in_flight = 0
+        self._healing = False
+        self.closed = False
+
+    # -- serialization ---------------------------------------------------
+    @contextmanager
+    def _applying(self, healing_op: bool = False) -> Iterator[None]:
+        with self._cv:
+            while self._healing:
+                self._cv.wait()
+            if self.closed and not healing_op:
+                raise ChaosK3sError(
+                    "refused: this run is being healed (interrupted or "
+                    "ending); nothing new is injected and nothing was "
+                    "changed")
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._in_flight -= 1
+                self._cv.notify_all()
+
+    @contextmanager
+    def _exclusive(self, wait: float = APPLY_WAIT) -> Iterator[None]:
+        deadline = time.monotonic() + wait
+        with self._cv:
+            while self._healing or self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    logger.warning("chaosk3s: healing while %d apply(s) "
+                                   "still run after %gs", self._in_flight,
+                                   wait)
+                    break
+                self._cv.wait(left)
+            while self._healing:  # never two walks at once
+                self._cv.wait()
+            self._healing = True
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._healing = False
+                self._cv.notify_all()
+
+    def close(self) -> None:
+        """Refuse new faults from now on (heals still run)."""
+        with self._cv:
+            self.closed = True
+
+    # -- recording -------------------------------------------------------
+    def _entry(self, kind: str, nodes: list[Node], description: str,
+               commands: dict[str, dict[str, str]] | None = None,
+               **extra: object) -> dict:
+        names = sorted(n.name for n in nodes)
+        undo = {n.name: {"node": n.as_record(), "commands": {
+            k: v for k, v in (commands or {}).get(n.name, {}).items()
+            if k in ("start", "status")}} for n in nodes}
+        return {"kind": kind, "nodes": names, "description": description,
+                "started_at": utc_now(), "ended_at": None,
+                "open_nodes": names, "errors": {}, **extra, "undo": undo}
+
+    def _close(self, fault_id: str, node: str, by: str,
+               when: str | None = None) -> dict:
+        """The one closing rule: node's part is gone (read back)."""
+        def change(entry: dict) -> dict:
+            still = [n for n in entry.get("open_nodes", entry["nodes"])
+                     if n != node]
+            errors = {n: e for n, e in (entry.get("errors") or {}).items()
+                      if n != node}
+            done = {"ended_at": when or utc_now(), "healed_by": by} \
+                if not still and not entry.get("ended_at") else {}
+            return {**entry, "open_nodes": still, "errors": errors, **done}
+        return self.ledger.update(fault_id, change)
+
+    def _note(self, fault_id: str, node: str, error: str) -> None:
+        self.ledger.update(fault_id, lambda e: {**e, "errors": {
+            **(e.get("errors") or {}), node: error}})
+
+    # -- applying --------------------------------------------------------
+    def partition(self, plan: FaultPlan, nodes: list[Node], peers: list[str],
+                  description: str, etcd_cuts: list[list[str]],
+                  check: Check | None = None) -> dict:
+        """Record, then apply plan (its run_id is replaced by the fault
+        id) on nodes, all or none. Returns the outcomes for the journal."""
+        with self._applying():
+            fault_id = self.ledger.add(self._entry(
+                "partition", nodes, description, peers=peers,
+                ttl_seconds=plan.ttl_seconds, etcd_cuts=etcd_cuts,
+                expires_at=_iso_in(plan.ttl_seconds)), check)
+            plan = replace(plan, run_id=fault_id)
+            transports = {n.name: self.ports.transport(n) for n in nodes}
+            try:
+                outcomes = apply_plan(plan, transports, self.state_dir)
+            except ChaosK3sError as exc:
+                self._settle(fault_id, "apply failed")
+                if isinstance(exc, FaultError):
+                    raise
+                raise ChaosK3sError(f"partition {fault_id}: {exc}") from exc
+            self.ledger.update(fault_id, applied_at=utc_now())
+            return {"fault_id": fault_id, "outcomes": [
+                o.as_dict() for o in outcomes]}
+
+    def node_fault(self, action: str, node: Node, commands: dict[str, str],
+                   bound: float, check: Check | None = None,
+                   start_after: float | None = None,
+                   back: bool = False) -> dict:
+        """Record, then stop, restart or reboot K3s on node and prove it
+        (chaosk3s.faults.service). A stop first arms the node-side start
+        at start_after seconds. back: then wait, within bound, for the
+        node to be back (K3s running, its etcd member healthy, the node
+        Ready) before returning."""
+        description = f"{action} k3s on {node.name}"
+        extra = {"etcd_down": [node.name] if node.runs_etcd else []}
+        if action == "stop":
+            extra["expires_at"] = _iso_in(start_after)
+        with self._applying():
+            fault_id = self.ledger.add(self._entry(
+                action, [node], description, {node.name: commands},
+                **extra), check)
+            transport = self.ports.transport(node)
+            try:
+                evidence = self._node_fault(action, node, transport,
+                                            commands, bound, fault_id,
+                                            start_after)
+                if back:
+                    evidence["back"] = self._wait_back(
+                        action, node, transport, commands, bound)
+            except ChaosK3sError:
+                self._settle(fault_id, f"{action} failed")
+                raise
+            if action != "stop":
+                self._settle(fault_id, "seen back")
+            return {**evidence, "fault_id": fault_id}
+
+    def _node_fault(self, action: str, node: Node, transport: Transport,
+                    commands: dict[str, str], bound: float, fault_id: str,
+                    start_after: float | None) -> dict:
+        if action == "stop":
+            transport.run(arm_start_script(
+                setup_for(transport, self.state_dir), fault_id, start_after,
+                commands["start"]), timeout=30,
+                description=f"arm the node-side start of {node.name}")
+            evidence = service.stop(transport, commands, bound)
+            return {**evidence, "starts_by_itself_after": start_after}
+        if action == "reboot":
+            return service.reboot(transport, commands, bound, fault_id,
+                                  self.state_dir)
+        return service.restart(transport, commands, bound)
+
+    def _wait_back(self, action: str, node: Node, transport: Transport,
+                   commands: dict[str, str], bound: float) -> dict:
+        """K3s running, the etcd member healthy, the node Ready (its
+        Lease renewed since now): or EffectNotSeen naming what lacks."""
+        mark, started = self.ports.readiness_mark(node.name), \
+            time.monotonic()
+
+        def missing() -> list[str]:
+            lacking = []
+            if not service.read_status(transport,
+                                       commands["status"]).running:
+                lacking.append("k3s running")
+            if node.runs_etcd and commands.get("etcd_health") and \
+                    not service.member_health(
+                        transport, commands["etcd_health"])[0]:
+                lacking.append("etcd member healthy")
+            if not self.ports.ready_since(node.name, mark):
+                lacking.append("node Ready (Lease renewed)")
+            return lacking
+
+        ok, seen = service.wait_until(missing, lambda m: not m, bound)
+        if not ok:
+            raise service.EffectNotSeen(
+                node.name, action, commands[action],
+                "the node back (k3s running, etcd member healthy, node "
+                f"Ready) within {bound:g}s", f"still lacking: "
+                f"{', '.join(seen) if isinstance(seen, list) else seen}")
+        return {"back_at": utc_now(),
+                "seconds": round(time.monotonic() - started, 3)}
+
+    def start(self, node: Node, commands: dict[str, str],
+              bound: float) -> dict:
+        """Start K3s on node (proved running, and serving on servers),
+        then close this run's service faults on it and cancel their
+        node-side starts. Allowed after close(): it heals."""
+        with self._applying(healing_op=True):
+            transport = self.ports.transport(node)
+            evidence = service.start(transport, commands, bound,
+                                     server=node.role != "agent")
+            closed = []
+            for entry in self.ledger.open_faults():
+                if entry["kind"] in SERVICE_KINDS and \
+                        node.name in entry.get("open_nodes", []):
+                    self._heal_service(entry, node.name, "start_k3s")
+                    closed.append(entry["id"])
+            return {**evidence, "closed_faults": closed}
+
+    # -- healing ---------------------------------------------------------
+    def heal(self, fault_id: str | None = None,
+             kinds: tuple[str, ...] | None = None,
+             by: str = "cleanup") -> HealReport:
+        """One walk over this run's open faults (or one, or some kinds):
+        links first, then services, newest first; per node, retried."""
+        with self._exclusive():
+            entries = [e for e in self.ledger.entries()
+                       if not e.get("ended_at")
+                       and (fault_id is None or e["id"] == fault_id)
+                       and (kinds is None or e["kind"] in kinds)]
+            report = HealReport()
+            for entry in heal_order(entries):
+                self._heal_entry(entry, by)
+            after = {e["id"]: e for e in self.ledger.entries()}
+            for entry in (after.get(e["id"], e) for e in entries):
+                if entry.get("ended_at"):
+                    report.healed.append(entry["id"])
+                    continue
+                report.open += open_nodes(entry)
+            for line in report.lines():
+                logger.error("chaosk3s: %s", line)
+            return report
+
+    def _settle(self, fault_id: str, by: str) -> None:
+        """After an apply failed or finished: close what reads back gone."""
+        entry = next((e for e in self.ledger.entries()
+                      if e["id"] == fault_id), None)
+        if entry is not None and not entry.get("ended_at"):
+            self._heal_entry(entry, by, attempts=1, read_only=True)
+
+    def _heal_entry(self, entry: dict, by: str, attempts: int | None = None,
+                    read_only: bool = False) -> None:
+        left = list(entry.get("open_nodes", entry["nodes"]))
+        for attempt in range(1, (attempts or self.attempts) + 1):
+            if entry["kind"] == "partition":
+                left = self._heal_partition(entry, left, by, read_only)
+            else:
+                left = [n for n in left
+                        if not self._try(entry, n, lambda n=n: (
+                            self._heal_service(entry, n, by, read_only)))]
+            if not left or attempt == (attempts or self.attempts):
+                return
+            time.sleep(self.retry_delay * attempt)
+
+    def _try(self, entry: dict, node: str, work: Callable[[], None]) -> bool:
+        try:
+            work()
+            return True
+        except Exception as exc:  # noqa: BLE001 - a node's failure is
+            # reported and the walk goes on to every other node and fault
+            self._note(entry["id"], node, f"{type(exc).__name__}: {exc}"
+                       if not isinstance(exc, ChaosK3sError) else str(exc))
+            return False
+
+    def _undo(self, entry: dict, name: str) -> tuple[Node, dict[str, str]]:
+        """How to reach node name and its commands, from the ledger (no
+        API needed), else from the inventory."""
+        record = (entry.get("undo") or {}).get(name)
+        node = Node.from_record(record["node"]) if record else \
+            self.ports.node(name)
+        if node is None:
+            raise ChaosK3sError(f"the ledger does not say how to reach "
+                                f"{name} and the inventory lists no such "
+                                f"node")
+        commands = (record or {}).get("commands") or {}
+        if not {"start", "status"} <= set(commands):
+            commands = {**self.ports.commands(node), **commands}
+        return node, commands
+
+    def _heal_partition(self, entry: dict, names: list[str], by: str,
+                        read_only: bool) -> list[str]:
+        transports, left = {}, []
+        for name in names:
+            if self._try(entry, name, lambda name=name: transports.update(
+                    {name: self.ports.transport(self._undo(entry, name)[0])})
+                    ) is False:
+                left.append(name)
+        removed: set[str] = set()
+        if not read_only:
+            for outcome in heal(transports, entry["id"], self.state_dir,
+                                strict=False):
+                if outcome.removed:
+                    removed.add(outcome.node)
+                if not outcome.ok:
+                    self._note(entry["id"], outcome.node, outcome.error)
+        chain = chain_name(entry["id"])
+        for outcome in read_active(transports, self.state_dir,
+                                   strict=False):
+            if not outcome.ok:
+                self._note(entry["id"], outcome.node, outcome.error)
+            elif any(f.chain == chain for f in outcome.active):
+                self._note(entry["id"], outcome.node,
+                           f"chain {chain} still active after the heal")
+            else:
+                expired = outcome.node not in removed and not read_only \
+                    and _past(entry.get("expires_at"))
+                self._close(entry["id"], outcome.node,
+                            "expired on the node" if expired else by,
+                            entry.get("expires_at") if expired else None)
+                continue
+            left.append(outcome.node)
+        return left
+
+    def _heal_service(self, entry: dict, name: str, by: str,
+                      read_only: bool = False) -> None:
+        node, commands = self._undo(entry, name)
+        transport = self.ports.transport(node)
+        state = service.read_status(transport, commands["status"])
+        started_by_us = False
+        if not state.running and not read_only:
+            service.start(transport, commands, HEAL_START_BOUND,
+                          server=False)
+            started_by_us = True
+            state = service.read_status(transport, commands["status"])
+        if entry["kind"] == "stop" and (state.running or not read_only):
+            transport.run(cancel_start_script(
+                setup_for(transport, self.state_dir), entry["id"]),
+                timeout=30, description=f"cancel the node-side start of "
+                f"{name}")
+        if not state.running:
+            raise ChaosK3sError(f"k3s on {name} is not running ({state})")
+        expired = entry["kind"] == "stop" and not started_by_us and \
+            _past(entry.get("expires_at"))
+        self._close(entry["id"], name,
+                    "expired on the node" if expired else by,
+                    entry.get("expires_at") if expired else None)
+
+
+def open_nodes(entry: dict) -> list[dict]:
+    """The nodes an open entry is still open on, each with why."""
+    if entry.get("ended_at"):
+        return []
+    errors = entry.get("errors") or {}
+    return [{"fault_id": entry["id"], "kind": entry["kind"], "node": node,
+             "error": errors.get(node, "not healed yet")}
+            for node in entry.get("open_nodes", entry["nodes"])]
+
+
+def heal_order(entries: list[dict]) -> list[dict]:
+    """Links first (a node must be reachable to serve), then services;
+    newest first within each, undoing in the reverse of the run."""
+    newest = list(reversed(entries))
+    return [e for e in newest if e["kind"] == "partition"] + \
+        [e for e in newest if e["kind"] != "partition"]
