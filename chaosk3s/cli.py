@@ -10,6 +10,7 @@ from chaostoolkit.commands.run import validate_vars
 from chaosk3s.clitools import friendly
 from chaosk3s.gameday.cli import gameday_group
 from chaosk3s.lab.cluster import Lab
+from chaosk3s.lab.spec import dual_stack as with_dual_stack
 from chaosk3s.lab.spec import load_spec
 from chaosk3s.report.cli import report_command
 
@@ -115,14 +116,19 @@ def lab() -> None:
 @click.option("--ssh-sudo", is_flag=True, help="As --ssh, logging in as a "
               "non-root operator account (created for the lab, removed by "
               "lab down) with become: sudo.")
+@click.option("--dual-stack", is_flag=True, help="IPv6 too: the bridge "
+              "and every node get an address in fd13:11::/64 (or the "
+              "spec's subnet6), and nodes report both.")
 @_friendly
 def lab_up(spec_path: str | None, k3s_version: str | None,
-           ssh: bool, ssh_sudo: bool) -> None:
+           ssh: bool, ssh_sudo: bool, dual_stack: bool) -> None:
     """Create the lab and wait until it is ready."""
     spec = load_spec(spec_path, k3s_version)
     if ssh or ssh_sudo:
         spec = dataclasses.replace(spec, ssh=True,
                                    ssh_sudo=ssh_sudo or spec.ssh_sudo)
+    if dual_stack:
+        spec = with_dual_stack(spec)
     lab_ = Lab()
     started = time.monotonic()
     lab_.up(spec, progress=_progress)

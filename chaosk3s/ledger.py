@@ -19,6 +19,7 @@ paths.
 
 import fcntl
 import json
+import logging
 import os
 import secrets
 import threading
@@ -32,6 +33,7 @@ from chaosk3s.errors import ChaosK3sError
 from chaosk3s.files import write_atomically
 
 UNREADABLE = ".unreadable-"  # infix of a ledger moved aside
+logger = logging.getLogger("chaostoolkit")
 
 
 class LedgerUnreadable(ChaosK3sError):
@@ -121,7 +123,11 @@ class Ledger:
             {"run_id": self.run_id, "target": self.target,
              "faults": faults}, indent=2))
         if self.on_change is not None:
-            self.on_change()
+            try:
+                self.on_change()
+            except Exception as exc:  # noqa: BLE001 - a mirror, not the
+                # record: the ledger on disk is what counts
+                logger.warning("chaosk3s: ledger %s: %s", self.path, exc)
 
     def entries(self) -> list[dict]:
         with self._locked():

@@ -174,7 +174,8 @@ def nodes_pinned_to_etcd_only(configuration: dict = None,
     """
     target = get_target(configuration)
     topology = target.topology()
-    etcd_only = {n.address: n.name for n in topology.with_role("etcd")}
+    etcd_only = {address: n.name for n in topology.with_role("etcd")
+                 for address in n.all_addresses}
     nodes = target.reachable(topology.with_role("agent", "etcd"))
     pinned = [n for n in nodes if _etcd_only_peers(target, n, etcd_only)]
     if pinned and settle_seconds:

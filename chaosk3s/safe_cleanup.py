@@ -54,8 +54,12 @@ def heal_everything(configuration: dict) -> CleanupReport:
     ledgers, problems = open_ledgers(name)
     report.open += problems
     for ledger in ledgers:
-        runs = FaultSession(ledger, TargetPorts(name)).heal(
-            by="chaosk3s cleanup")
+        try:
+            runs = FaultSession(ledger, TargetPorts(name)).heal(
+                by="chaosk3s cleanup")
+        except ChaosK3sError as exc:  # e.g. it turned unreadable
+            report.open.append(f"run {ledger.run_id}: {exc}")
+            continue
         report.healed += [f"fault {f} of run {ledger.run_id}"
                           for f in runs.healed]
         report.open += [f"fault {o['fault_id']} ({o['kind']}) of run "

@@ -330,7 +330,12 @@ class FaultSession:
                        and (kinds is None or e["kind"] in kinds)]
             report = HealReport()
             for entry in heal_order(entries):
-                self._heal_entry(entry, by)
+                try:
+                    self._heal_entry(entry, by)
+                except Exception as exc:  # noqa: BLE001 - one fault's
+                    # trouble (a malformed entry) never stops the others
+                    report.problems.append(f"fault {entry.get('id')}: "
+                                           f"{type(exc).__name__}: {exc}")
             after = {e["id"]: e for e in self.ledger.entries()}
             for entry in (after.get(e["id"], e) for e in entries):
                 if entry.get("ended_at"):

@@ -85,10 +85,14 @@ class Lab:
         started = time.monotonic()
         progress(f"creating {len(spec.nodes)} node namespaces on "
                  f"{hostnet.BRIDGE} ({spec.subnet})")
-        hostnet.create_bridge(f"{spec.host_address}/{spec.prefix_length}")
+        prefix6 = spec.subnet6.split("/")[1] if spec.subnet6 else None
+        hostnet.create_bridge(f"{spec.host_address}/{spec.prefix_length}",
+                              spec.subnet6 and
+                              f"{spec.host_address6}/{prefix6}")
         for index, node in enumerate(spec.nodes):
             hostnet.create_node_network(
-                node.name, index, f"{node.address}/{spec.prefix_length}")
+                node.name, index, f"{node.address}/{spec.prefix_length}",
+                node.address6 and f"{node.address6}/{prefix6}")
             self._boot(node.name)
         if spec.ssh:
             self._start_sshd(spec, progress, started + timeout)
@@ -176,6 +180,8 @@ class Lab:
                 f"({', '.join(leftovers[:6])}); run `chaosk3s lab down` to "
                 f"remove them")
         hostnet.check_subnet_free(spec.subnet)
+        if spec.subnet6:
+            hostnet.check_subnet6_free(spec.subnet6)
 
     def down(self, progress: Progress = _quiet) -> list[str]:
         """Remove every process, namespace and link of the lab.

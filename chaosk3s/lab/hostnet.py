@@ -45,14 +45,37 @@ def check_subnet_free(subnet: str) -> None:
                 f"the lab spec (subnet: ...)")
 
 
-def create_bridge(host_cidr: str) -> None:
+def check_subnet6_free(subnet6: str) -> None:
+    """Refuse an IPv6 lab subnet that overlaps a host route."""
+    lab = ipaddress.ip_network(subnet6)
+    routes = json.loads(run(["ip", "-j", "-6", "route", "show", "table",
+                             "all"]).stdout or "[]")
+    for route in routes:
+        dst = route.get("dst", "default")
+        if dst == "default" or route.get("dev") == BRIDGE:
+            continue
+        try:
+            network = ipaddress.ip_network(dst, strict=False)
+        except ValueError:
+            continue
+        if network.overlaps(lab) and network.prefixlen > 8:
+            raise EnvironmentProblem(
+                f"lab subnet6 {subnet6} overlaps the host route {dst} "
+                f"(dev {route.get('dev', '?')}); choose another subnet6")
+
+
+def create_bridge(host_cidr: str, host_cidr6: str | None = None) -> None:
     run(["ip", "link", "add", BRIDGE, "type", "bridge"])
     run(["ip", "addr", "add", host_cidr, "dev", BRIDGE])
+    if host_cidr6:  # nodad: usable at once, no duplicate detection wait
+        run(["ip", "-6", "addr", "add", host_cidr6, "dev", BRIDGE, "nodad"])
     run(["ip", "link", "set", BRIDGE, "up"])
 
 
-def create_node_network(node: str, index: int, cidr: str) -> None:
-    """Namespace + veth pair; the node side is created directly inside."""
+def create_node_network(node: str, index: int, cidr: str,
+                        cidr6: str | None = None) -> None:
+    """Namespace + veth pair; the node side is created directly inside.
+    With cidr6 the node is dual-stack (IPv6 on the same link)."""
     namespace, veth = netns_name(node), host_veth(index)
     run(["ip", "netns", "add", namespace])
     run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0",
@@ -61,6 +84,8 @@ def create_node_network(node: str, index: int, cidr: str) -> None:
     ns = ["ip", "-n", namespace]
     run([*ns, "link", "set", "lo", "up"])
     run([*ns, "addr", "add", cidr, "dev", "eth0"])
+    if cidr6:
+        run([*ns, "-6", "addr", "add", cidr6, "dev", "eth0", "nodad"])
     run([*ns, "link", "set", "eth0", "up"])
 
 
@@ -71,15 +96,27 @@ def set_node_link(node: str, up: bool) -> None:
 
 
 def flush_node_iptables(node: str) -> None:
-    """What a reboot does to non-persistent rules: every table emptied."""
+    """What a reboot does to non-persistent rules: every table emptied,
+    IPv4 and (where the kernel filters it) IPv6."""
     require("iptables")
-    for table in ("filter", "nat", "mangle", "raw"):
-        for flag in ("-F", "-X"):
-            run(["ip", "netns", "exec", netns_name(node), "iptables", "-w",
-                 "-t", table, flag])
-        for chain in _builtin_chains(table):
-            run(["ip", "netns", "exec", netns_name(node), "iptables", "-w",
-                 "-t", table, "-P", chain, "ACCEPT"])
+    tools = ["iptables"] + (["ip6tables"] if _has_ip6tables(node) else [])
+    for tool in tools:
+        for table in ("filter", "nat", "mangle", "raw"):
+            for flag in ("-F", "-X"):
+                run(["ip", "netns", "exec", netns_name(node), tool, "-w",
+                     "-t", table, flag])
+            for chain in _builtin_chains(table):
+                run(["ip", "netns", "exec", netns_name(node), tool, "-w",
+                     "-t", table, "-P", chain, "ACCEPT"])
+
+
+def _has_ip6tables(node: str) -> bool:
+    try:
+        require("ip6tables")
+    except EnvironmentProblem:
+        return False
+    return run(["ip", "netns", "exec", netns_name(node), "ip6tables", "-w",
+                "-S"], check=False).returncode == 0
 
 
 def _builtin_chains(table: str) -> tuple[str, ...]:

@@ -31,6 +31,12 @@ class NodeSpec:
     role: str
     address: str
     server: str | None  # join server's node name; None for cluster-init
+    address6: str | None = None  # its IPv6 address on a dual-stack lab
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return (self.address,) + ((self.address6,) if self.address6
+                                  else ())
 
     @property
     def runs_etcd(self) -> bool:
@@ -55,6 +61,7 @@ class LabSpec:
     ssh: bool = False
     ssh_sudo: bool = False  # ssh as the operator account, become sudo
     source: str = "<default>"
+    subnet6: str | None = None  # dual stack: IPv6 on the bridge too
 
     @property
     def host_address(self) -> str:
@@ -64,6 +71,11 @@ class LabSpec:
     @property
     def prefix_length(self) -> int:
         return ipaddress.ip_network(self.subnet).prefixlen
+
+    @property
+    def host_address6(self) -> str | None:
+        return str(ipaddress.ip_network(self.subnet6)[1]) if self.subnet6 \
+            else None
 
     def node(self, name: str) -> NodeSpec:
         for node in self.nodes:
@@ -125,7 +137,8 @@ def _read_yaml(path: Path) -> object:
 
 
 _TOP_KEYS = {"subnet", "k3s_version", "timings", "nodes", "virtual_nodes",
-             "ssh"}
+             "ssh", "subnet6"}
+DEFAULT_SUBNET6 = "fd13:11::/64"  # `lab up --dual-stack`
 _NODE_KEYS = {"name", "role", "server", "address"}
 
 
@@ -153,12 +166,15 @@ def _parse(raw: object, source: str) -> LabSpec:
     if not isinstance(virtual, int) or isinstance(virtual, bool) or not (
             0 <= virtual <= 20000):
         raise SpecError("virtual_nodes must be a whole number from 0 to 20000")
+    subnet6 = _parse_subnet6(raw.get("subnet6"))
+    nodes = _parse_nodes(raw.get("nodes"), subnet)
     return LabSpec(subnet=str(subnet), release=release,
                    timings=Timings.from_spec(raw.get("timings"),
                                              release.minor),
-                   nodes=_parse_nodes(raw.get("nodes"), subnet),
+                   nodes=with_ipv6(nodes, subnet6),
                    virtual_nodes=virtual, ssh=raw.get("ssh") in (True, "sudo"),
-                   ssh_sudo=_ssh_sudo(raw.get("ssh", False)), source=source)
+                   ssh_sudo=_ssh_sudo(raw.get("ssh", False)), source=source,
+                   subnet6=subnet6)
 
 
 def _ssh_sudo(value: object) -> bool:
@@ -167,6 +183,37 @@ def _ssh_sudo(value: object) -> bool:
         raise SpecError(f"ssh {value!r}: use true (as root), sudo (as a "
                         f"non-root operator with sudo) or false")
     return value == "sudo"
+
+
+def _parse_subnet6(value: object) -> str | None:
+    if value is None:
+        return None
+    try:
+        subnet = ipaddress.IPv6Network(str(value), strict=True)
+    except ValueError as exc:
+        raise SpecError(
+            f"subnet6 {value!r} is not an IPv6 network: {exc}") from None
+    if subnet.prefixlen > 120:
+        raise SpecError(f"subnet6 {subnet} is too small; use a /120 or "
+                        f"larger")
+    return str(subnet)
+
+
+def dual_stack(spec: LabSpec, subnet6: str = DEFAULT_SUBNET6) -> LabSpec:
+    """spec with IPv6 on the bridge and on every node (`--dual-stack`)."""
+    subnet6 = spec.subnet6 or _parse_subnet6(subnet6)
+    return replace(spec, subnet6=subnet6,
+                   nodes=with_ipv6(spec.nodes, subnet6))
+
+
+def with_ipv6(nodes: tuple[NodeSpec, ...],
+              subnet6: str | None) -> tuple[NodeSpec, ...]:
+    """Each node's IPv6 address: the same host number as its IPv4 one."""
+    if subnet6 is None:
+        return tuple(replace(n, address6=None) for n in nodes)
+    network = ipaddress.IPv6Network(subnet6)
+    return tuple(replace(n, address6=str(network[int(
+        ipaddress.IPv4Address(n.address).packed[-1])])) for n in nodes)
 
 
 def _parse_subnet(value: object) -> ipaddress.IPv4Network:

@@ -78,6 +78,7 @@ def spec_to_dict(spec: LabSpec) -> dict:
         "timings": dataclasses.asdict(spec.timings),
         "virtual_nodes": spec.virtual_nodes,
         "ssh": "sudo" if spec.ssh_sudo else spec.ssh,
+        **({"subnet6": spec.subnet6} if spec.subnet6 else {}),
         "nodes": [{"name": n.name, "role": n.role, "address": n.address,
                    **({"server": n.server} if n.server else {})}
                   for n in spec.nodes],

@@ -10,7 +10,8 @@ from chaosk3s.lab.releases import (
     parse_release,
     release_table,
 )
-from chaosk3s.lab.spec import default_spec, parse_spec
+from chaosk3s.lab.spec import default_spec, dual_stack, parse_spec
+from chaosk3s.lab.state import spec_to_dict
 
 
 def _spec(nodes, **extra):
@@ -149,7 +150,6 @@ def test_lab_releases_prints_the_same_pair_apart():
 @pytest.mark.parametrize(("value", "ssh", "sudo"), [
     (True, True, False), (False, False, False), ("sudo", True, True)])
 def test_ssh_as_root_or_as_an_operator_with_sudo(value, ssh, sudo):
-    from chaosk3s.lab.state import spec_to_dict
     spec = _spec([E0], ssh=value)
     assert (spec.ssh, spec.ssh_sudo) == (ssh, sudo)
     again = parse_spec(spec_to_dict(spec))  # as lab.json keeps it
@@ -159,3 +159,25 @@ def test_ssh_as_root_or_as_an_operator_with_sudo(value, ssh, sudo):
 def test_ssh_takes_true_false_or_sudo_only():
     with pytest.raises(SpecError, match="ssh 'yes'.*sudo"):
         _spec([E0], ssh="yes")
+
+
+def test_dual_stack_gives_every_node_the_same_host_number_in_ipv6():
+    spec = dual_stack(default_spec())
+    assert spec.subnet6 == "fd13:11::/64" and spec.host_address6 == \
+        "fd13:11::1"
+    assert [n.address6 for n in spec.nodes][:2] == ["fd13:11::a",
+                                                    "fd13:11::b"]
+    assert spec.node("agent-0").addresses == ("10.213.11.14", "fd13:11::e")
+    again = parse_spec(spec_to_dict(spec))  # what lab.json keeps
+    assert again.nodes == spec.nodes and again.subnet6 == spec.subnet6
+    assert default_spec().node("agent-0").addresses == ("10.213.11.14",)
+
+
+@pytest.mark.parametrize("subnet6,message", [
+    ("10.0.0.0/24", "not an IPv6 network"),
+    ("fd00::1/64", "not an IPv6 network"),
+    ("fd00::/124", "too small")])
+def test_a_bad_subnet6_is_refused(subnet6, message):
+    with pytest.raises(SpecError, match=message):
+        parse_spec({"subnet6": subnet6, "nodes": [
+            {"name": "server-etcd-0", "role": "etcd"}]})

@@ -152,8 +152,15 @@ class Kubelet:
             raise APIError(f'nodes "{self.name}" not found')
         ready = condition(node, READY)
         changed = ready is None or ready.get("status") != "True"
+        status = self._status(ready_changed=changed)
+        # Strategic merge keys addresses by type, which scrambles a dual-
+        # stack node's two InternalIPs; the kubelet replaces the list
+        # instead (kubernetes/kubernetes PR #79391). A lab node's
+        # addresses never change after registering, so the patch omits
+        # them.
+        status.pop("addresses")
         await self._call("PATCH", f"/api/v1/nodes/{self.name}/status",
-                         {"status": self._status(ready_changed=changed)},
+                         {"status": status},
                          "application/strategic-merge-patch+json")
         if changed:
             self.log.info('"Node became ready" node="%s"', self.name)
@@ -174,7 +181,8 @@ class Kubelet:
         ]
         return {"conditions": conditions,
                 "addresses": [
-                    {"type": "InternalIP", "address": self.ctx.node.address},
+                    *({"type": "InternalIP", "address": address}
+                      for address in self.ctx.node.addresses),
                     {"type": "Hostname", "address": self.name}],
                 "capacity": {"cpu": "2", "memory": "2Gi", "pods": "110"},
                 "allocatable": {"cpu": "2", "memory": "2Gi", "pods": "110"},
@@ -242,7 +250,8 @@ def node_annotations(ctx: NodeContext) -> dict[str, str]:
         "k3s.io/node-args": args,
         "k3s.io/node-env": env,
         "k3s.io/node-config-hash": base64.b32encode(digest).decode(),
-        "k3s.io/internal-ip": node.address,
+        # dual stack: both families, as K3s writes it
+        "k3s.io/internal-ip": ",".join(node.addresses),
         "k3s.io/hostname": node.name,
     }
     if node.runs_etcd:
