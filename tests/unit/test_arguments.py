@@ -113,7 +113,7 @@ def test_whole_numbers_and_defaults():
     args = coerce(actions.stop_k3s, {"nodes": "etcd[0]"},
                   with_defaults=True)
     assert args == {"nodes": "etcd[0]", "duration": 0, "force": False,
-                    "configuration": None}
+                    "timeout": 120, "configuration": None}
 
 
 def test_missing_and_unknown_arguments_name_the_activity():
