@@ -181,7 +181,7 @@ class Lab:
                 f"remove them")
         hostnet.check_subnet_free(spec.subnet)
         if spec.subnet6:
-            hostnet.check_subnet6_free(spec.subnet6)
+            hostnet.check_subnet_free(spec.subnet6, "subnet6")
 
     def down(self, progress: Progress = _quiet) -> list[str]:
         """Remove every process, namespace and link of the lab.

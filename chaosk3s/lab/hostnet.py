@@ -24,11 +24,12 @@ def host_veth(index: int) -> str:
     return f"{LINK_PREFIX}-v{index}"  # link names are limited to 15 chars
 
 
-def check_subnet_free(subnet: str) -> None:
-    """Refuse a lab subnet that overlaps any route or address of the host."""
+def check_subnet_free(subnet: str, key: str = "subnet") -> None:
+    """Refuse a lab subnet (IPv4, or IPv6 for key subnet6) that overlaps
+    any route or address of the host."""
     require("ip")
     lab = ipaddress.ip_network(subnet)
-    routes = json.loads(run(["ip", "-j", "-4", "route", "show",
+    routes = json.loads(run(["ip", "-j", f"-{lab.version}", "route", "show",
                              "table", "all"]).stdout or "[]")
     for route in routes:
         dst = route.get("dst", "default")
@@ -38,30 +39,13 @@ def check_subnet_free(subnet: str) -> None:
             network = ipaddress.ip_network(dst, strict=False)
         except ValueError:
             continue
-        if network.overlaps(lab) and not network.is_loopback:
+        # loopback, and IPv6's multicast table (ff00::/8), never clash
+        if network.overlaps(lab) and not network.is_loopback and \
+                not network.is_multicast:
             raise EnvironmentProblem(
-                f"lab subnet {subnet} overlaps the host route {dst} "
-                f"(dev {route.get('dev', '?')}); choose another subnet in "
-                f"the lab spec (subnet: ...)")
-
-
-def check_subnet6_free(subnet6: str) -> None:
-    """Refuse an IPv6 lab subnet that overlaps a host route."""
-    lab = ipaddress.ip_network(subnet6)
-    routes = json.loads(run(["ip", "-j", "-6", "route", "show", "table",
-                             "all"]).stdout or "[]")
-    for route in routes:
-        dst = route.get("dst", "default")
-        if dst == "default" or route.get("dev") == BRIDGE:
-            continue
-        try:
-            network = ipaddress.ip_network(dst, strict=False)
-        except ValueError:
-            continue
-        if network.overlaps(lab) and network.prefixlen > 8:
-            raise EnvironmentProblem(
-                f"lab subnet6 {subnet6} overlaps the host route {dst} "
-                f"(dev {route.get('dev', '?')}); choose another subnet6")
+                f"lab {key} {subnet} overlaps the host route {dst} "
+                f"(dev {route.get('dev', '?')}); choose another {key} in "
+                f"the lab spec ({key}: ...)")
 
 
 def create_bridge(host_cidr: str, host_cidr6: str | None = None) -> None:

@@ -6,7 +6,7 @@ changes nothing on the machine.
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -188,15 +188,7 @@ def _ssh_sudo(value: object) -> bool:
 def _parse_subnet6(value: object) -> str | None:
     if value is None:
         return None
-    try:
-        subnet = ipaddress.IPv6Network(str(value), strict=True)
-    except ValueError as exc:
-        raise SpecError(
-            f"subnet6 {value!r} is not an IPv6 network: {exc}") from None
-    if subnet.prefixlen > 120:
-        raise SpecError(f"subnet6 {subnet} is too small; use a /120 or "
-                        f"larger")
-    return str(subnet)
+    return str(_parse_network(value, 6, "subnet6", 120))
 
 
 def dual_stack(spec: LabSpec, subnet6: str = DEFAULT_SUBNET6) -> LabSpec:
@@ -217,13 +209,20 @@ def with_ipv6(nodes: tuple[NodeSpec, ...],
 
 
 def _parse_subnet(value: object) -> ipaddress.IPv4Network:
+    return _parse_network(value, 4, "subnet", 26)
+
+
+def _parse_network(value: object, version: int, key: str,
+                   longest: int) -> ipaddress.IPv4Network:
+    kind = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
     try:
-        subnet = ipaddress.IPv4Network(str(value), strict=True)
+        subnet = kind(str(value), strict=True)
     except ValueError as exc:
-        raise SpecError(
-            f"subnet {value!r} is not an IPv4 network: {exc}") from None
-    if subnet.prefixlen > 26:
-        raise SpecError(f"subnet {subnet} is too small; use a /26 or larger")
+        raise SpecError(f"{key} {value!r} is not an IPv{version} network: "
+                        f"{exc}") from None
+    if subnet.prefixlen > longest:
+        raise SpecError(f"{key} {subnet} is too small; use a /{longest} or "
+                        f"larger")
     return subnet
 
 

@@ -3,14 +3,18 @@
 import json
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from chaosk3s.lab import hostnet
 from chaosk3s.lab.cluster import Lab
-from chaosk3s.lab.spec import default_spec
+from chaosk3s.lab.spec import LabSpec, default_spec
 from chaosk3s.lab.state import LabState
+from chaosk3s.run import end_run
+from chaosk3s.target import forget_targets
 
 pytestmark = pytest.mark.lab
 
@@ -52,6 +56,31 @@ def default_lab(tmp_path_factory) -> Lab:
         else:
             os.environ["CHAOSK3S_STATE_DIR"] = old
     assert_nothing_left(root)
+
+
+@contextmanager
+def private_lab(root: Path, spec: LabSpec) -> Iterator[Lab]:
+    """A lab of its own: its state and ledger dirs under root and in the
+    environment (CLI subprocesses see them too); afterwards the run and
+    targets are dropped, the lab is down and nothing of it is left."""
+    keys = ("CHAOSK3S_STATE_DIR", "CHAOSK3S_LEDGER_DIR")
+    old = {key: os.environ.get(key) for key in keys}
+    os.environ.update(CHAOSK3S_STATE_DIR=str(root / "state"),
+                      CHAOSK3S_LEDGER_DIR=str(root / "ledger"))
+    lab = Lab(LabState(root / "state"))
+    try:
+        lab.up(spec)
+        yield lab
+    finally:
+        forget_targets()
+        end_run()
+        lab.down()
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert_nothing_left(root / "state")
 
 
 def netns_exec(node: str, *argv: str, check: bool = True

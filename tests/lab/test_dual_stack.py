@@ -3,7 +3,6 @@ IPv6 for real, in ip6tables, and the heal restores it (issue 12, items 7
 and 8). A TCP connect over IPv6 fails during the partition and works
 after; so does one over IPv4."""
 
-import os
 import subprocess
 import sys
 
@@ -11,12 +10,9 @@ import pytest
 
 from chaosk3s import actions, probes
 from chaosk3s.lab import procs
-from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import default_spec, dual_stack
-from chaosk3s.lab.state import LabState
-from chaosk3s.run import end_run
-from chaosk3s.target import forget_targets
-from tests.lab.conftest import assert_nothing_left, netns_exec
+from chaosk3s.target import get_target
+from tests.lab.conftest import netns_exec, private_lab
 
 pytestmark = pytest.mark.lab
 CONFIG = {"target": "lab"}
@@ -44,27 +40,16 @@ except OSError as exc:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("dualstack")
-    os.environ["CHAOSK3S_STATE_DIR"] = str(root / "state")
-    os.environ["CHAOSK3S_LEDGER_DIR"] = str(root / "ledger")
-    lab = Lab(LabState(root / "state"))
-    listener = None
-    try:
-        lab.up(dual_stack(default_spec()))
+    with private_lab(root, dual_stack(default_spec())) as lab:
         listener = procs.Service(
             "server-cp-0", "listener", "ck3s-server-cp-0",
             (sys.executable, "-c", LISTENER, str(PORT)),
             root / "listener.log", root / "listener.pid")
         procs.start(listener)
-        yield lab
-    finally:
-        if listener is not None:
+        try:
+            yield lab
+        finally:
             procs.stop([listener])
-        forget_targets()
-        end_run()
-        lab.down()
-        for key in ("CHAOSK3S_STATE_DIR", "CHAOSK3S_LEDGER_DIR"):
-            os.environ.pop(key, None)
-    assert_nothing_left(root / "state")
 
 
 def connect(address: str) -> str:
@@ -83,7 +68,6 @@ def wait_listening(address: str) -> None:
 def test_nodes_report_both_families(lab):
     cp = lab.spec().node("server-cp-0")
     assert cp.address6 == "fd13:11::d"  # .13 -> ::d, the same host number
-    from chaosk3s.target import get_target
     node = get_target(CONFIG).topology().node("server-cp-0")
     assert node.all_addresses == (cp.address, cp.address6)
 

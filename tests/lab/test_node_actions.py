@@ -10,7 +10,6 @@ node, the command, what was expected and what was seen.
 
 import dataclasses
 import json
-import os
 import threading
 import time
 
@@ -22,10 +21,7 @@ from chaosk3s.faults.service import EffectNotSeen
 from chaosk3s.lab import hostnet, procs
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import default_spec
-from chaosk3s.lab.state import LabState
-from chaosk3s.run import end_run
-from chaosk3s.target import forget_targets
-from tests.lab.conftest import assert_nothing_left
+from tests.lab.conftest import private_lab
 from tests.lab.k3s_helpers import wait_for
 
 pytestmark = pytest.mark.lab
@@ -37,27 +33,10 @@ BROKEN = {"fails": "/bin/false", "missing": "/nonexistent/k3s-ctl",
 
 @pytest.fixture(scope="module", params=["netns", "ssh"])
 def lab(request, tmp_path_factory):
-    root = tmp_path_factory.mktemp(f"nodeactions-{request.param}")
-    old = {k: os.environ.get(k) for k in ("CHAOSK3S_STATE_DIR",
-                                          "CHAOSK3S_LEDGER_DIR")}
-    os.environ["CHAOSK3S_STATE_DIR"] = str(root / "state")
-    os.environ["CHAOSK3S_LEDGER_DIR"] = str(root / "ledger")
-    lab = Lab(LabState(root / "state"))
-    try:
-        lab.up(dataclasses.replace(default_spec(),
-                                   ssh=request.param == "ssh"))
-        lab.transport_kind = request.param
+    with private_lab(tmp_path_factory.mktemp(f"nodeactions-{request.param}"),
+                     dataclasses.replace(default_spec(),
+                                         ssh=request.param == "ssh")) as lab:
         yield lab
-    finally:
-        forget_targets()
-        end_run()
-        lab.down()
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    assert_nothing_left(root / "state")
 
 
 def k3s_pid(lab: Lab, node: str) -> int | None:

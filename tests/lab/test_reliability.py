@@ -165,17 +165,33 @@ CUT = action("partition_roles", group="agent", peers="control-plane",
              ttl=300)
 
 
-def test_kill_9_during_apply_then_cleanup_heals(lab, tmp_path, gate):
-    (gate / "gate").touch()
-    run = start_run(tmp_path, experiment(tmp_path, [CUT, hold(60)]), gate)
+def signal_during(tmp_path: Path, gate: Path, method: list, sig: int,
+                  mark: str, before=None, after=None) -> None:
+    """Run method; once an iptables-restore whose input has mark is held
+    at the gate (the gate is shut when before() is true, or at once),
+    send sig, then open the gate (after after(), if given) and wait for
+    the run to end."""
+    if before is None:
+        (gate / "gate").touch()
+    run = start_run(tmp_path, experiment(tmp_path, method), gate)
     try:
-        wait_for(lambda: entered(gate, ":CHAOSK3S-"), 30,
-                 "the apply in flight")
-        run.send_signal(signal.SIGKILL)
-        run.wait(10)
+        if before is not None:
+            wait_for(before, 30, "the moment to shut the gate")
+            (gate / "gate").touch()
+        wait_for(lambda: entered(gate, mark), 30, f"{mark} in flight")
+        run.send_signal(sig)
+        if after is not None:
+            after()
+        (gate / "gate").unlink()
+        run.wait(60)
     finally:
         run.kill()
-        (gate / "gate").unlink()
+        (gate / "gate").unlink(missing_ok=True)
+
+
+def test_kill_9_during_apply_then_cleanup_heals(lab, tmp_path, gate):
+    signal_during(tmp_path, gate, [CUT, hold(60)], signal.SIGKILL,
+                  ":CHAOSK3S-")
     wait_for(lambda: len(chains(lab)) == 2, 15, "the orphaned apply lands")
     assert len(open_ledger_entries()) == 1  # recorded before applying
     cleanup_ok()
@@ -183,19 +199,9 @@ def test_kill_9_during_apply_then_cleanup_heals(lab, tmp_path, gate):
 
 
 def test_kill_9_during_heal_then_cleanup_heals(lab, tmp_path, gate):
-    run = start_run(tmp_path, experiment(
-        tmp_path, [CUT, hold(3), action("heal_partitions"), hold(60)]),
-        gate)
-    try:
-        wait_for(lambda: len(chains(lab)) == 2, 30, "the partition")
-        (gate / "gate").touch()
-        wait_for(lambda: entered(gate, "-X CHAOSK3S-"), 30,
-                 "the heal in flight")
-        run.send_signal(signal.SIGKILL)
-        run.wait(10)
-    finally:
-        run.kill()
-        (gate / "gate").unlink(missing_ok=True)
+    signal_during(tmp_path, gate, [CUT, hold(3), action("heal_partitions"),
+                                   hold(60)], signal.SIGKILL,
+                  "-X CHAOSK3S-", before=lambda: len(chains(lab)) == 2)
     assert len(open_ledger_entries()) == 1  # the heal never read back
     cleanup_ok()
     assert_nothing_left(lab)
@@ -204,18 +210,8 @@ def test_kill_9_during_heal_then_cleanup_heals(lab, tmp_path, gate):
 def test_sigterm_during_apply_heals_what_lands_after(lab, tmp_path, gate):
     """Reproduction (issue 12): SIGTERM's heal ran while the apply was in
     flight, marked the fault ended, and the apply then landed."""
-    (gate / "gate").touch()
-    run = start_run(tmp_path, experiment(tmp_path, [CUT, hold(60)]), gate)
-    try:
-        wait_for(lambda: entered(gate, ":CHAOSK3S-"), 30,
-                 "the apply in flight")
-        run.send_signal(signal.SIGTERM)
-        time.sleep(1.0)  # the signal is handled with the apply held
-        (gate / "gate").unlink()
-        run.wait(60)
-    finally:
-        run.kill()
-        (gate / "gate").unlink(missing_ok=True)
+    signal_during(tmp_path, gate, [CUT, hold(60)], signal.SIGTERM,
+                  ":CHAOSK3S-", after=lambda: time.sleep(1.0))
     assert chains(lab) == {}  # healed before the process ended
     journal = json.loads((tmp_path / "journal.json").read_text())
     assert journal["status"] == "interrupted"

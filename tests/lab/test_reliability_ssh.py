@@ -4,19 +4,16 @@ reports that one (exit 1); once the link is back, a second cleanup heals
 it too. (Issue 12, item 8; over netns a node cannot be unreachable.)"""
 
 import dataclasses
-import os
 
 import pytest
 
 from chaosk3s import actions, probes
 from chaosk3s.lab import hostnet
-from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import default_spec
-from chaosk3s.lab.state import LabState
 from chaosk3s.run import end_run
 from chaosk3s.target import forget_targets
 from tests.conftest import run_cli
-from tests.lab.conftest import assert_nothing_left, netns_exec
+from tests.lab.conftest import netns_exec, private_lab
 from tests.lab.k3s_helpers import wait_for
 from tests.lab.test_reliability import open_ledger_entries, timer_processes
 
@@ -26,21 +23,9 @@ CONFIG = {"target": "lab"}
 
 @pytest.fixture(scope="module")
 def ssh_lab(tmp_path_factory):
-    root = tmp_path_factory.mktemp("relssh")
-    os.environ["CHAOSK3S_STATE_DIR"] = str(root / "state")
-    os.environ["CHAOSK3S_LEDGER_DIR"] = str(root / "ledger")
-    lab = Lab(LabState(root / "state"))
-    try:
-        lab.up(dataclasses.replace(default_spec(), ssh=True))
+    with private_lab(tmp_path_factory.mktemp("relssh"), dataclasses.replace(
+            default_spec(), ssh=True)) as lab:
         yield lab
-    finally:
-        forget_targets()
-        end_run()
-        hostnet.set_node_link("agent-1", up=True)
-        lab.down()
-        for key in ("CHAOSK3S_STATE_DIR", "CHAOSK3S_LEDGER_DIR"):
-            os.environ.pop(key, None)
-    assert_nothing_left(root / "state")
 
 
 def chaosk3s_rules(node: str) -> list[str]:

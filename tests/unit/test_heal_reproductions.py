@@ -372,3 +372,28 @@ def test_plan_shows_what_the_guard_would_refuse(world, tmp_path):
     assert "REFUSED by the quorum guard" in second
     assert "server-etcd-0 (step 1)" in second
     assert world.cluster.sent("stop") == []  # a plan changes nothing
+
+
+def test_cleanup_finds_on_the_nodes_what_no_ledger_knows(world):
+    """A ledger lost (or set aside as unreadable): `chaosk3s cleanup`
+    still finds chaosk3s's chains and node-side starts by reading the
+    nodes, and heals them."""
+    actions.partition_roles("agent", "control-plane",
+                            configuration=world.config)
+    actions.stop_k3s("name:agent-1", configuration=world.config)
+    end_run()
+    for path in ledger_dir().glob("*.json"):
+        path.write_text("{ torn")  # unreadable: set aside, not trusted
+    result = CliRunner().invoke(main, ["cleanup", "--target",
+                                       world.config["target"]])
+    assert result.exit_code == 1, result.output  # the ledger is reported
+    assert "cannot be read" in result.output
+    assert "removed CHAOSK3S-" in result.output
+    assert "started k3s on agent-1" in result.output
+    assert chains(world, "agent-0") == chains(world, "agent-1") == []
+    assert world.node("agent-1").active
+    assert world.node("agent-1").timers == {}
+    assert list(ledger_dir().glob("*.unreadable-*.json"))
+    again = CliRunner().invoke(main, ["cleanup", "--target",
+                                      world.config["target"]])
+    assert again.exit_code == 0 and "none remain" in again.output
