@@ -51,7 +51,7 @@ from chaosk3s.experiment_check import (
     check_variables,
     command_line_variables,
 )
-from chaosk3s.faults.session import journal_faults, open_nodes
+from chaosk3s.faults.undo import journal_faults, open_nodes
 from chaosk3s.files import owner_only, write_atomically
 from chaosk3s.readiness import ReadinessWatch, utc_now
 from chaosk3s.redact import Redactor, for_experiment, redact_journal

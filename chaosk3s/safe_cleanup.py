@@ -17,8 +17,9 @@ from chaosk3s.errors import ChaosK3sError
 from chaosk3s.faults import service
 from chaosk3s.faults.apply import heal, read_active, setup_for
 from chaosk3s.faults.readback import ActiveFault
-from chaosk3s.faults.session import FaultSession, HealReport
+from chaosk3s.faults.session import FaultSession
 from chaosk3s.faults.timers import cancel_start_script
+from chaosk3s.faults.undo import HealReport
 from chaosk3s.ledger import open_ledgers
 from chaosk3s.model import Node
 from chaosk3s.run import Run, TargetPorts

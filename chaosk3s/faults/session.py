@@ -31,21 +31,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
 from typing import Protocol
 
 from chaosk3s.errors import ChaosK3sError
 from chaosk3s.faults import service
-from chaosk3s.faults.apply import (
-    FaultError,
-    apply_plan,
-    heal,
-    read_active,
-    setup_for,
+from chaosk3s.faults.apply import FaultError, apply_plan, setup_for
+from chaosk3s.faults.partition import DEFAULT_STATE_DIR
+from chaosk3s.faults.timers import arm_start_script
+from chaosk3s.faults.undo import (
+    HealReport,
+    heal_order,
+    heal_partition,
+    heal_service,
+    iso_in,
+    open_nodes,
 )
-from chaosk3s.faults.partition import DEFAULT_STATE_DIR, chain_name
-from chaosk3s.faults.timers import arm_start_script, cancel_start_script
 from chaosk3s.ledger import Ledger
 from chaosk3s.model import FaultPlan, Node
 from chaosk3s.readiness import utc_now
@@ -55,7 +56,6 @@ logger = logging.getLogger("chaostoolkit")
 APPLY_WAIT = 900.0  # seconds a heal waits at most for applies in flight
 ATTEMPTS = 3  # per fault per node, in one heal walk
 RETRY_DELAY = 1.0  # seconds, times the attempt number
-HEAL_START_BOUND = 60.0  # seconds a heal gives a stopped K3s to start
 SERVICE_KINDS = ("stop", "restart", "reboot")
 Check = Callable[[list[dict]], None]
 
@@ -73,41 +73,6 @@ class Ports(Protocol):
     def readiness_mark(self, node: str) -> object: ...
 
     def ready_since(self, node: str, mark: object) -> bool: ...
-
-
-@dataclass
-class HealReport:
-    """What a heal walk closed and what stays open (node by node)."""
-
-    healed: list[str] = field(default_factory=list)
-    open: list[dict] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.open and not self.problems
-
-    def lines(self) -> list[str]:
-        return [f"still open: fault {o['fault_id']} ({o['kind']}) on "
-                f"{o['node']}: {o['error']}" for o in self.open] + \
-            [f"problem: {p}" for p in self.problems]
-
-    def as_dict(self) -> dict:
-        return {"healed": self.healed, "open": self.open,
-                "problems": self.problems}
-
-
-def journal_faults(entries: list[dict]) -> list[dict]:
-    """Ledger entries as the journal shows them (no transports)."""
-    return [{k: v for k, v in e.items() if k != "undo"} for e in entries]
-
-
-def _iso_in(seconds: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
-
-
-def _past(iso: str | None) -> bool:
-    return bool(iso) and datetime.fromisoformat(iso) <= datetime.now(UTC)
 
 
 class FaultSession:
@@ -182,7 +147,7 @@ class FaultSession:
                 "started_at": utc_now(), "ended_at": None,
                 "open_nodes": names, "errors": {}, **extra, "undo": undo}
 
-    def _close(self, fault_id: str, node: str, by: str,
+    def close_node(self, fault_id: str, node: str, by: str,
                when: str | None = None) -> dict:
         """The one closing rule: node's part is gone (read back)."""
         def change(entry: dict) -> dict:
@@ -195,7 +160,7 @@ class FaultSession:
             return {**entry, "open_nodes": still, "errors": errors, **done}
         return self.ledger.update(fault_id, change)
 
-    def _note(self, fault_id: str, node: str, error: str) -> None:
+    def note(self, fault_id: str, node: str, error: str) -> None:
         self.ledger.update(fault_id, lambda e: {**e, "errors": {
             **(e.get("errors") or {}), node: error}})
 
@@ -209,7 +174,7 @@ class FaultSession:
             fault_id = self.ledger.add(self._entry(
                 "partition", nodes, description, peers=peers,
                 ttl_seconds=plan.ttl_seconds, etcd_cuts=etcd_cuts,
-                expires_at=_iso_in(plan.ttl_seconds)), check)
+                expires_at=iso_in(plan.ttl_seconds)), check)
             plan = replace(plan, run_id=fault_id)
             transports = {n.name: self.ports.transport(n) for n in nodes}
             try:
@@ -235,7 +200,7 @@ class FaultSession:
         description = f"{action} k3s on {node.name}"
         extra = {"etcd_down": [node.name] if node.runs_etcd else []}
         if action == "stop":
-            extra["expires_at"] = _iso_in(start_after)
+            extra["expires_at"] = iso_in(start_after)
         with self._applying():
             fault_id = self.ledger.add(self._entry(
                 action, [node], description, {node.name: commands},
@@ -313,7 +278,7 @@ class FaultSession:
             for entry in self.ledger.open_faults():
                 if entry["kind"] in SERVICE_KINDS and \
                         node.name in entry.get("open_nodes", []):
-                    self._heal_service(entry, node.name, "start_k3s")
+                    heal_service(self, entry, node.name, "start_k3s")
                     closed.append(entry["id"])
             return {**evidence, "closed_faults": closed}
 
@@ -358,112 +323,21 @@ class FaultSession:
         left = list(entry.get("open_nodes", entry["nodes"]))
         for attempt in range(1, (attempts or self.attempts) + 1):
             if entry["kind"] == "partition":
-                left = self._heal_partition(entry, left, by, read_only)
+                left = heal_partition(self, entry, left, by, read_only)
             else:
                 left = [n for n in left
-                        if not self._try(entry, n, lambda n=n: (
-                            self._heal_service(entry, n, by, read_only)))]
+                        if not self.attempt(entry, n, lambda n=n: (
+                            heal_service(self, entry, n, by, read_only)))]
             if not left or attempt == (attempts or self.attempts):
                 return
             time.sleep(self.retry_delay * attempt)
 
-    def _try(self, entry: dict, node: str, work: Callable[[], None]) -> bool:
+    def attempt(self, entry: dict, node: str, work: Callable[[], None]) -> bool:
         try:
             work()
             return True
         except Exception as exc:  # noqa: BLE001 - a node's failure is
             # reported and the walk goes on to every other node and fault
-            self._note(entry["id"], node, f"{type(exc).__name__}: {exc}"
+            self.note(entry["id"], node, f"{type(exc).__name__}: {exc}"
                        if not isinstance(exc, ChaosK3sError) else str(exc))
             return False
-
-    def _undo(self, entry: dict, name: str) -> tuple[Node, dict[str, str]]:
-        """How to reach node name and its commands, from the ledger (no
-        API needed), else from the inventory."""
-        record = (entry.get("undo") or {}).get(name)
-        node = Node.from_record(record["node"]) if record else \
-            self.ports.node(name)
-        if node is None:
-            raise ChaosK3sError(f"the ledger does not say how to reach "
-                                f"{name} and the inventory lists no such "
-                                f"node")
-        commands = (record or {}).get("commands") or {}
-        if not {"start", "status"} <= set(commands):
-            commands = {**self.ports.commands(node), **commands}
-        return node, commands
-
-    def _heal_partition(self, entry: dict, names: list[str], by: str,
-                        read_only: bool) -> list[str]:
-        transports, left = {}, []
-        for name in names:
-            if self._try(entry, name, lambda name=name: transports.update(
-                    {name: self.ports.transport(self._undo(entry, name)[0])})
-                    ) is False:
-                left.append(name)
-        removed: set[str] = set()
-        if not read_only:
-            for outcome in heal(transports, entry["id"], self.state_dir,
-                                strict=False):
-                if outcome.removed:
-                    removed.add(outcome.node)
-                if not outcome.ok:
-                    self._note(entry["id"], outcome.node, outcome.error)
-        chain = chain_name(entry["id"])
-        for outcome in read_active(transports, self.state_dir,
-                                   strict=False):
-            if not outcome.ok:
-                self._note(entry["id"], outcome.node, outcome.error)
-            elif any(f.chain == chain for f in outcome.active):
-                self._note(entry["id"], outcome.node,
-                           f"chain {chain} still active after the heal")
-            else:
-                expired = outcome.node not in removed and not read_only \
-                    and _past(entry.get("expires_at"))
-                self._close(entry["id"], outcome.node,
-                            "expired on the node" if expired else by,
-                            entry.get("expires_at") if expired else None)
-                continue
-            left.append(outcome.node)
-        return left
-
-    def _heal_service(self, entry: dict, name: str, by: str,
-                      read_only: bool = False) -> None:
-        node, commands = self._undo(entry, name)
-        transport = self.ports.transport(node)
-        state = service.read_status(transport, commands["status"])
-        started_by_us = False
-        if not state.running and not read_only:
-            service.start(transport, commands, HEAL_START_BOUND,
-                          server=False)
-            started_by_us = True
-            state = service.read_status(transport, commands["status"])
-        if entry["kind"] == "stop" and (state.running or not read_only):
-            transport.run(cancel_start_script(
-                setup_for(transport, self.state_dir), entry["id"]),
-                timeout=30, description=f"cancel the node-side start of "
-                f"{name}")
-        if not state.running:
-            raise ChaosK3sError(f"k3s on {name} is not running ({state})")
-        expired = entry["kind"] == "stop" and not started_by_us and \
-            _past(entry.get("expires_at"))
-        self._close(entry["id"], name,
-                    "expired on the node" if expired else by,
-                    entry.get("expires_at") if expired else None)
-
-
-def open_nodes(entry: dict) -> list[dict]:
-    """The nodes an open entry is still open on, each with why."""
-    if entry.get("ended_at"):
-        return []
-    errors = entry.get("errors") or {}
-    return [{"fault_id": entry["id"], "kind": entry["kind"], "node": node,
-             "error": errors.get(node, "not healed yet")}
-            for node in entry.get("open_nodes", entry["nodes"])]
-
-
-def heal_order(entries: list[dict]) -> list[dict]:
-    """Links first (a node must be reachable to serve), then services;
-    newest first within each, undoing in the reverse of the run."""
-    newest = list(reversed(entries))
-    return [e for e in newest if e["kind"] == "partition"] + \
-        [e for e in newest if e["kind"] != "partition"]

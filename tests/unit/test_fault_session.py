@@ -10,8 +10,9 @@ import time
 import pytest
 
 from chaosk3s.errors import ChaosK3sError, SpecError
-from chaosk3s.faults.session import FaultSession, heal_order
+from chaosk3s.faults.session import FaultSession
 from chaosk3s.faults.timers import start_timer_name
+from chaosk3s.faults.undo import heal_order
 from chaosk3s.ledger import Ledger
 from chaosk3s.model import Access, Cut, FaultPlan, Node
 from tests.unit.fakecluster import COMMANDS, FakeCluster

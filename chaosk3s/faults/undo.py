@@ -1,0 +1,161 @@
+"""Undoing one fault on its nodes, for the FaultSession's heal walk.
+
+Per kind: a partition's chain is removed (and its node timer cancelled)
+on every node still open, then read back; a stopped, restarted or
+rebooted K3s is started if it is not running, its node-side start
+cancelled, then read back. Each node's part is closed by the session's
+one rule (read back gone), or noted open with why. Nothing here needs
+the API: the ledger entry says how to reach each node and which commands
+start and read K3s (the inventory fills in for older entries).
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from chaosk3s.errors import ChaosK3sError
+from chaosk3s.faults import service
+from chaosk3s.faults.apply import heal, read_active, setup_for
+from chaosk3s.faults.partition import chain_name
+from chaosk3s.faults.timers import cancel_start_script
+from chaosk3s.model import Node
+
+if TYPE_CHECKING:  # the session calls in here; no import at run time
+    from chaosk3s.faults.session import FaultSession
+
+HEAL_START_BOUND = 60.0  # seconds a heal gives a stopped K3s to start
+EXPIRED = "expired on the node"
+
+
+@dataclass
+class HealReport:
+    """What a heal walk closed and what stays open (node by node)."""
+
+    healed: list[str] = field(default_factory=list)
+    open: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.open and not self.problems
+
+    def lines(self) -> list[str]:
+        return [f"still open: fault {o['fault_id']} ({o['kind']}) on "
+                f"{o['node']}: {o['error']}" for o in self.open] + \
+            [f"problem: {p}" for p in self.problems]
+
+    def as_dict(self) -> dict:
+        return {"healed": self.healed, "open": self.open,
+                "problems": self.problems}
+
+
+def journal_faults(entries: list[dict]) -> list[dict]:
+    """Ledger entries as the journal shows them (no transports)."""
+    return [{k: v for k, v in e.items() if k != "undo"} for e in entries]
+
+
+def open_nodes(entry: dict) -> list[dict]:
+    """The nodes an open entry is still open on, each with why."""
+    if entry.get("ended_at"):
+        return []
+    errors = entry.get("errors") or {}
+    return [{"fault_id": entry["id"], "kind": entry["kind"], "node": node,
+             "error": errors.get(node, "not healed yet")}
+            for node in entry.get("open_nodes", entry["nodes"])]
+
+
+def heal_order(entries: list[dict]) -> list[dict]:
+    """Links first (a node must be reachable to serve), then services;
+    newest first within each, undoing in the reverse of the run."""
+    newest = list(reversed(entries))
+    return [e for e in newest if e["kind"] == "partition"] + \
+        [e for e in newest if e["kind"] != "partition"]
+
+
+def iso_in(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+def _past(iso: str | None) -> bool:
+    return bool(iso) and datetime.fromisoformat(iso) <= datetime.now(UTC)
+
+
+def undo_target(session: "FaultSession", entry: dict,
+                name: str) -> tuple[Node, dict[str, str]]:
+    """How to reach node name and its commands, from the ledger (no API
+    needed), else from the inventory."""
+    record = (entry.get("undo") or {}).get(name)
+    node = Node.from_record(record["node"]) if record else \
+        session.ports.node(name)
+    if node is None:
+        raise ChaosK3sError(f"the ledger does not say how to reach {name} "
+                            f"and the inventory lists no such node")
+    commands = (record or {}).get("commands") or {}
+    if not {"start", "status"} <= set(commands):
+        commands = {**session.ports.commands(node), **commands}
+    return node, commands
+
+
+def heal_partition(session: "FaultSession", entry: dict, names: list[str],
+                   by: str, read_only: bool) -> list[str]:
+    """Remove the partition's chain on names (read_only: only read back);
+    return the nodes still open."""
+    transports, left = {}, []
+    for name in names:
+        if not session.attempt(entry, name, lambda name=name: (
+                transports.update({name: session.ports.transport(
+                    undo_target(session, entry, name)[0])}))):
+            left.append(name)
+    removed: set[str] = set()
+    if not read_only:
+        for outcome in heal(transports, entry["id"], session.state_dir,
+                            strict=False):
+            if outcome.removed:
+                removed.add(outcome.node)
+            if not outcome.ok:
+                session.note(entry["id"], outcome.node, outcome.error)
+    chain = chain_name(entry["id"])
+    for outcome in read_active(transports, session.state_dir, strict=False):
+        if not outcome.ok:
+            session.note(entry["id"], outcome.node, outcome.error)
+        elif any(f.chain == chain for f in outcome.active):
+            session.note(entry["id"], outcome.node,
+                         f"chain {chain} still active after the heal")
+        else:
+            expired = outcome.node not in removed and not read_only and \
+                _past(entry.get("expires_at"))
+            _closed(session, entry, outcome.node, by, expired)
+            continue
+        left.append(outcome.node)
+    return left
+
+
+def heal_service(session: "FaultSession", entry: dict, name: str, by: str,
+                 read_only: bool = False) -> None:
+    """Start K3s on name if it is not running (read_only: only read it),
+    cancel a stop's node-side start once it runs, and close; raise if
+    it does not run."""
+    node, commands = undo_target(session, entry, name)
+    transport = session.ports.transport(node)
+    state = service.read_status(transport, commands["status"])
+    started_by_us = False
+    if not state.running and not read_only:
+        service.start(transport, commands, HEAL_START_BOUND, server=False)
+        started_by_us = True
+        state = service.read_status(transport, commands["status"])
+    if entry["kind"] == "stop" and state.running:
+        transport.run(cancel_start_script(
+            setup_for(transport, session.state_dir), entry["id"]),
+            timeout=30, description=f"cancel the node-side start of {name}")
+    if not state.running:
+        raise ChaosK3sError(f"k3s on {name} is not running ({state})")
+    _closed(session, entry, name, by, entry["kind"] == "stop" and
+            not started_by_us and _past(entry.get("expires_at")))
+
+
+def _closed(session: "FaultSession", entry: dict, node: str, by: str,
+            expired: bool) -> None:
+    """Close node's part; when the node's own timer ended it, say so and
+    date it at the timer's deadline."""
+    session.close_node(entry["id"], node, EXPIRED if expired else by,
+                       entry.get("expires_at") if expired else None)
