@@ -28,21 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chaosk3s.errors import SpecError
+from chaosk3s.errors import ArgumentError, SpecError
 from chaosk3s.selectors import parse, parse_label_selector
 
 INJECTED = ("configuration", "secrets")  # filled in by Chaos Toolkit
 CHECKS_ATTRIBUTE = "__chaosk3s_checks__"
 _TRUE = {"true", "yes", "on", "1", "y"}
 _FALSE = {"false", "no", "off", "0", "n"}
-
-
-class ArgumentError(SpecError):
-    """An activity argument has a value the activity cannot use."""
-
-    def __init__(self, message: str, argument: str | None = None):
-        super().__init__(message)
-        self.argument = argument
 
 
 @dataclass(frozen=True)

@@ -112,10 +112,10 @@ def load_target(target: str | None) -> Inventory:
     except OSError as exc:
         raise SpecError(f"cannot read inventory {path}: {exc.strerror}; "
                         f"the target is 'lab' or an inventory YAML path"
-                        ) from None
+                        ) from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"inventory {path} is not valid YAML: {exc}"
-                        ) from None
+                        ) from exc
     return parse_inventory(raw, str(path))
 
 

@@ -177,11 +177,11 @@ def section(target: str, cluster: str | None, nodes: dict[str, Node],
 
 
 def read_nodes(kube: Kube) -> list[dict]:
-    """The Node objects now; none when no API server answers."""
-    from chaosk3s.kube import KubeUnavailable  # see the module docstring
+    """The Node objects now; none when the API does not give them."""
+    from chaosk3s.errors import KubeError
     try:
         return kube.list_nodes()["items"]
-    except (KubeUnavailable, OSError):
+    except (KubeError, OSError):
         return []
 
 

@@ -5,6 +5,11 @@ models: deserialising thousands of V1Node objects is what makes
 model-based readiness probes slow on large clusters. A readiness check
 goes further and asks for the Table that `kubectl get nodes` prints: one
 short row per node instead of whole Node objects.
+
+The client library's errors stop here: an API server that answers with an
+error status is KubeRejected (its HTTP status kept), none answering is
+KubeUnavailable, a kubeconfig that cannot be used is a SpecError; each
+with the client's exception as its cause.
 """
 
 import json
@@ -16,13 +21,13 @@ from dataclasses import dataclass
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
 
-from chaosk3s.errors import ChaosK3sError
-
-
-class KubeUnavailable(ChaosK3sError):
-    """No API server of the target answered."""
-
+from chaosk3s.errors import (
+    KubeRejected,
+    KubeUnavailable,
+    SpecError,
+)
 
 # The Table form, with plain JSON as the fallback for servers without it.
 TABLE_ACCEPT = ("application/json;as=Table;v=v1;g=meta.k8s.io,"
@@ -66,7 +71,14 @@ class Kube:
 
     def _client(self, context: str | None) -> client.ApiClient:
         if context not in self._clients:
-            self._clients[context] = _api_client(self.kubeconfig, context)
+            try:
+                self._clients[context] = _api_client(self.kubeconfig,
+                                                     context)
+            except ConfigException as exc:
+                raise SpecError(
+                    f"cannot use kubeconfig {self.kubeconfig or '(default)'}"
+                    f" with context {context or '(current)'}: {exc}; check "
+                    f"the inventory's kubeconfig and contexts") from exc
         return self._clients[context]
 
     def call(self, method: str, timeout: float | tuple = 10,
@@ -87,19 +99,21 @@ class Kube:
     def _first_answer(self, call):
         """call(ApiClient) on each context in turn until one answers; a
         4xx is the server's answer and raised, not failed over."""
-        errors = []
+        errors, cause = [], None
         for context in self.contexts:
             try:
                 return call(self._client(context))
             except ApiException as exc:
                 if exc.status and exc.status < 500:
-                    raise
+                    raise rejected(exc) from exc
                 errors.append(f"{context or 'default'}: HTTP {exc.status} "
                               f"{exc.reason}")
+                cause = exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 errors.append(f"{context or 'default'}: {exc}")
+                cause = exc
         raise KubeUnavailable("no API server of the target answered: "
-                              + "; ".join(errors))
+                              + "; ".join(errors)) from cause
 
     def list_nodes(self, label_selector: str = "", wait: float = 0
                    ) -> dict:
@@ -144,6 +158,9 @@ class Kube:
             allow_watch_bookmarks=True)
         try:
             yield from _json_lines(reply)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeUnavailable(f"the node watch broke off: {exc}"
+                                  ) from exc
         finally:
             reply.release_conn()
 
@@ -183,9 +200,22 @@ def _get(api: client.ApiClient, path: str, query: list[tuple[str, str]],
     return reply.response
 
 
+def rejected(exc: ApiException) -> KubeRejected:
+    """The API's own message (a metav1 Status) when it sent one."""
+    message = exc.reason or ""
+    try:
+        message = json.loads(exc.body or "{}").get("message") or message
+    except (ValueError, AttributeError):
+        pass
+    return KubeRejected(int(exc.status), str(exc.reason or ""), message)
+
+
 def _read_json(reply) -> object:
     try:
         return json.loads(reply.data)
+    except ValueError as exc:  # a proxy's error page, a cut-off answer
+        raise KubeUnavailable(f"the API answered something that is not "
+                              f"JSON: {exc}") from exc
     finally:
         reply.release_conn()
 
@@ -197,6 +227,14 @@ def _json_lines(reply) -> Iterator[dict]:
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
             if line.strip():
-                yield json.loads(line)
+                yield _json_line(line)
     if buffer.strip():
-        yield json.loads(buffer)
+        yield _json_line(buffer)
+
+
+def _json_line(line: bytes) -> dict:
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise KubeUnavailable(f"a watch sent a line that is not JSON: "
+                              f"{exc}") from exc

@@ -14,7 +14,7 @@ from chaoslib.secret import load_secrets
 
 from chaosk3s import actions
 from chaosk3s.arguments import coerce
-from chaosk3s.errors import SpecError
+from chaosk3s.errors import Refused, SpecError
 from chaosk3s.experiment_check import (
     check_arguments,
     check_selectors,
@@ -32,10 +32,6 @@ _NODE_ACTIONS = {"restart_k3s": "restart", "stop_k3s": "stop",
                  "start_k3s": "start", "reboot_nodes": "reboot"}
 
 
-class Refused(SpecError):
-    """What `chaos run` would refuse: one line per problem."""
-
-
 def load_experiment(path: str, variables: dict, var_files: tuple = ()
                     ) -> tuple[dict, dict, dict, list[str]]:
     """The experiment, its configuration and secrets as `chaos run` builds
@@ -44,7 +40,7 @@ def load_experiment(path: str, variables: dict, var_files: tuple = ()
     try:
         experiment = parse_experiment_from_file(path)
     except (OSError, ValueError, ChaosException) as exc:
-        raise SpecError(f"cannot read experiment {path}: {exc}") from None
+        raise SpecError(f"cannot read experiment {path}: {exc}") from exc
     config_vars, secret_vars = merge_vars(dict(variables), list(var_files))
     from_files = file_variables(var_files)
     problems, warnings = check_variables(experiment, variables, from_files)
@@ -54,7 +50,7 @@ def load_experiment(path: str, variables: dict, var_files: tuple = ()
         secrets = load_secrets(experiment.get("secrets", {}),
                                configuration, secret_vars)
     except ChaosException as exc:
-        raise SpecError(f"{path}: {exc}") from None
+        raise SpecError(f"{path}: {exc}") from exc
     problems += check_arguments(experiment, configuration, secrets)
     if problems:
         raise Refused("\n".join(problems))

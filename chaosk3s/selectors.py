@@ -166,4 +166,4 @@ def parse_label_selector(text: str) -> list[tuple[str, str, tuple]]:
     try:
         return [parse_requirement(p) for p in split_requirements(text)]
     except ValueError as exc:
-        raise SpecError(f"label selector {text!r}: {exc}") from None
+        raise SpecError(f"label selector {text!r}: {exc}") from exc

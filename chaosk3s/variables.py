@@ -63,7 +63,7 @@ def markdown(paths: list[Path]) -> str:
             experiment = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
             raise SpecError(f"cannot read experiment {path}: {exc}"
-                            ) from None
+                            ) from exc
         rows = [f"| `{v.name}` | {v.type} | {_default(v.default)} | "
                 f"{f'`{v.environment}`' if v.environment else '—'} | "
                 f"{v.meaning} |" for v in declared(experiment)]

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from chaosk3s.errors import ChaosK3sError
+from chaosk3s.errors import ChaosK3sError, FaultError
 from chaosk3s.faults.partition import (
     DEFAULT_STATE_DIR,
     Management,
@@ -58,14 +58,6 @@ class NodeOutcome:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-class FaultError(ChaosK3sError):
-    """A fault step failed on some nodes; .outcomes has every node's."""
-
-    def __init__(self, message: str, outcomes: list[NodeOutcome]):
-        super().__init__(message)
-        self.outcomes = outcomes
 
 
 @dataclass

@@ -216,7 +216,7 @@ def validate_documents(documents: list[dict],
             raise SpecError(
                 f"{document.get('kind')} {document['metadata']['name']} "
                 f"fails the Kubernetes {kubernetes} schema at {where}: "
-                f"{exc.message}") from None
+                f"{exc.message}") from exc
 
 
 def secret_path(path: Path) -> Path:

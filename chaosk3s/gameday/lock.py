@@ -31,11 +31,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from chaosk3s.errors import ChaosK3sError, LabStateError
+from chaosk3s.errors import (
+    KubeError,
+    KubeRejected,
+    LabStateError,
+    LockHeld,
+    LockLost,
+)
 from chaosk3s.inventory import load_target
-from chaosk3s.kube import Kube, KubeUnavailable
+from chaosk3s.kube import Kube
 from chaosk3s.report.values import parse_time
 
 LEASE_NAME = "chaosk3s-gameday"
@@ -47,14 +52,6 @@ RETRY_SECONDS = 5  # between renewal attempts while the API is away
 # How long a lease that looks expired must stay unchanged before it is
 # taken over: a live holder renews within this.
 CONFIRM_SECONDS = RENEW_SECONDS + RETRY_SECONDS
-
-
-class LockHeld(ChaosK3sError):
-    """Another game day holds the lock; nothing was run."""
-
-
-class LockLost(ChaosK3sError):
-    """Someone else took the lease while this game day ran."""
 
 
 def utc_now() -> datetime:
@@ -89,13 +86,13 @@ class FileLock:
         handle = open(self.path, "a+")  # noqa: SIM115 - held until release
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except BlockingIOError as exc:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             handle.close()
             raise LockHeld(f"another game day holds the local lock "
                            f"{self.path} ({holder}); nothing was run"
-                           ) from None
+                           ) from exc
         handle.seek(0)
         handle.truncate()
         handle.write(identity + "\n")
@@ -144,7 +141,7 @@ class LeaseLock:
     def read(self) -> dict | None:
         try:
             return self._call("read_namespaced_lease", name=self.name)
-        except ApiException as exc:
+        except KubeRejected as exc:
             if exc.status == 404:
                 return None
             raise
@@ -188,12 +185,12 @@ class LeaseLock:
                 self._call("replace_namespaced_lease", name=self.name,
                            body=self._body(spec, lease["metadata"].get(
                                "resourceVersion")))
-        except ApiException as exc:
+        except KubeRejected as exc:
             if exc.status != 409:
                 raise
             # Created or updated by another runner since our read.
             raise LockHeld(self._refusal("another runner that took it at "
-                                         "the same moment")) from None
+                                         "the same moment")) from exc
         self.renewed = now
 
     def _confirm_stale(self, lease: dict) -> dict:
@@ -242,10 +239,10 @@ class LeaseLock:
             self._call("replace_namespaced_lease", name=self.name,
                        body=self._body(spec, lease["metadata"].get(
                            "resourceVersion")))
-        except ApiException as exc:
+        except KubeRejected as exc:
             if exc.status == 409:
                 raise LockLost(f"the Lease {self.namespace}/{self.name} "
-                               f"changed under this game day") from None
+                               f"changed under this game day") from exc
             raise
         self.renewed = now
 
@@ -316,7 +313,7 @@ class GamedayLock:
             return
         try:
             self.lease.renew()
-        except (KubeUnavailable, ApiException) as exc:
+        except KubeError as exc:
             self._retry_at = time.monotonic() + RETRY_SECONDS
             self.progress(f"could not renew the Lease (will retry): {exc}")
 
@@ -324,7 +321,7 @@ class GamedayLock:
         try:
             if self.lease is not None:
                 self.lease.release()
-        except (KubeUnavailable, ApiException) as exc:
+        except KubeError as exc:
             self.progress(f"could not release the Lease (it expires "
                           f"{LEASE_SECONDS} s after its last renewal): {exc}")
         finally:

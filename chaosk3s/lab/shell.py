@@ -29,9 +29,9 @@ def run(args: list[str], node: str = "host", check: bool = True,
         result = subprocess.run(args, capture_output=True, text=True,
                                 check=False, timeout=timeout,
                                 stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as exc:
         raise CommandFailed(node, args, -1,
-                            f"timed out after {timeout}s") from None
+                            f"timed out after {timeout}s") from exc
     if check and result.returncode != 0:
         raise CommandFailed(node, args, result.returncode, result.stderr)
     return result

@@ -130,10 +130,10 @@ def _read_yaml(path: Path) -> object:
         return yaml.safe_load(path.read_text())
     except OSError as exc:
         raise SpecError(
-            f"cannot read lab spec {path}: {exc.strerror}") from None
+            f"cannot read lab spec {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise SpecError(
-            f"lab spec {path} is not valid YAML: {exc}") from None
+            f"lab spec {path} is not valid YAML: {exc}") from exc
 
 
 _TOP_KEYS = {"subnet", "k3s_version", "timings", "nodes", "virtual_nodes",
@@ -147,7 +147,7 @@ def parse_spec(raw: object, source: str = "<spec>") -> LabSpec:
     try:
         return _parse(raw, source)
     except SpecError as exc:
-        raise SpecError(f"invalid lab spec {source}: {exc}") from None
+        raise SpecError(f"invalid lab spec {source}: {exc}") from exc
 
 
 def _parse(raw: object, source: str) -> LabSpec:
@@ -161,7 +161,7 @@ def _parse(raw: object, source: str) -> LabSpec:
     try:
         release = parse_release(str(raw.get("k3s_version", DEFAULT_VERSION)))
     except ValueError as exc:
-        raise SpecError(str(exc)) from None
+        raise SpecError(str(exc)) from exc
     virtual = raw.get("virtual_nodes", 0)
     if not isinstance(virtual, int) or isinstance(virtual, bool) or not (
             0 <= virtual <= 20000):
@@ -219,7 +219,7 @@ def _parse_network(value: object, version: int, key: str,
         subnet = kind(str(value), strict=True)
     except ValueError as exc:
         raise SpecError(f"{key} {value!r} is not an IPv{version} network: "
-                        f"{exc}") from None
+                        f"{exc}") from exc
     if subnet.prefixlen > longest:
         raise SpecError(f"{key} {subnet} is too small; use a /{longest} or "
                         f"larger")

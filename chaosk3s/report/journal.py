@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from chaosk3s.errors import ChaosK3sError
+from chaosk3s.errors import JournalError
 from chaosk3s.redact import for_experiment, redact_journal, redact_secrets
 from chaosk3s.report.bounds import MAX_JOURNAL_BYTES, Cuts, bound
 from chaosk3s.report.k3sdata import K3sData, k3s_times, parse_k3s
@@ -39,18 +39,6 @@ _JOURNAL_KEYS = ("run", "steady_states", "chaoslib-version", "status",
 # years (a clock jump, a hand edit) is drawn from its run's start, and
 # moments beyond are clipped to the edge.
 MAX_AXIS_SECONDS = 7 * 24 * 3600
-
-
-class JournalError(ChaosK3sError):
-    """A file is not a readable Chaos Toolkit journal.
-
-    not_journal: the file is sound JSON of another kind (an experiment, a
-    plan), which an index skips quietly; a broken journal it reports.
-    """
-
-    def __init__(self, message: str, not_journal: bool = False):
-        super().__init__(message)
-        self.not_journal = not_journal
 
 
 @dataclass

@@ -13,7 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from chaosk3s.errors import CommandFailed, SpecError
+from chaosk3s.errors import (  # NodeUnreachable: the transports raise it
+    CommandFailed,
+    NodeUnreachable,  # noqa: F401
+    SpecError,
+)
 from chaosk3s.model import Node
 
 Command = str | Sequence[str]
@@ -35,15 +39,6 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.code == 0
-
-
-class NodeUnreachable(CommandFailed):
-    """The transport could not reach the node at all."""
-
-    def __init__(self, node: str, target: str, detail: str):
-        self.target = target
-        CommandFailed.__init__(self, node, f"connect to {target}", 255,
-                               detail)
 
 
 @runtime_checkable
@@ -95,12 +90,12 @@ def run_local(node: str, argv: list[str], command: Command, timeout: float,
                               check=False, timeout=timeout, input=input,
                               stdin=None if input is not None
                               else subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as exc:
         raise CommandFailed(node, label, -1,
-                            f"timed out after {timeout:g}s") from None
+                            f"timed out after {timeout:g}s") from exc
     except FileNotFoundError as exc:
         raise CommandFailed(node, label, 127,
-                            f"{exc.filename} is not installed") from None
+                            f"{exc.filename} is not installed") from exc
     return Result(node, label, proc.returncode, proc.stdout, proc.stderr,
                   time.monotonic() - started)
 

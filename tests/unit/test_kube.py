@@ -11,7 +11,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config import incluster_config
+from kubernetes.config.config_exception import ConfigException
 
+from chaosk3s.errors import KubeRejected, SpecError
 from chaosk3s.kube import Kube, KubeUnavailable, node_state
 from tests.unit.conftest import write_kubeconfig
 from tests.unit.test_apiserver import kube as api_client
@@ -57,7 +59,8 @@ class _Canned(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 - the http.server hook name
         self.authorizations.append(self.headers.get("Authorization"))
-        raw = json.dumps(self.body).encode()
+        raw = self.body.encode() if isinstance(self.body, str) \
+            else json.dumps(self.body).encode()
         self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
@@ -105,9 +108,28 @@ def test_server_errors_fail_over_and_client_errors_do_not(canned):
     status = {"kind": "Status", "code": 503, "message": "apiserver disabled"}
     with pytest.raises(KubeUnavailable, match="HTTP 503"):
         canned(503, status).node_readiness()
-    with pytest.raises(ApiException) as refused:
+    with pytest.raises(KubeRejected, match="403 .*apiserver disabled") \
+            as refused:
         canned(403, {**status, "code": 403}).node_readiness()
     assert refused.value.status == 403
+    # the client library's exception is the cause, not what escapes
+    assert isinstance(refused.value.__cause__, ApiException)
+
+
+def test_an_answer_that_is_not_json_is_an_api_outage(canned):
+    """A proxy's HTML error page in front of the API."""
+    with pytest.raises(KubeUnavailable, match="not JSON") as broken:
+        canned(200, "<html>Bad gateway</html>").list_nodes()
+    assert isinstance(broken.value.__cause__, ValueError)
+
+
+def test_an_unusable_kubeconfig_is_bad_input_naming_it(tmp_path):
+    missing = tmp_path / "nowhere.yaml"
+    kube = Kube(str(missing), ["prod"])
+    with pytest.raises(SpecError, match=f"kubeconfig {missing} with "
+                       f"context prod") as bad:
+        kube.list_nodes()
+    assert isinstance(bad.value.__cause__, ConfigException)
 
 
 def test_in_a_pod_without_kubeconfig_the_service_account_is_used(

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from chaosk3s.errors import ChaosK3sError
+from chaosk3s.errors import (
+    EtcdError,
+    EtcdUnavailable,
+    KeyExists,
+    RevisionConflict,
+    WatchCompacted,
+)
 
 # grpc-gateway turns Grpc-Metadata-* headers into gRPC metadata; etcd then
 # rejects requests (and cancels watches) on members that have no leader.
@@ -22,31 +28,6 @@ _HEADERS = {"Grpc-Metadata-hasleader": "true"}
 # gRPC codes after which another member may still succeed.
 _RETRY_CODES = {4, 14}  # DeadlineExceeded, Unavailable
 _CONNECT_TIMEOUT = 1.0  # a dead member must not stall fail-over
-
-
-class EtcdError(ChaosK3sError):
-    """etcd refused a request (bad request, compaction, ...)."""
-
-
-class EtcdUnavailable(EtcdError):
-    """No member answered with quorum: every endpoint failed."""
-
-
-class KeyExists(EtcdError):
-    """create() found the key already present."""
-
-
-class RevisionConflict(EtcdError):
-    """The key's mod_revision was not the expected one (or it is gone)."""
-
-
-class WatchCompacted(EtcdError):
-    """The watch's start revision was compacted away."""
-
-    def __init__(self, compact_revision: int):
-        self.compact_revision = compact_revision
-        super().__init__(f"etcdserver: mvcc: required revision has been "
-                         f"compacted (compact revision {compact_revision})")
 
 
 @dataclass(slots=True)
