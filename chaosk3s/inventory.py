@@ -10,11 +10,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from chaosk3s import names
 from chaosk3s.errors import LabStateError, SpecError
-from chaosk3s.model import ROLES, Access
+from chaosk3s.inventory_schema import InventorySpec
+from chaosk3s.model import Access
+from chaosk3s.schema import load_yaml, validate
 
 LAB = "lab"
 _ETCD_TLS = "/var/lib/rancher/k3s/server/tls/etcd"
@@ -41,13 +41,6 @@ DEFAULT_COMMANDS = {
               "reboot": "systemctl reboot",
               "status": f"{_SHOW} k3s-agent", "boot_id": _BOOT_ID},
 }
-COMMANDS = ("restart", "stop", "start", "reboot", "status", "boot_id",
-            "serving", "etcd_health")
-_TRANSPORT_KEYS = {"type", "namespace", "host", "port", "user", "key_file",
-                   "jump", "options", "known_hosts", "host_key_checking",
-                   "become"}
-HOST_KEY_CHECKING = ("strict", "accept-new")
-BECOME = ("sudo",)
 # Host keys are the inventory's to say (known_hosts, host_key_checking),
 # in one place: options may not weaken them behind its back.
 _HOST_KEY_OPTIONS = {"stricthostkeychecking", "userknownhostsfile",
@@ -107,92 +100,60 @@ def load_target(target: str | None) -> Inventory:
     target = target or LAB
     path = lab_inventory_path() if target == LAB else Path(
         os.path.expanduser(target))
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SpecError(f"cannot read inventory {path}: {exc.strerror}; "
-                        f"the target is 'lab' or an inventory YAML path"
-                        ) from exc
-    except yaml.YAMLError as exc:
-        raise SpecError(f"inventory {path} is not valid YAML: {exc}"
-                        ) from exc
-    return parse_inventory(raw, str(path))
+    if target != LAB and not path.is_file():
+        raise SpecError(f"cannot read inventory {path}: no such file; the "
+                        f"target is 'lab' or an inventory YAML path")
+    return parse_inventory(load_yaml(path, f"inventory {path}"), str(path))
 
 
 def parse_inventory(raw: object, source: str) -> Inventory:
-    if not isinstance(raw, dict):
-        raise SpecError(f"inventory {source} must be a YAML mapping")
-    cluster = raw.get("cluster")
-    if not cluster:
-        raise SpecError(f"inventory {source}: `cluster` (the cluster's "
-                        f"name, checked against allowed_clusters) is "
-                        f"required")
-    contexts = raw.get("contexts") or [raw.get("context")]
-    allowed = raw.get("allowed_clusters") or [cluster]
-    defaults = raw.get("defaults", {}).get("transport")
-    roles = raw.get("roles", {}) or {}
+    """The inventory, checked against its schema first (one line per
+    problem, every problem at once; chaosk3s.inventory_schema)."""
+    given = validate(InventorySpec, raw, f"inventory {source}").plain()
+    cluster = given["cluster"]
+    contexts = given.get("contexts") or [given.get("context")]
+    allowed = given.get("allowed_clusters") or [cluster]
+    defaults = given.get("defaults", {}).get("transport")
+    roles = given.get("roles", {})
     nodes = {}
-    for item in raw.get("nodes") or []:
+    for item in given.get("nodes", []):
         entry = _node_entry(item, defaults, roles, source)
         nodes[entry.name] = entry
-    commands = _commands(raw.get("commands") or {}, roles, source)
-    kubeconfig = raw.get("kubeconfig")
+    commands = _commands(given.get("commands", {}), roles)
+    kubeconfig = given.get("kubeconfig")
     return Inventory(
-        cluster=str(cluster), source=source,
+        cluster=cluster, source=source,
         kubeconfig=os.path.expanduser(kubeconfig) if kubeconfig else None,
-        contexts=tuple(contexts), allowed_clusters=tuple(map(str, allowed)),
+        contexts=tuple(contexts), allowed_clusters=tuple(allowed),
         nodes=nodes, commands=commands)
 
 
-def _commands(top: dict, roles: dict, source: str) -> dict:
+def _commands(top: dict, roles: dict) -> dict:
     """{"servers"|"agents"|"role:<role>": {action: shell command}}."""
-    unknown_groups = set(top) - {"servers", "agents"}
-    if unknown_groups:
-        raise SpecError(f"inventory {source}: commands has unknown group(s) "
-                        f"{sorted(unknown_groups)}; use servers and agents "
-                        f"(or roles.<role>.commands)")
-    commands = {group: dict(given or {}) for group, given in top.items()}
+    commands = {group: dict(given) for group, given in top.items()}
     for role, spec in roles.items():
-        if role not in ROLES:
-            raise SpecError(f"inventory {source}: unknown role {role!r} "
-                            f"under roles; roles are {', '.join(ROLES)}")
-        commands[f"role:{role}"] = dict((spec or {}).get("commands", {}))
-    for group, given in commands.items():
-        unknown = set(given) - set(COMMANDS)
-        if unknown:
-            raise SpecError(f"inventory {source}: {group} has unknown "
-                            f"command(s) {sorted(unknown)}; known: "
-                            f"{', '.join(COMMANDS)}")
+        commands[f"role:{role}"] = dict(spec.get("commands", {}))
     return commands
 
 
-def _node_entry(item: object, defaults: dict | None, roles: dict,
+def _node_entry(item: dict, defaults: dict | None, roles: dict,
                 source: str) -> NodeEntry:
-    if not isinstance(item, dict) or not item.get("name"):
-        raise SpecError(f"inventory {source}: every node needs a name")
     role = item.get("role")
-    if role is not None and role not in ROLES:
-        raise SpecError(f"inventory {source}: node {item['name']} has "
-                        f"unknown role {role!r}; roles are "
-                        f"{', '.join(ROLES)}")
-    role_transport = (roles.get(role) or {}).get("transport") if role else None
+    role_transport = roles.get(role, {}).get("transport") if role else None
     merged = {**(defaults or {}), **(role_transport or {}),
-              **(item.get("transport") or {})}
-    return NodeEntry(name=names.node_name(item["name"], f"inventory "
-                                          f"{source}: node"), role=role,
+              **item.get("transport", {})}
+    return NodeEntry(name=item["name"], role=role,
                      address=item.get("address"),
                      join_server=item.get("join_server"),
                      access=_access(merged, item, source))
 
 
 def _access(spec: dict, item: dict, source: str) -> Access:
+    """The node's transport as merged from defaults, role and node: what
+    the schema cannot check key by key."""
     name = item["name"]
-    unknown = set(spec) - _TRANSPORT_KEYS
-    if unknown:
-        raise SpecError(f"inventory {source}: node {name}: unknown "
-                        f"transport key(s) {sorted(unknown)}")
     kind = spec.get("type")
-    if kind not in ("netns", "ssh"):
+    if kind is None:
         raise SpecError(f"inventory {source}: node {name} needs a transport "
                         f"of type netns or ssh (per node, per role or in "
                         f"defaults.transport)")
@@ -211,17 +172,9 @@ def _access(spec: dict, item: dict, source: str) -> Access:
 
 def _ssh_access(spec: dict, host: str, where: str) -> Access:
     """An ssh Access whose every part is checked before it can reach
-    ssh's command line (chaosk3s.names)."""
+    ssh's command line (chaosk3s.names); the schema checked the types
+    and the choices (host_key_checking, become)."""
     key, known = spec.get("key_file"), spec.get("known_hosts")
-    checking = spec.get("host_key_checking", "strict")
-    if checking not in HOST_KEY_CHECKING:
-        raise SpecError(f"{where}: host_key_checking {checking!r}; use "
-                        f"strict (the default: only keys in known_hosts) or "
-                        f"accept-new (trust a new host on first use)")
-    become = spec.get("become")
-    if become is not None and become not in BECOME:
-        raise SpecError(f"{where}: become {become!r}; use sudo (commands "
-                        f"run through `sudo -n`) or leave it out")
     jump = spec.get("jump")
     if jump is not None:
         from chaosk3s.transports.ssh import parse_jump  # transports import us
@@ -230,22 +183,20 @@ def _ssh_access(spec: dict, host: str, where: str) -> Access:
         names.ssh_host(jump_host, f"{where}: jump")
     return Access(
         transport="ssh", host=names.ssh_host(host, where),
-        port=int(spec.get("port", 22)),
+        port=spec.get("port", 22),
         user=names.ssh_user(spec.get("user", "root"), where),
         key_file=names.ssh_path(os.path.expanduser(key), where, "key_file")
         if key else None,
-        jump=str(jump) if jump is not None else None,
-        options=_options(spec.get("options") or {}, where),
+        jump=jump, options=_options(spec.get("options", {}), where),
         known_hosts=names.ssh_path(os.path.expanduser(known), where,
                                    "known_hosts") if known else None,
-        host_key_checking=checking, become=become)
+        host_key_checking=spec.get("host_key_checking", "strict"),
+        become=spec.get("become"))
 
 
-def _options(given: object, where: str) -> tuple[tuple[str, str], ...]:
-    if not isinstance(given, dict):
-        raise SpecError(f"{where}: options must be a mapping of ssh_config "
-                        f"keywords to values")
-    pairs = sorted(names.ssh_option(k, v, where) for k, v in given.items())
+def _options(given: dict, where: str) -> tuple[tuple[str, str], ...]:
+    pairs = sorted(names.ssh_option(k, _option(v), where)
+                   for k, v in given.items())
     for key, _value in pairs:
         if key.lower() in _HOST_KEY_OPTIONS:
             raise SpecError(
@@ -254,3 +205,10 @@ def _options(given: object, where: str) -> tuple[tuple[str, str], ...]:
                 f"mean to trust new hosts on first use, "
                 f"`host_key_checking: accept-new`")
     return tuple(pairs)
+
+
+def _option(value: str | int | bool) -> str:
+    """An ssh_config value as ssh reads it (yes/no, not True/False)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

@@ -64,7 +64,8 @@ BAD = [
     ({"experiments": []}, "`experiments`"),
     ({"experiments": [{"path": "nope.json"}]}, "`experiments[0].path`"),
     ({"experiments": [{"path": "plan.yaml"}]}, "`experiments[0].path`"),
-    ({"experiments": [{"path": "e.json", "extra": 1}]}, "`experiments[0]`"),
+    ({"experiments": [{"path": "e.json", "extra": 1}]},
+     "`experiments[0].extra`"),
     ({"experiments": [{"path": "e.json", "vars": {"other": 1}}]},
      "`experiments[0].vars.other`"),
     ({"experiments": [{"path": "e.json", "vars": {"depth": True}}]},
@@ -86,7 +87,7 @@ BAD = [
     ({"schedule": {"cron": "0 10 * * 2", "timezone": "UTC", "x": 1}},
      "`schedule.x`"),
     ({"windows": []}, "`windows`"),
-    ({"windows": [{"days": ["someday"]}]}, "`windows[0].days`"),
+    ({"windows": [{"days": ["someday"]}]}, "`windows[0].days[0]`"),
     ({"windows": [{"days": ["mon"], "hours": "9-17"}]},
      "`windows[0].hours`"),
     ({"windows": [{"days": ["mon"], "hours": "09:00-24:30"}]},
@@ -97,7 +98,7 @@ BAD = [
     ({"report_dir": 5}, "`report_dir`"),
     ({"retention": {"keep_runs": 0}}, "`retention.keep_runs`"),
     ({"retention": {"keep_days": -2}}, "`retention.keep_days`"),
-    ({"retention": {"keep_weeks": 2}}, "`retention`"),
+    ({"retention": {"keep_weeks": 2}}, "`retention.keep_weeks`"),
     ({"webhooks": {"start": "ftp://x"}}, "`webhooks.start`"),
     ({"webhooks": {"lunch": "http://127.0.0.1/"}}, "`webhooks.lunch`"),
     ({"webhooks": ["http://127.0.0.1/"]}, "`webhooks`"),
@@ -116,7 +117,8 @@ def test_bad_field_is_named(tmp_path, change, field):
 def test_not_a_mapping_and_not_yaml(tmp_path):
     path = tmp_path / "plan.yaml"
     path.write_text("- a list\n")
-    with pytest.raises(SpecError, match="must be a YAML mapping"):
+    with pytest.raises(SpecError, match="the file must be a mapping, not a "
+                       "list"):
         load_plan(path)
     path.write_text("name: [unclosed\n")
     with pytest.raises(SpecError, match="not valid YAML"):

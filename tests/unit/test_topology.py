@@ -75,12 +75,14 @@ def test_access_merges_defaults_roles_and_node():
 
 @pytest.mark.parametrize("change,message", [
     ({"cluster": None}, "`cluster`"),
-    ({"nodes": [{"name": "x", "role": "boss"}]}, "unknown role 'boss'"),
+    ({"nodes": [{"name": "x", "role": "boss"}]},
+     r"`nodes\[0\].role` must be one of .*, not 'boss'"),
     ({"defaults": {}, "nodes": [{"name": "x"}]}, "needs a transport"),
     ({"nodes": [{"name": "x", "transport": {"type": "netns"}}]},
      "needs `namespace`"),
-    ({"commands": {"servers": {"explode": "x"}}}, "unknown command"),
-    ({"commands": {"everyone": {}}}, "unknown group"),
+    ({"commands": {"servers": {"explode": "x"}}},
+     "`commands.servers.explode` is not a known key"),
+    ({"commands": {"everyone": {}}}, "`commands.everyone` is not a known"),
 ])
 def test_bad_inventories(change, message):
     with pytest.raises(SpecError, match=message):
