@@ -8,6 +8,7 @@ import click
 from chaostoolkit.commands.run import validate_vars
 
 from chaosk3s.clitools import friendly
+from chaosk3s.consent_cli import abort_command, consent_command
 from chaosk3s.gameday.cli import gameday_group
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import dual_stack as with_dual_stack
@@ -29,6 +30,8 @@ def main() -> None:
 
 main.add_command(report_command)
 main.add_command(gameday_group)
+main.add_command(consent_command)
+main.add_command(abort_command)
 
 
 @main.command("plan")

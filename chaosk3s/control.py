@@ -3,9 +3,11 @@
 - Refuses the run before the steady state is checked, with nothing
   injected and nothing started, when a `--var` names no configuration
   key or a chaosk3s activity has an argument it cannot use (see
-  chaosk3s.experiment_check); then when the target is not on its
-  allowed list or a node selector matches no node. The journal's
-  `chaosk3s.refused` says why; `chaos run` exits 1.
+  chaosk3s.experiment_check); then when the cluster has not consented
+  to chaos, is not the inventory's, has its abort switch set or is not
+  on the allowed list (chaosk3s.consent, read from the API), or a node
+  selector matches no node. The journal's `chaosk3s.refused` says why;
+  `chaos run` exits 1.
 - Starts the lab when the target is `lab` and none is up (and takes it
   down afterwards if it started it).
 - Marks a run whose chaosk3s method or rollback activity raised as
@@ -43,7 +45,6 @@ from pathlib import Path
 from chaoslib.exceptions import InterruptExecution
 
 from chaosk3s import journal_section, outcome
-from chaosk3s.arguments import to_bool
 from chaosk3s.errors import ChaosK3sError, SpecError
 from chaosk3s.experiment_check import (
     check_arguments,
@@ -123,15 +124,6 @@ def _check_input(configuration: dict, secrets: dict,
         raise SpecError("\n".join(problems))
 
 
-def _force(configuration: dict) -> bool:
-    try:
-        return to_bool(configuration.get("force", False))
-    except ValueError:
-        raise SpecError(f"configuration force="
-                        f"{configuration.get('force')!r} is invalid: "
-                        f"expected true or false") from None
-
-
 def _prepare(configuration: dict, experiment: dict) -> None:
     name = target_name(configuration)
     if name == "lab":
@@ -139,7 +131,7 @@ def _prepare(configuration: dict, experiment: dict) -> None:
         _state.started_lab = ensure_lab(configuration)
         _state.lab = lab_facts()
     target = get_target(configuration)
-    target.check_allowed(_force(configuration))
+    target.check_consent()
     topology = target.topology()
     problems = check_selectors(experiment, configuration, _state.secrets,
                                topology)

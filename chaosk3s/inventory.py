@@ -65,6 +65,7 @@ class Inventory:
     allowed_clusters: tuple[str, ...]
     nodes: dict[str, NodeEntry]
     commands: dict[str, dict[str, str]] = field(default_factory=dict)
+    cluster_uid: str | None = None  # kube-system's UID (chaosk3s.consent)
 
     def command(self, role: str, action: str, node: str) -> str:
         """The shell command for action on a node of role: the defaults,
@@ -125,7 +126,8 @@ def parse_inventory(raw: object, source: str) -> Inventory:
         cluster=cluster, source=source,
         kubeconfig=os.path.expanduser(kubeconfig) if kubeconfig else None,
         contexts=tuple(contexts), allowed_clusters=tuple(allowed),
-        nodes=nodes, commands=commands)
+        nodes=nodes, commands=commands,
+        cluster_uid=given.get("cluster_uid"))
 
 
 def _commands(top: dict, roles: dict) -> dict:

@@ -84,6 +84,8 @@ class NodeSpec(Strict):
 
 class InventorySpec(Strict):
     cluster: NonEmpty
+    # the UID of the cluster's kube-system namespace (chaosk3s.consent)
+    cluster_uid: NonEmpty = None
     allowed_clusters: Annotated[list[NonEmpty], Field(min_length=1)] = None
     kubeconfig: NonEmpty = None
     context: NonEmpty = None

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 
+from chaosk3s import consent
+from chaosk3s.consent import Consent
 from chaosk3s.errors import SpecError
 from chaosk3s.inventory import Inventory, load_target
 from chaosk3s.kube import Kube, KubeUnavailable
@@ -51,6 +53,18 @@ class Target:
 
     def __post_init__(self) -> None:
         self._transports: dict[str, Transport] = {}
+        self._consent: Consent | None = None
+
+    def check_consent(self) -> Consent:
+        """The cluster's consent to runs with this inventory
+        (chaosk3s.consent: its identity and its ConfigMap, read from the
+        API); NotConsented, with nothing changed, when it has not given
+        it. Read once per target: a run's later activities (and those
+        that work while the API is down) rely on the first read, and the
+        control's abort watch follows the consent from then on."""
+        if self._consent is None:
+            self._consent = consent.check(self.inventory, self.kube)
+        return self._consent
 
     @cached_property
     def kube(self) -> Kube:

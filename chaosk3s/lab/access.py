@@ -50,6 +50,21 @@ def write_access_files(state: LabState, spec: LabSpec,
         inventory(state, spec, ssh_layout), sort_keys=False))
 
 
+def opt_in(state: LabState) -> str:
+    """The lab consents to chaos by itself, through the API as a cluster
+    admin does with `chaosk3s consent` (chaosk3s.consent), and its
+    inventory records the cluster's kube-system UID. Returns the UID."""
+    from chaosk3s import consent  # the lab only produces; this is the
+    from chaosk3s.kube import Kube  # extension's own path, as a user's
+    raw = yaml.safe_load(state.inventory.read_text())
+    kube = Kube(raw["kubeconfig"], raw["contexts"])
+    given = consent.grant(kube, raw["cluster"], by="chaosk3s lab up")
+    raw = {"cluster": raw["cluster"], "cluster_uid": given.uid,
+           **{k: v for k, v in raw.items() if k != "cluster"}}
+    state.inventory.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return given.uid
+
+
 def lab_commands(state: LabState) -> dict[str, str]:
     """Node commands of the lab, the way systemctl would be on a node.
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from chaosk3s.errors import EnvironmentProblem, LabStateError, SpecError
 from chaosk3s.lab import etcd, hostnet, operator, procs, ssh
 from chaosk3s.lab.access import (
+    opt_in,
     wait_all_ready,
     wait_registered,
     wait_serving,
@@ -127,6 +128,9 @@ class Lab:
         wait_all_ready(spec, started + timeout, progress)
         progress(f"all {len(spec.nodes)} nodes Ready after "
                  f"{time.monotonic() - started:.1f}s")
+        uid = opt_in(self.state)
+        progress(f"the lab consents to chaos (kube-system/chaosk3s-consent,"
+                 f" cluster UID {uid})")
 
     @property
     def ssh_layout(self) -> ssh.SshLayout:

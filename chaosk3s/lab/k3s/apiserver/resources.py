@@ -43,9 +43,12 @@ NAMESPACES = Resource("namespaces", "Namespace", "", "v1", False,
 ENDPOINTS = Resource("endpoints", "Endpoints", "", "v1", True,
                      "services/endpoints", ("ep",), create_on_update=True)
 EVENTS = Resource("events", "Event", "", "v1", True, "events", ("ev",))
+# chaosk3s's consent and abort switch live in one (chaosk3s.consent)
+CONFIGMAPS = Resource("configmaps", "ConfigMap", "", "v1", True,
+                      "configmaps", ("cm",))
 LEASES = Resource("leases", "Lease", "coordination.k8s.io", "v1", True,
                   "leases")
-RESOURCES = (NODES, NAMESPACES, ENDPOINTS, EVENTS, LEASES)
+RESOURCES = (NODES, NAMESPACES, ENDPOINTS, EVENTS, CONFIGMAPS, LEASES)
 BY_PATH = {(r.group, r.version, r.name): r for r in RESOURCES}
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public",
                       NODE_LEASE_NAMESPACE)
