@@ -1,9 +1,12 @@
 """The target of an experiment: `lab` or an inventory YAML of a cluster.
 
-An inventory names the cluster (checked against the allowed list), how to
-reach the Kubernetes API (kubeconfig and contexts), and how to reach each
-node (transport per node, per role or by default) and which commands
-restart, stop, start or reboot K3s on it.
+An inventory names the cluster (its name and kube-system UID, which the
+cluster's own consent must match: chaosk3s.consent), how to reach the
+Kubernetes API (kubeconfig and contexts), how to reach each node
+(transport per node, per role or by default), which commands restart,
+stop, start or reboot K3s on it, and how much of each role a run may
+fault at once (blast_radius: chaosk3s.blast). Its schema is
+chaosk3s.inventory_schema.
 """
 
 import os
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaosk3s import names
+from chaosk3s.blast import Caps
 from chaosk3s.errors import LabStateError, SpecError
 from chaosk3s.inventory_schema import InventorySpec
 from chaosk3s.model import Access
@@ -66,6 +70,7 @@ class Inventory:
     nodes: dict[str, NodeEntry]
     commands: dict[str, dict[str, str]] = field(default_factory=dict)
     cluster_uid: str | None = None  # kube-system's UID (chaosk3s.consent)
+    caps: Caps = field(default_factory=lambda: Caps.of(None))
 
     def command(self, role: str, action: str, node: str) -> str:
         """The shell command for action on a node of role: the defaults,
@@ -127,7 +132,8 @@ def parse_inventory(raw: object, source: str) -> Inventory:
         kubeconfig=os.path.expanduser(kubeconfig) if kubeconfig else None,
         contexts=tuple(contexts), allowed_clusters=tuple(allowed),
         nodes=nodes, commands=commands,
-        cluster_uid=given.get("cluster_uid"))
+        cluster_uid=given.get("cluster_uid"),
+        caps=Caps.of(given.get("blast_radius")))
 
 
 def _commands(top: dict, roles: dict) -> dict:

@@ -82,6 +82,34 @@ class NodeSpec(Strict):
     transport: TransportSpec = None
 
 
+def _cap(value: object) -> int | str:
+    """A number of nodes (0 or more) or a share of a role, "50%"."""
+    if isinstance(value, int) and not isinstance(value, bool) and \
+            value >= 0:
+        return value
+    if isinstance(value, str) and _SHARE.fullmatch(value.strip()) and \
+            float(value.strip()[:-1]) <= 100:
+        return value.strip()
+    shown = "a list" if isinstance(value, list) else "a mapping" if \
+        isinstance(value, dict) else repr(value)
+    raise ValueError(f"must be a number of nodes (0 or more) or a share "
+                     f"of the role such as 50% (at most 100%), not {shown}")
+
+
+_SHARE = re.compile(r"\d+(\.\d+)?%")
+CapValue = Annotated[object, AfterValidator(_cap)]
+
+# blast_radius.per_fault / per_run: {default: 50%, agent: 2, ...}
+CapSet = create_model("CapSet", __base__=Strict, default=(CapValue, None),
+                      **{role.replace("-", "_"): (CapValue, Field(
+                          None, alias=role)) for role in ROLES})
+
+
+class BlastRadius(Strict):
+    per_fault: CapSet = None
+    per_run: CapSet = None
+
+
 class InventorySpec(Strict):
     cluster: NonEmpty
     # the UID of the cluster's kube-system namespace (chaosk3s.consent)
@@ -95,6 +123,7 @@ class InventorySpec(Strict):
     commands: Commands = None
     roles: Roles = None
     nodes: list[NodeSpec] = None
+    blast_radius: BlastRadius = None  # chaosk3s.blast
 
     @model_validator(mode="after")
     def _unique_names(self) -> "InventorySpec":

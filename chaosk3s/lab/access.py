@@ -106,6 +106,9 @@ def inventory(state: LabState, spec: LabSpec,
             f"{CLUSTER_NAME}-{n.name}" for n in spec.nodes
             if n.runs_apiserver][1:],
         "k3s_version": spec.release.version,
+        # The lab exists to be broken: no cap on what a run may fault.
+        "blast_radius": {"per_fault": {"default": "100%"},
+                         "per_run": {"default": "100%"}},
         "commands": {"servers": commands, "agents": commands},
         "nodes": [{"name": n.name, "role": n.role, "address": n.address,
                    "join_server": n.server,
