@@ -48,6 +48,7 @@ from chaosk3s import journal_section, outcome
 from chaosk3s.errors import ChaosK3sError, SpecError
 from chaosk3s.experiment_check import (
     check_arguments,
+    check_blast_radius,
     check_selectors,
     check_variables,
     command_line_variables,
@@ -134,7 +135,9 @@ def _prepare(configuration: dict, experiment: dict) -> None:
     target.check_consent()
     topology = target.topology()
     problems = check_selectors(experiment, configuration, _state.secrets,
-                               topology)
+                               topology) or check_blast_radius(
+        experiment, configuration, _state.secrets, topology,
+        target.inventory.caps, target.labelled)
     if problems:
         raise SpecError("\n".join(problems))
     _state.run = begin_run(name)

@@ -10,7 +10,10 @@ anything runs: shared by the chaosk3s control and `chaosk3s plan`.
   so a misspelt one would run the default. Keys of a `--var-file` that
   the experiment does not use are only warned about: such files are
   often shared by several experiments.
-- Once the cluster is known, every node selector must match a node.
+- Once the cluster is known, every node selector must match a node, and
+  the faults of the method and rollbacks, played in order, must stay
+  within the inventory's blast-radius caps (chaosk3s.blast): per fault,
+  and per run with the faults the steps before left open.
 """
 
 import difflib
@@ -21,9 +24,17 @@ import click
 from chaoslib import merge_vars, substitute
 
 from chaosk3s.arguments import CHECKS_ATTRIBUTE, NODES, ArgumentError, coerce
+from chaosk3s.blast import Caps, check_blast
 from chaosk3s.errors import SpecError
 from chaosk3s.model import Topology
 from chaosk3s.selectors import select
+
+# The argument naming the nodes each action faults (chaosk3s.blast):
+# a partition's rules go on its group; start_k3s and heal_partitions
+# heal, they fault nothing.
+FAULTED_BY = {"partition_roles": "group", "partition_nodes": "selector",
+              "restart_k3s": "nodes", "stop_k3s": "nodes",
+              "reboot_nodes": "nodes"}
 
 
 def activities(experiment: dict) -> Iterator[tuple[str, dict]]:
@@ -107,6 +118,51 @@ def check_selectors(experiment: dict, configuration: dict,
                 except SpecError as exc:
                     problems.append(f"{_where(phase, activity)}: argument "
                                     f"{name}: {exc}{_origin(raw, name)}")
+    return problems
+
+
+def check_blast_radius(experiment: dict, configuration: dict,
+                       secrets: dict | None, topology: Topology, caps: Caps,
+                       labelled: Callable[[str], list[str]]) -> list[str]:
+    """One line per method or rollback step over a blast-radius cap,
+    the steps played in order: a partition holds its group until
+    heal_partitions, a stop its nodes until start_k3s; restarts and
+    reboots hold theirs while they last (one node at a time with
+    one_at_a_time). labelled(selector) names a label selector's nodes.
+    Call after check_selectors found nothing."""
+    problems, held = [], {"partition": set(), "stop": set()}
+    for phase, activity, func, raw in _each_call(experiment):
+        if phase not in ("method", "rollback"):
+            continue
+        name = func.__name__
+        args = coerce(func, substitute(raw, configuration, secrets or {})
+                      or {}, with_defaults=True)
+        if name == "heal_partitions":
+            held["partition"].clear()
+        elif name == "start_k3s":
+            held["stop"] -= {n.name for n in select(topology,
+                                                     args["nodes"])}
+        if name not in FAULTED_BY:
+            continue
+        argument = args[FAULTED_BY[name]]
+        reachable = {n.name for n in topology.nodes if n.access}
+        nodes = [n for n in (labelled(argument) if name == "partition_nodes"
+                             else [n.name for n in select(topology,
+                                                          argument)])
+                 if n in reachable]  # as the actions leave the others
+        open_now = [{"nodes": sorted(held["partition"] | held["stop"])}]
+        steps = [[n] for n in nodes] if args.get("one_at_a_time") else \
+            [nodes]
+        try:
+            for step in steps:
+                check_blast(caps, topology, name, step, open_now)
+        except SpecError as exc:  # refused: holds nothing
+            problems.append(f"{_where(phase, activity)}: {exc}")
+            continue
+        if name.startswith("partition"):
+            held["partition"].update(nodes)
+        elif name == "stop_k3s":
+            held["stop"].update(nodes)
     return problems
 
 

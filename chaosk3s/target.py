@@ -81,6 +81,11 @@ class Target:
             return self._inventory_topology()
         return build_topology(items, self.inventory)
 
+    def labelled(self, selector: str) -> list[str]:
+        """The names of the nodes a label selector matches, from the API."""
+        return [item["metadata"]["name"] for item in
+                self.kube.list_nodes(selector)["items"]]
+
     def _inventory_topology(self) -> Topology:
         entries = list(self.inventory.nodes.values())
         if not entries or any(e.role is None for e in entries):
