@@ -19,6 +19,9 @@ raises on purpose is defined here (tests/unit/test_errors.py keeps it so):
     │   │                       exit code, stderr)
     │   └── NodeUnreachable     the transport could not reach the node
     ├── FaultError              a fault step failed on some nodes (.outcomes)
+    ├── EffectNotSeen           a node action did not show its effect on
+    │                           the node (node, action, expected, seen)
+    ├── LedgerUnreadable        a run's ledger cannot be parsed (set aside)
     ├── KubeError               the Kubernetes API could not do what was asked
     │   ├── KubeUnavailable     no API server of the target answered
     │   └── KubeRejected        an API server answered with an error status
@@ -111,6 +114,31 @@ class FaultError(ChaosK3sError):
     def __init__(self, message: str, outcomes: list):
         super().__init__(message)
         self.outcomes = outcomes
+
+
+class EffectNotSeen(ChaosK3sError):
+    """A node action did not show its effect on the node."""
+
+    def __init__(self, node: str, action: str, command: str, expected: str,
+                 seen: str, evidence: dict | None = None):
+        self.node, self.action, self.command = node, action, command
+        self.expected, self.seen = expected, seen
+        self.evidence = evidence or {}
+        super().__init__(
+            f"{action} on node {node} did not take effect: `{command}`; "
+            f"expected {expected}; seen {seen}")
+
+
+class LedgerUnreadable(ChaosK3sError):
+    """A ledger file exists but cannot be parsed; it was moved aside."""
+
+    def __init__(self, path, aside, reason: str):
+        self.path, self.aside = path, aside
+        where = f"moved to {aside}" if aside else "left in place"
+        super().__init__(
+            f"ledger {path} cannot be read ({reason}); {where}. Faults it "
+            f"recorded may still be active: run `chaosk3s cleanup`, which "
+            f"also finds chaosk3s's rules and timers on the nodes")
 
 
 class KubeError(ChaosK3sError):

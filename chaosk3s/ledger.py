@@ -29,23 +29,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaosk3s.errors import ChaosK3sError
+from chaosk3s.errors import ChaosK3sError, LedgerUnreadable
 from chaosk3s.files import write_atomically
 
 UNREADABLE = ".unreadable-"  # infix of a ledger moved aside
 logger = logging.getLogger("chaostoolkit")
-
-
-class LedgerUnreadable(ChaosK3sError):
-    """A ledger file exists but cannot be parsed; it was moved aside."""
-
-    def __init__(self, path: Path, aside: Path | None, reason: str):
-        self.path, self.aside = path, aside
-        where = f"moved to {aside}" if aside else "left in place"
-        super().__init__(
-            f"ledger {path} cannot be read ({reason}); {where}. Faults it "
-            f"recorded may still be active: run `chaosk3s cleanup`, which "
-            f"also finds chaosk3s's rules and timers on the nodes")
 
 
 def ledger_dir() -> Path:

@@ -11,7 +11,6 @@ import threading
 from dataclasses import dataclass, field
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from chaosk3s.errors import ChaosK3sError
 from chaosk3s.faults.session import FaultSession
@@ -64,7 +63,7 @@ class TargetPorts:
         """The node's Lease renewTime now (None if it cannot be read)."""
         try:
             return self._renewed(node)
-        except (ChaosK3sError, ApiException, OSError):
+        except (ChaosK3sError, OSError):
             return None
 
     def ready_since(self, node: str, mark: object) -> bool:
@@ -74,7 +73,7 @@ class TargetPorts:
             ready = ready_status(self.target.kube.call(
                 "read_node", timeout=5, name=node))[0] == "True"
             return ready and (mark is None or self._renewed(node) != mark)
-        except (ChaosK3sError, ApiException, OSError):
+        except (ChaosK3sError, OSError):
             return False
 
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from chaosk3s.errors import ChaosK3sError
+from chaosk3s.errors import ChaosK3sError, EffectNotSeen
 from chaosk3s.faults.partition import DEFAULT_STATE_DIR
 from chaosk3s.readiness import utc_now
 from chaosk3s.transports.base import Transport
@@ -59,19 +59,6 @@ class ServiceState:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-class EffectNotSeen(ChaosK3sError):
-    """A node action did not show its effect on the node."""
-
-    def __init__(self, node: str, action: str, command: str, expected: str,
-                 seen: str, evidence: dict | None = None):
-        self.node, self.action, self.command = node, action, command
-        self.expected, self.seen = expected, seen
-        self.evidence = evidence or {}
-        super().__init__(
-            f"{action} on node {node} did not take effect: `{command}`; "
-            f"expected {expected}; seen {seen}")
 
 
 def parse_status(text: str) -> ServiceState:
