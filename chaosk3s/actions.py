@@ -7,8 +7,11 @@ itself, proves the effect, and heals it (here, in the control's cleanup
 whatever the rollback strategy, or in `chaosk3s cleanup`). A cumulative
 quorum guard refuses what would leave etcd without a majority, counting
 this run's open faults, other runs' faults read from the nodes and the
-members' live health. Each action returns what it did (nodes, rules,
-evidence, timestamps) for the journal.
+members' live health. Nothing is injected into a cluster that has not
+consented (chaosk3s.consent), nor beyond the inventory's blast-radius
+caps with this run's open faults (chaosk3s.blast); `force` lets an
+action past the quorum guard only. Each action returns what it did
+(nodes, rules, evidence, timestamps) for the journal.
 """
 
 import logging
@@ -22,6 +25,7 @@ from chaosk3s.arguments import (
     activity,
     one_of,
 )
+from chaosk3s.blast import check_blast
 from chaosk3s.errors import ChaosK3sError, SpecError
 from chaosk3s.faults.guard import read_etcd_state, with_ledger
 from chaosk3s.faults.partition import DIRECTIONS, MODES
@@ -71,8 +75,10 @@ def partition_roles(group: str = "at-risk",
     on each node after `ttl` seconds even if this process dies. Refused
     if, with the faults already open (this run's, other runs' read from
     the nodes, unhealthy members), it would leave etcd without quorum
-    (unless `force`). Blast radius: the links between the two groups
-    only. Rollback: `heal_partitions`.
+    (unless `force`), or if `group` holds more of a role than the
+    inventory's blast-radius caps allow (force does not lift those).
+    Blast radius: the links between the two groups only. Rollback:
+    `heal_partitions`.
     """
     target = get_target(configuration)
     topology = target.topology()
@@ -119,7 +125,6 @@ def plan_partition(target: Target, group: list[Node], peers: list[Node],
     checked; changes nothing. Every address of each peer is cut (both
     families on a dual-stack cluster). Shared by the action and by
     `chaosk3s plan` (the dry run)."""
-    target.check_allowed(force)
     cuts = [Cut(node=a.name, peer=b.name, peer_address=address,
                 direction=direction, mode=mode,
                 ports=tuple(int(p) for p in ports or ()))
@@ -131,6 +136,24 @@ def plan_partition(target: Target, group: list[Node], peers: list[Node],
     check_partition_quorum(topology, cuts, force)
     return FaultPlan(run_id=fault_id, cuts=tuple(cuts),
                      ttl_seconds=float(ttl))
+
+
+def fault_guard(target: Target, topology: Topology, what: str,
+                nodes: list[str], down: dict | None = None,
+                cuts: dict | None = None, force: bool = False) -> Check:
+    """What a fault on nodes must pass inside the ledger's lock, with
+    this run's open faults: the inventory's blast-radius caps
+    (chaosk3s.blast; force does not lift them), then the cumulative
+    quorum guard (unless force)."""
+    quorum = quorum_check(target, topology, what, down, cuts, force)
+    caps = target.inventory.caps
+
+    def check(entries: list[dict]) -> None:
+        check_blast(caps, topology, what, nodes, entries)
+        if quorum is not None:
+            quorum(entries)
+
+    return check
 
 
 def quorum_check(target: Target, topology: Topology, what: str,
@@ -153,15 +176,16 @@ def quorum_check(target: Target, topology: Topology, what: str,
 def _partition(target: Target, group: list[Node], peers: list[Node],
                direction: str, mode: str, ports: list | None, ttl: float,
                force: bool, topology: Topology) -> dict:
+    target.check_consent()
     run = current_run(target_config(target))
     plan = plan_partition(target, group, peers, direction, mode, ports, ttl,
                           force, topology, "pending")
     nodes, peer_names = plan.nodes(), sorted({c.peer for c in plan.cuts})
     members = set(members_of(topology))
     pairs = [sorted(p) for p in cut_pairs(plan.cuts) if p <= members]
-    check = quorum_check(target, topology, "this partition",
-                         cuts={frozenset(p): "this partition"
-                               for p in pairs}, force=force)
+    check = fault_guard(target, topology, "this partition", nodes,
+                        cuts={frozenset(p): "this partition"
+                              for p in pairs}, force=force)
     done = run.session.partition(
         plan, [n for n in group if n.name in nodes], peer_names,
         f"{mode} {direction} between {', '.join(nodes)} and "
@@ -199,7 +223,8 @@ def _node_command(action: str, nodes: str, one_at_a_time: bool,
                   force: bool, configuration: dict | None,
                   timeout: float, duration: float = 0) -> dict:
     target = get_target(configuration)
-    target.check_allowed(force)
+    if action != "start":  # starting heals: it needs no consent
+        target.check_consent()
     # Starting needs no API: it may be what brings the API back.
     topology = target.topology(wait=0 if action == "start" else 10)
     chosen = target.reachable(select(topology, nodes))
@@ -208,16 +233,16 @@ def _node_command(action: str, nodes: str, one_at_a_time: bool,
     names = sorted(n.name for n in chosen)
     # All at once: one guard for every node (each node's record adds it
     # to the ledger, which the next node's check sees anyway).
-    at_once = None if one_at_a_time or action == "start" else quorum_check(
-        target, topology, f"{action} of {', '.join(names)} at once",
+    at_once = None if one_at_a_time or action == "start" else fault_guard(
+        target, topology, f"{action} of {', '.join(names)} at once", names,
         down=dict.fromkeys(names, f"this {action}"), force=force)
     for node in chosen:
         commands = run.session.ports.commands(node)
         if action == "start":
             evidence = run.session.start(node, commands, float(timeout))
         else:
-            check = at_once if not one_at_a_time else quorum_check(
-                target, topology, f"{action} of {node.name}",
+            check = at_once if not one_at_a_time else fault_guard(
+                target, topology, f"{action} of {node.name}", [node.name],
                 down={node.name: f"this {action}"}, force=force)
             evidence = run.session.node_fault(
                 action, node, commands, float(timeout), check,

@@ -5,9 +5,10 @@
   key or a chaosk3s activity has an argument it cannot use (see
   chaosk3s.experiment_check); then when the cluster has not consented
   to chaos, is not the inventory's, has its abort switch set or is not
-  on the allowed list (chaosk3s.consent, read from the API), or a node
-  selector matches no node. The journal's `chaosk3s.refused` says why;
-  `chaos run` exits 1.
+  on the allowed list (chaosk3s.consent, read from the API), a node
+  selector matches no node, or a step is over the inventory's
+  blast-radius caps (chaosk3s.blast). The journal's `chaosk3s.refused`
+  says why; `chaos run` exits 1.
 - Starts the lab when the target is `lab` and none is up (and takes it
   down afterwards if it started it).
 - Marks a run whose chaosk3s method or rollback activity raised as
@@ -29,6 +30,12 @@
   (its resolved `secrets` block and secret-named configuration values),
   so are the run's log handlers from configure on; the journal and the
   log files are readable by their owner only (0600).
+- Watches the cluster's abort switch while the run lasts (chaosk3s.abort):
+  when it is set, does what SIGTERM does and ends the running activity
+  through Chaos Toolkit's graceful exit; `chaosk3s.aborted` says who set
+  it, when and why.
+- Leaves the run's record in the cluster: Events on the nodes its faults
+  acted on (chaosk3s.events), labelled with `chaosk3s.run_id`.
 
 Add it to an experiment as
 ``{"name": "chaosk3s", "provider": {"type": "python",
@@ -43,8 +50,11 @@ import threading
 from pathlib import Path
 
 from chaoslib.exceptions import InterruptExecution
+from chaoslib.exit import exit_gracefully
 
 from chaosk3s import journal_section, outcome
+from chaosk3s.cluster_link import ClusterLink
+from chaosk3s.consent import describe_abort
 from chaosk3s.errors import ChaosK3sError, SpecError
 from chaosk3s.experiment_check import (
     check_arguments,
@@ -84,10 +94,13 @@ class _State:
         self.last_nodes: list = []  # as last read, for in-activity writes
         self.redactor = Redactor()
         self.journal: dict | None = None  # chaos's own, to amend at cleanup
-        self.healer: threading.Thread | None = None  # started by SIGTERM
+        self.healer: threading.Thread | None = None  # SIGTERM, abort
+        self.link: ClusterLink | None = None  # abort watch and Events
+        self.ending = False  # after the experiment: no abort signal
 
 
 _state: _State | None = None
+_heal_lock = threading.Lock()  # SIGTERM and the abort watch may race
 
 
 def configure_control(configuration: dict = None, secrets: dict = None,
@@ -141,7 +154,8 @@ def _prepare(configuration: dict, experiment: dict) -> None:
     if problems:
         raise SpecError("\n".join(problems))
     _state.run = begin_run(name)
-    _state.run.ledger.on_change = lambda: _write_partial(read_nodes=False)
+    _state.link = ClusterLink(target, _state.run.run_id, _on_abort).open()
+    _state.run.ledger.on_change = _ledger_changed
     _state.nodes_at_start = {n.name: n for n in topology.nodes}
     _state.watch = ReadinessWatch(target.kube).start()
     _state.partial = {"chaoslib-version": None, "experiment": experiment,
@@ -174,6 +188,15 @@ def before_activity_control(context: dict, **_kwargs) -> None:
     if _state is not None and _state.interrupted:
         raise InterruptExecution("chaosk3s: SIGTERM received; faults were "
                                  "healed, aborting the run")
+    if _state is not None and _aborted():
+        raise InterruptExecution(
+            f"chaosk3s: the cluster's abort switch is set ("
+            f"{describe_abort(_aborted())}); faults were healed, aborting "
+            f"the run")
+
+
+def _aborted() -> dict | None:
+    return _state.link.aborted if _state.link is not None else None
 
 
 def _heal_on_sigterm() -> None:
@@ -190,11 +213,7 @@ def _heal_on_sigterm() -> None:
             _state.interrupted = True
             logger.warning("chaosk3s: SIGTERM, healing before anything "
                            "else")
-            if _state.run is not None:
-                _state.run.session.close()
-                _state.healer = threading.Thread(
-                    target=_heal_now, name="chaosk3s-sigterm-heal")
-                _state.healer.start()
+            _close_and_heal()
         if callable(previous):
             previous(signum, frame)
 
@@ -202,6 +221,43 @@ def _heal_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread: nothing to hook
         pass
+
+
+def _close_and_heal() -> None:
+    """Refuse new faults and heal, in a thread of its own (once): the
+    caller may be a signal handler in the thread of an apply in flight,
+    which must land first (FaultSession serializes the two)."""
+    with _heal_lock:
+        if _state.run is None or _state.healer is not None:
+            return
+        _state.run.session.close()
+        _state.healer = threading.Thread(target=_heal_now,
+                                         name="chaosk3s-heal")
+        _state.healer.start()
+
+
+def _on_abort(info: dict) -> None:
+    """The cluster's abort switch, seen by the watch's thread: stop
+    injecting, heal, and end the activity running now through Chaos
+    Toolkit's own graceful exit (chaoslib.exit: SIGUSR1 becomes
+    SystemExit in the main thread, the run ends "interrupted" and
+    before_activity_control refuses what would come next, rollbacks
+    included)."""
+    if _state is None or _state.run is None:
+        return
+    _close_and_heal()
+    if not _state.ending and callable(signal.getsignal(signal.SIGUSR1)):
+        exit_gracefully()
+
+
+def _ledger_changed() -> None:
+    """Every ledger write: the journal-so-far, and the faults' Events."""
+    _write_partial(read_nodes=False)
+    if _state.link is not None:
+        try:
+            _state.link.faults_changed(_state.run.ledger.entries())
+        except ChaosK3sError as exc:  # an unreadable ledger: said there
+            logger.warning("chaosk3s: no events for this change: %s", exc)
 
 
 def _heal_now() -> None:
@@ -246,6 +302,7 @@ def after_experiment_control(context: dict, state: dict = None,
     redacts the journal (Chaos Toolkit writes this very dict)."""
     if state is None or _state is None:
         return
+    _state.ending = True
     if _state.problem:
         state["chaosk3s"] = _refused_section()
     elif _state.run is not None:
@@ -264,7 +321,10 @@ def cleanup_control(**_kwargs) -> None:
     The journal chaos writes next gets the faults as healed (or not)."""
     if _state is None:
         return
+    _state.ending = True
     try:
+        if _state.link is not None:
+            _state.link.stop_watching()
         if _state.run is not None:
             _state.run.session.close()
             if _state.healer is not None:
@@ -273,6 +333,7 @@ def cleanup_control(**_kwargs) -> None:
             _amend_journal()
     finally:
         _owner_only(_state.journal_path)
+        _close_link()
         if _state.watch:
             _state.watch.stop()
         forget_targets()
@@ -280,6 +341,20 @@ def cleanup_control(**_kwargs) -> None:
             from chaosk3s.lab_control import stop_lab
             stop_lab()
         end_run()
+
+
+def _close_link() -> None:
+    """The run's verdict as Events, and every Event posted (bounded)."""
+    if _state.link is None:
+        return
+    try:
+        journal = _state.journal or {**_state.partial,
+                                     "status": "interrupted"}
+        title = str((_state.partial.get("experiment") or {}).get(
+            "title", ""))
+        _state.link.close(title, journal)
+    except Exception:  # noqa: BLE001 - a record, never the run's end
+        logger.exception("chaosk3s: cannot post the run's events")
 
 
 def _amend_journal() -> None:
@@ -314,7 +389,8 @@ def _section(final: list | None = None) -> dict:
         kube=get_target(_state.configuration).kube,
         final=_state.final_nodes if final is None else final),
         "open_faults": [o for e in entries for o in open_nodes(e)],
-        **_run_facts(), "failed_activities": [], "refused": None}
+        **_run_facts(), "failed_activities": [], "refused": None,
+        "run_id": _state.run.run_id, "aborted": _aborted()}
 
 
 def _run_facts() -> dict:
@@ -326,7 +402,8 @@ def _refused_section() -> dict:
     """Nothing ran: the reason, and what was asked."""
     return {"target": target_name(_state.configuration), **_run_facts(),
             "refused": _state.problem, "failed_activities": [],
-            "nodes": {}, "timeline": [], "faults": [], "open_faults": []}
+            "nodes": {}, "timeline": [], "faults": [], "open_faults": [],
+            "run_id": None, "aborted": None}
 
 
 def _rollbacks() -> list:

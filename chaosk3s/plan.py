@@ -3,7 +3,9 @@ which node, computed from the live topology; nothing is changed.
 
 Variables are read exactly as `chaos run` reads them (Chaos Toolkit's
 own --var parser, merge_vars and load_configuration), and whatever the
-chaosk3s control would refuse the run for is reported instead of a plan.
+chaosk3s control would refuse the run for (the cluster's consent and
+the blast-radius caps included) is reported instead of a plan. The plan
+starts with the caps as they apply to this cluster's roles.
 """
 
 from chaoslib import merge_vars, substitute
@@ -12,11 +14,12 @@ from chaoslib.exceptions import ChaosException
 from chaoslib.loader import parse_experiment_from_file
 from chaoslib.secret import load_secrets
 
-from chaosk3s import actions
+from chaosk3s import actions, blast
 from chaosk3s.arguments import coerce
-from chaosk3s.errors import Refused, SpecError
+from chaosk3s.errors import NotConsented, Refused, SpecError
 from chaosk3s.experiment_check import (
     check_arguments,
+    check_blast_radius,
     check_selectors,
     check_variables,
     file_variables,
@@ -62,13 +65,17 @@ def describe(path: str, variables: dict, var_files: tuple = (),
     experiment, configuration, secrets, warnings = load_experiment(
         path, variables, var_files)
     target = get_target(configuration)
-    problems = check_selectors(experiment, configuration, secrets,
-                               target.topology())
+    topology = target.topology()
+    problems = _consent(target) + (check_selectors(
+        experiment, configuration, secrets, topology) or check_blast_radius(
+        experiment, configuration, secrets, topology, target.inventory.caps,
+        target.labelled))
     if problems:
         raise Refused("\n".join(problems))
     lines = [f"warning: {w}" for w in warnings] + [
         f"experiment: {experiment.get('title', path)}",
-        f"target: {target.name} (cluster {target.inventory.cluster})"]
+        f"target: {target.name} (cluster {target.inventory.cluster})",
+        f"blast radius: {blast.describe(target.inventory.caps, topology)}"]
     steps = [("method", a) for a in experiment.get("method", [])] + \
         [("rollback", a) for a in experiment.get("rollbacks", [])]
     guard = _Guard(target)
@@ -84,6 +91,15 @@ def describe(path: str, variables: dict, var_files: tuple = (),
         else:
             lines.append("    changes nothing on any node")
     return "\n".join(lines)
+
+
+def _consent(target: Target) -> list[str]:
+    """What chaos run would refuse on the cluster's say (chaosk3s.consent)."""
+    try:
+        target.check_consent()
+    except NotConsented as exc:
+        return [str(exc)]
+    return []
 
 
 class _Guard:

@@ -128,12 +128,3 @@ class Target:
         for transport in self._transports.values():
             transport.close()
         self._transports.clear()
-
-    def check_allowed(self, force: bool = False) -> None:
-        inv = self.inventory
-        if inv.cluster not in inv.allowed_clusters and not force:
-            raise SpecError(
-                f"cluster {inv.cluster!r} is not on the allowed list "
-                f"({', '.join(inv.allowed_clusters)}) of {inv.source}; add "
-                f"it to allowed_clusters to run chaos against it")
-

@@ -18,9 +18,10 @@ import yaml
 from click.testing import CliRunner
 from kubernetes import client
 
-from chaosk3s import actions
+from chaosk3s import actions, consent
 from chaosk3s.cli import main
 from chaosk3s.errors import ChaosK3sError, SpecError
+from chaosk3s.kube import Kube
 from chaosk3s.ledger import ledger_dir
 from chaosk3s.plan import describe
 from chaosk3s.run import current_run, end_run
@@ -100,10 +101,16 @@ def _register(api) -> client.CoreV1Api:
 
 
 def _inventory(tmp_path, url: str, commands: dict) -> str:
+    """A cluster that consents to chaos and caps nothing (the quorum
+    guard is what these tests are about)."""
     path = tmp_path / "inventory.yaml"
+    kubeconfig = str(write_kubeconfig(tmp_path / "kubeconfig", url))
+    granted = consent.grant(Kube(kubeconfig, [None]), "test")
     path.write_text(yaml.safe_dump({
-        "cluster": "test",
-        "kubeconfig": str(write_kubeconfig(tmp_path / "kubeconfig", url)),
+        "cluster": "test", "cluster_uid": granted.uid,
+        "kubeconfig": kubeconfig,
+        "blast_radius": {"per_fault": {"default": "100%"},
+                         "per_run": {"default": "100%"}},
         "commands": {"servers": commands, "agents": commands},
         "nodes": [{"name": n, "address": a, "transport": {
             "type": "ssh", "host": a}} for n, a in ADDRESSES.items()]}))
