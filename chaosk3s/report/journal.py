@@ -107,6 +107,9 @@ class Journal:
     failed_activities: list[dict] = field(default_factory=list)
     cuts: Cuts = field(default_factory=Cuts)  # what was cut to fit
     clipped: timedelta | None = None  # the times' whole span, if clipped
+    # The cluster's abort switch, when it stopped the run: {"by", "at",
+    # "reason"} (chaosk3s.consent).
+    aborted: dict | None = None
 
     @property
     def activities(self) -> list[Activity]:
@@ -280,6 +283,9 @@ def normalise(raw: Any, path: Path) -> Journal:
         k3s=None, span=(datetime.min, datetime.min), cuts=cuts)
     section = mapping(raw.get("chaosk3s"))
     journal.refused = text(section.get("refused")) or None
+    aborted = mapping(section.get("aborted"))
+    journal.aborted = {key: text(aborted.get(key)) for key in (
+        "by", "at", "reason")} if aborted else None
     journal.failed_activities = [
         {key: text(mapping(item).get(key)) for key in ("name", "phase",
                                                        "error")}

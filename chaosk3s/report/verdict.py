@@ -85,6 +85,14 @@ def _reason(journal: Journal) -> tuple[str, str]:
         return REFUSED, ("The chaosk3s control refused the run before the "
                          "steady state was checked: nothing was injected "
                          "or started. What it refused is listed below.")
+    if journal.aborted:
+        switch = journal.aborted
+        return INTERRUPTED, (
+            f"The cluster's abort switch stopped the run (set by "
+            f"{switch['by'] or 'unknown'} at {switch['at'] or '?'}"
+            f"{': ' + switch['reason'] if switch['reason'] else ''}); the "
+            f"control stopped injecting, healed (a fault with no end is "
+            f"listed below) and ended the run.")
     if journal.partial:
         return INTERRUPTED, (
             "The journal is partial: the run stopped before it finished "

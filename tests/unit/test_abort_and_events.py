@@ -13,6 +13,8 @@ from chaosk3s import consent
 from chaosk3s.abort import AbortWatch
 from chaosk3s.events import EventRecorder
 from chaosk3s.kube import Kube
+from chaosk3s.report import load_journal, render_journal
+from chaosk3s.report.samples import lab_journal
 from tests.unit.conftest import KUBECTL, free_port, write_kubeconfig
 
 
@@ -147,3 +149,20 @@ def test_events_never_hold_a_run_when_the_api_is_away(tmp_path):
     assert time.monotonic() - started < 5
     assert [e["involvedObject"]["name"] for e in left] == ["agent-0",
                                                            "agent-1"]
+
+
+def test_the_report_says_who_aborted_the_run(tmp_path):
+    journal = lab_journal(agents=2, activities=3)
+    journal["status"] = "interrupted"
+    journal["chaosk3s"]["aborted"] = {
+        "by": "bob@pager", "at": "2026-01-07T10:00:05+00:00",
+        "reason": "pager went off", "seen_at": "2026-01-07T10:00:06+00:00"}
+    path = tmp_path / "journal.json"
+    path.write_text(json.dumps(journal, default=str))
+    loaded = load_journal(path)
+    assert loaded.verdict.kind == "interrupted"
+    assert loaded.verdict.reason.startswith(
+        "The cluster's abort switch stopped the run (set by bob@pager at "
+        "2026-01-07T10:00:05+00:00: pager went off)")
+    page = render_journal(path, tmp_path / "out").read_text()
+    assert "abort switch stopped the run (set by bob@pager" in page
