@@ -3,14 +3,16 @@ the public actions on the fake cluster (emulated API server, recording
 transport): the cluster's consent, and the blast-radius caps with this
 run's open faults, in the ledger's lock like the quorum guard."""
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
 from chaosk3s import actions, consent
-from chaosk3s.errors import NotConsented, SpecError
+from chaosk3s.errors import NotConsented, Refused, SpecError
 from chaosk3s.kube import Kube
+from chaosk3s.plan import describe
 from chaosk3s.run import current_run
 from chaosk3s.target import get_target
 from tests.unit import test_heal_reproductions as heal_tests
@@ -79,3 +81,32 @@ def test_no_consent_no_fault_but_healing_needs_none(world, tmp_path):
     actions.start_k3s("name:agent-0", configuration=world.config)
     assert world.node("agent-0").active
     assert current_run(world.config).session.heal().ok
+
+
+def _two_stops(tmp_path: Path, target: str) -> Path:
+    experiment = tmp_path / "two-stops.json"
+    step = {"type": "action", "provider": {
+        "type": "python", "module": "chaosk3s.actions", "func": "stop_k3s"}}
+    experiment.write_text(json.dumps({
+        "title": "two stops", "description": "x",
+        "configuration": {"target": target},
+        "method": [{**step, "name": f"stop-{n}", "provider": {
+            **step["provider"], "arguments": {"nodes": f"name:agent-{n}"}}}
+            for n in (0, 1)]}))
+    return experiment
+
+
+def test_plan_prints_the_caps_and_refuses_what_the_run_would(world,
+                                                             tmp_path):
+    text = describe(str(_two_stops(tmp_path, world.config["target"])), {})
+    assert "blast radius: etcd 3 per fault (100%), 3 per run (100%) of 3;" \
+        in text
+    capped = _inventory(world, tmp_path, blast_radius={
+        "per_run": {"agent": 1}})["target"]
+    with pytest.raises(Refused) as refused:
+        describe(str(_two_stops(tmp_path, capped)), {})
+    assert str(refused.value).startswith(
+        "method activity 'stop-1': refused by the blast-radius caps: "
+        "stop_k3s (agent-1) exceeds per run, with this run's open faults "
+        "on agent-0: agent: 2 of 2 node(s), cap 1 (1)")
+    assert world.cluster.sent("stop") == []  # a plan changes nothing
