@@ -58,6 +58,17 @@ def default_lab(tmp_path_factory) -> Lab:
     assert_nothing_left(root)
 
 
+@pytest.fixture(scope="module")
+def lab(default_lab, tmp_path_factory) -> Lab:
+    """The default lab, with a ledger dir of the module's own; the run and
+    targets of its tests are dropped afterwards."""
+    os.environ["CHAOSK3S_LEDGER_DIR"] = str(tmp_path_factory.mktemp("led"))
+    yield default_lab
+    forget_targets()
+    end_run()
+    os.environ.pop("CHAOSK3S_LEDGER_DIR", None)
+
+
 @contextmanager
 def private_lab(root: Path, spec: LabSpec) -> Iterator[Lab]:
     """A lab of its own: its state and ledger dirs under root and in the

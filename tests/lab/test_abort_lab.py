@@ -12,44 +12,13 @@ from pathlib import Path
 import pytest
 
 from chaosk3s.lab.state import LabState
-from chaosk3s.run import end_run
-from chaosk3s.target import forget_targets
 from tests.conftest import run_cli
-from tests.lab.test_extension import chaosk3s_rules, write_experiment
+from tests.lab.k3s_helpers import wait_for
+from tests.lab.test_extension import _experiment, chaosk3s_rules
 
 pytestmark = pytest.mark.lab
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 ABORT_WITHIN = 5.0  # seconds, issue 13
-
-
-@pytest.fixture(scope="module")
-def lab(default_lab, tmp_path_factory):
-    os.environ["CHAOSK3S_LEDGER_DIR"] = str(tmp_path_factory.mktemp("l"))
-    yield default_lab
-    forget_targets()
-    end_run()
-    os.environ.pop("CHAOSK3S_LEDGER_DIR", None)
-
-
-def _hold_experiment(tmp_path: Path) -> Path:
-    """Cut the agents from the control plane, then watch for 90 s: only
-    an abort ends it early."""
-    return write_experiment(
-        tmp_path, "hold a partition until aborted",
-        runtime={"rollbacks": {"strategy": "always"}},
-        method=[
-            {"type": "action", "name": "cut", "provider": {
-                "type": "python", "module": "chaosk3s.actions",
-                "func": "partition_roles", "arguments": {
-                    "group": "agent", "peers": "control-plane",
-                    "ttl": 300}}},
-            {"type": "probe", "name": "hold", "provider": {
-                "type": "python", "module": "chaosk3s.probes",
-                "func": "nodes_not_ready_within",
-                "arguments": {"seconds": 90}}}],
-        rollbacks=[{"type": "action", "name": "heal", "provider": {
-            "type": "python", "module": "chaosk3s.actions",
-            "func": "heal_partitions"}}])
 
 
 def _events(run_id: str) -> list[dict]:
@@ -61,31 +30,26 @@ def _events(run_id: str) -> list[dict]:
     return json.loads(done.stdout)["items"]
 
 
-def _wait(check, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
-
-
 def test_abort_heals_and_stops_a_running_experiment_within_5s(lab,
                                                               tmp_path):
     chaos = Path(sys.executable).parent / "chaos"
     run = subprocess.Popen(
-        [str(chaos), "run", str(_hold_experiment(tmp_path))], cwd=tmp_path,
+        # cut the agents from the control plane, then hold for 90 s: only
+        # an abort ends it early
+        [str(chaos), "run", str(_experiment(tmp_path, hold=90, ttl=300))],
+        cwd=tmp_path,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env=os.environ.copy())
     try:
-        assert _wait(lambda: set(chaosk3s_rules(lab)) == {
-            "agent-0", "agent-1"}, 60), "the partition never landed"
+        wait_for(lambda: set(chaosk3s_rules(lab)) == {"agent-0", "agent-1"},
+                 60, "the partition to land", step=0.1)
         time.sleep(1)  # well inside the 90 s hold
         aborted = run_cli("abort", "--target", "lab", "--by", "tester",
                           "--reason", "pager went off")
         asked = time.monotonic()
         assert aborted.returncode == 0, aborted.stderr
-        assert _wait(lambda: not chaosk3s_rules(lab), ABORT_WITHIN)
+        wait_for(lambda: not chaosk3s_rules(lab), ABORT_WITHIN,
+                 "the partition to be healed", step=0.1)
         healed = time.monotonic() - asked
         run.wait(timeout=max(0.1, ABORT_WITHIN - healed))
         stopped = time.monotonic() - asked

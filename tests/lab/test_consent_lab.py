@@ -12,8 +12,6 @@ import pytest
 import yaml
 
 from chaosk3s.lab.state import LabState
-from chaosk3s.run import end_run
-from chaosk3s.target import forget_targets
 from tests.conftest import run_cli
 from tests.lab.test_extension import all_rules, lab_pids
 
@@ -22,14 +20,6 @@ EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / \
     "etcd_only_partition.json"
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 
-
-@pytest.fixture(scope="module")
-def lab(default_lab, tmp_path_factory):
-    os.environ["CHAOSK3S_LEDGER_DIR"] = str(tmp_path_factory.mktemp("l"))
-    yield default_lab
-    forget_targets()
-    end_run()
-    os.environ.pop("CHAOSK3S_LEDGER_DIR", None)
 
 
 def _kubectl(*argv: str) -> str:

@@ -15,8 +15,6 @@ import yaml
 
 from chaosk3s import actions, probes
 from chaosk3s.errors import ChaosK3sError, SpecError
-from chaosk3s.run import end_run
-from chaosk3s.target import forget_targets
 from tests.lab.conftest import netns_exec
 from tests.lab.k3s_helpers import wait_for
 
@@ -24,15 +22,6 @@ pytestmark = pytest.mark.lab
 
 CONFIG = {"target": "lab"}
 
-
-@pytest.fixture(scope="module")
-def lab(default_lab, tmp_path_factory):
-    ledger = tmp_path_factory.mktemp("ledger")
-    os.environ["CHAOSK3S_LEDGER_DIR"] = str(ledger)
-    yield default_lab
-    forget_targets()
-    end_run()
-    os.environ.pop("CHAOSK3S_LEDGER_DIR", None)
 
 
 def chaosk3s_rules(lab) -> dict[str, str]:

@@ -45,14 +45,6 @@ exec {real} "$@" < "$dir/call.$n.$$"
 """
 
 
-@pytest.fixture(scope="module")
-def lab(default_lab, tmp_path_factory):
-    os.environ["CHAOSK3S_LEDGER_DIR"] = str(tmp_path_factory.mktemp("led"))
-    yield default_lab
-    forget_targets()
-    end_run()
-    os.environ.pop("CHAOSK3S_LEDGER_DIR", None)
-
 
 @pytest.fixture
 def gate(tmp_path) -> Path:
