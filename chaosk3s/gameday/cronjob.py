@@ -32,6 +32,8 @@ from pathlib import Path
 import kubernetes_validate
 import yaml
 
+from chaosk3s.consent import NAME as CONSENT_NAME
+from chaosk3s.consent import NAMESPACE as CONSENT_NAMESPACE
 from chaosk3s.errors import SpecError
 from chaosk3s.files import write_atomically
 from chaosk3s.gameday.export import unit_name
@@ -104,13 +106,21 @@ def _rbac(name: str, namespace: str) -> list[dict]:
     cluster_rules = [
         {"apiGroups": [""], "resources": ["nodes"],
          "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]}]
+        # the run's record on the nodes (chaosk3s.events)
+        {"apiGroups": [""], "resources": ["events"],
+         "verbs": ["list", "create"]},
+        # the cluster's identity: kube-system's UID (chaosk3s.consent)
+        {"apiGroups": [""], "resources": ["namespaces"],
+         "resourceNames": [CONSENT_NAMESPACE], "verbs": ["get"]}]
     # `create` cannot be limited by name; get/update are, to the lock.
     lease_rules = [
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
          "verbs": ["create"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-         "resourceNames": [LEASE_NAME], "verbs": ["get", "update"]}]
+         "resourceNames": [LEASE_NAME], "verbs": ["get", "update"]},
+        # the cluster's consent and abort switch: read, never written
+        {"apiGroups": [""], "resources": ["configmaps"],
+         "resourceNames": [CONSENT_NAME], "verbs": ["get"]}]
     return [
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
          "metadata": _meta(name, None), "rules": cluster_rules},

@@ -113,11 +113,18 @@ def test_export_cronjob_is_valid_and_complete(tmp_path):
     assert by_kind["ClusterRole"]["rules"] == [
         {"apiGroups": [""], "resources": ["nodes"],
          "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]}]
+        {"apiGroups": [""], "resources": ["events"],
+         "verbs": ["list", "create"]},
+        {"apiGroups": [""], "resources": ["namespaces"],
+         "resourceNames": ["kube-system"], "verbs": ["get"]}]
     role = by_kind["Role"]
     assert role["metadata"]["namespace"] == "kube-system"
     assert {v for r in role["rules"] for v in r["verbs"]} == {
         "get", "create", "update"}
+    # the consent is read, never written, by the pod
+    assert {"apiGroups": [""], "resources": ["configmaps"],
+            "resourceNames": ["chaosk3s-consent"], "verbs": ["get"]} in \
+        role["rules"]
     # The ConfigMap's plan, beside its experiments, is a valid plan.
     data = by_kind["ConfigMap"]["data"]
     for key, text in data.items():
