@@ -144,18 +144,10 @@ def check_blast_radius(experiment: dict, configuration: dict,
                                                      args["nodes"])}
         if name not in FAULTED_BY:
             continue
-        argument = args[FAULTED_BY[name]]
-        reachable = {n.name for n in topology.nodes if n.access}
-        nodes = [n for n in (labelled(argument) if name == "partition_nodes"
-                             else [n.name for n in select(topology,
-                                                          argument)])
-                 if n in reachable]  # as the actions leave the others
-        open_now = [{"nodes": sorted(held["partition"] | held["stop"])}]
-        steps = [[n] for n in nodes] if args.get("one_at_a_time") else \
-            [nodes]
+        nodes = _faulted(name, args, topology, labelled)
         try:
-            for step in steps:
-                check_blast(caps, topology, name, step, open_now)
+            _play(caps, topology, name, nodes, args.get("one_at_a_time"),
+                  held["partition"] | held["stop"])
         except SpecError as exc:  # refused: holds nothing
             problems.append(f"{_where(phase, activity)}: {exc}")
             continue
@@ -164,6 +156,25 @@ def check_blast_radius(experiment: dict, configuration: dict,
         elif name == "stop_k3s":
             held["stop"].update(nodes)
     return problems
+
+
+def _faulted(name: str, args: dict, topology: Topology,
+             labelled: Callable[[str], list[str]]) -> list[str]:
+    """The nodes an action would act on; those the inventory gives no
+    transport for are left out, as the actions leave them."""
+    argument = args[FAULTED_BY[name]]
+    chosen = labelled(argument) if name == "partition_nodes" else \
+        [n.name for n in select(topology, argument)]
+    reachable = {n.name for n in topology.nodes if n.access}
+    return [n for n in chosen if n in reachable]
+
+
+def _play(caps: Caps, topology: Topology, name: str, nodes: list[str],
+          one_at_a_time: bool | None, held: set[str]) -> None:
+    """check_blast for one step, node by node when one at a time."""
+    open_now = [{"nodes": sorted(held)}]
+    for step in ([[n] for n in nodes] if one_at_a_time else [nodes]):
+        check_blast(caps, topology, name, step, open_now)
 
 
 def check_variables(experiment: dict, explicit: dict, from_files: dict
