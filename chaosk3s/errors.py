@@ -44,7 +44,7 @@ in chaosk3s.transports; YAML, JSON and schema errors in the loaders.
 Outside the tree, on purpose: three exceptions of the lab's emulated K3s
 that model K3s's own wire failures and never leave a lab process (the
 emulated API server's metav1 Status answer,
-``lab.k3s.apiserver_resources.ApiError``; the emulated kubelet's failed
+``lab.k3s.apiserver.resources.ApiError``; the emulated kubelet's failed
 call, ``lab.k3s.kubelet.APIError``; the load balancer's
 ``lab.k3s.lb_servers.AllServersFailed``, a ConnectionError as in K3s).
 """

@@ -10,8 +10,7 @@ import chaosk3s
 from chaosk3s import errors
 
 # The emulated K3s's own wire failures, named in errors.py's docstring.
-OUTSIDE = {"chaosk3s.lab.k3s.apiserver_resources.ApiError",
-           "chaosk3s.lab.k3s.apiserver.resources.ApiError",
+OUTSIDE = {"chaosk3s.lab.k3s.apiserver.resources.ApiError",
            "chaosk3s.lab.k3s.kubelet.APIError",
            "chaosk3s.lab.k3s.lb_servers.AllServersFailed"}
 
