@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, create_model, model_validator
 
+from chaosk3s import names
+from chaosk3s.errors import SpecError
 from chaosk3s.model import ROLES
 from chaosk3s.schema import NonEmpty, Port, Strict
 
@@ -59,17 +61,14 @@ Roles = create_model("Roles", __base__=Strict, **{
 
 
 def _node_name(name: str) -> str:
-    # A Kubernetes node name is a DNS-1123 subdomain (apimachinery's
-    # IsDNS1123Subdomain); it becomes part of commands and file names.
-    if len(name) > 253 or not _NODE_NAME.fullmatch(name):
-        raise ValueError(f"{name!r} is not a Kubernetes node name "
-                         f"(lower-case letters, digits, '-' and '.', at "
-                         f"most 253 characters)")
-    return name
+    # A node name becomes part of commands and file names: one check,
+    # chaosk3s.names's, whose SpecError pydantic reports as a ValueError.
+    try:
+        return names.node_name(name, "name")
+    except SpecError as error:
+        raise ValueError(str(error).removeprefix("name ")) from None
 
 
-_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_NODE_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
 NodeName = Annotated[str, AfterValidator(_node_name)]
 
 

@@ -16,19 +16,20 @@ from chaosk3s.errors import SpecError
 # A Kubernetes node name is a DNS-1123 subdomain
 # (k8s.io/apimachinery/pkg/util/validation, IsDNS1123Subdomain).
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_NODE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+# Used with fullmatch: a pattern ending in `$` lets a final newline by.
+_NODE = re.compile(rf"{_LABEL}(\.{_LABEL})*")
 _HOST_LABEL = r"[A-Za-z0-9]([-A-Za-z0-9_]*[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"^{_HOST_LABEL}(\.{_HOST_LABEL})*\.?$")
+_HOSTNAME = re.compile(rf"{_HOST_LABEL}(\.{_HOST_LABEL})*\.?")
 # POSIX portable user names (plus the `.` and `-` useradd accepts), never
 # starting with `-`.
-_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$")
-_OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
+_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 
 
 def node_name(name: object, where: str = "node name") -> str:
     """name if it is a valid Kubernetes node name; SpecError if not."""
     text = str(name)
-    if len(text) > 253 or not _NODE.match(text):
+    if len(text) > 253 or not _NODE.fullmatch(text):
         raise SpecError(
             f"{where} {_shown(text)} is not a valid Kubernetes node name "
             f"(lower-case letters, digits, '-' and '.', at most 253 "
@@ -45,7 +46,7 @@ def ssh_host(host: object, where: str) -> str:
         return str(ipaddress.ip_address(bare))
     except ValueError:
         pass
-    if len(text) > 253 or not _HOSTNAME.match(text):
+    if len(text) > 253 or not _HOSTNAME.fullmatch(text):
         raise SpecError(
             f"{where}: host {_shown(text)} is neither an IP address nor a "
             f"host name (letters, digits, '-', '_' and '.'; it may not "
@@ -55,7 +56,7 @@ def ssh_host(host: object, where: str) -> str:
 
 def ssh_user(user: object, where: str) -> str:
     text = str(user)
-    if not _USER.match(text):
+    if not _USER.fullmatch(text):
         raise SpecError(
             f"{where}: user {_shown(text)} is not a user name (letters, "
             f"digits, '_', '.' and '-', not starting with '-')")
@@ -65,7 +66,7 @@ def ssh_user(user: object, where: str) -> str:
 def ssh_option(key: object, value: object, where: str) -> tuple[str, str]:
     """An ssh -o KEY=VALUE pair: a plain option name, a one-line value."""
     name, text = str(key), str(value)
-    if not _OPTION.match(name) or any(c in text for c in "\n\r\0"):
+    if not _OPTION.fullmatch(name) or any(c in text for c in "\n\r\0"):
         raise SpecError(
             f"{where}: ssh option {_shown(name)} must be an ssh_config "
             f"keyword with a one-line value")

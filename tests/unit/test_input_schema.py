@@ -89,8 +89,9 @@ def test_every_error_is_reported_at_once_one_line_each():
         "inventory inv.yaml: `defaults` must be a mapping, not null (give "
         "it a value or leave the key out)",
         "inventory inv.yaml: `nodes[0].transport.prot` is not a known key "
-        "(did you mean port?); the keys here: host, jump, key_file, "
-        "namespace, options, port, type, user",
+        "(did you mean port?); the keys here: become, host, "
+        "host_key_checking, jump, key_file, known_hosts, namespace, "
+        "options, port, type, user",
         "inventory inv.yaml: `nodes[1].role` must be one of 'etcd', "
         "'control-plane', 'server' or 'agent', not 'boss'"]
 
@@ -112,9 +113,9 @@ def test_node_names_are_kubernetes_names_on_one_line():
     with pytest.raises(SpecError) as caught:
         parse_inventory(raw, "inv.yaml")
     assert str(caught.value) == (
-        "inventory inv.yaml: `nodes[0].name` 'e0\\n' is not a Kubernetes "
-        "node name (lower-case letters, digits, '-' and '.', at most 253 "
-        "characters)")
+        "inventory inv.yaml: `nodes[0].name` 'e0\\n' is not a valid "
+        "Kubernetes node name (lower-case letters, digits, '-' and '.', at "
+        "most 253 characters); it is not put into any command")
 
 
 @pytest.mark.parametrize("ssh", [False, True])

@@ -58,6 +58,9 @@ def test_accept_new_only_when_the_inventory_says_so():
     ({"type": "ssh"}, {"address": "-oProxyCommand=touch /tmp/pwned"},
      "neither an IP address nor a host name"),
     ({"type": "ssh", "host": "a b"}, {}, "neither an IP address"),
+    # A final newline: a pattern ending in `$` would let it by (a host
+    # is stripped of blanks first, a user is not).
+    ({"type": "ssh", "user": "root\n"}, {}, "is not a user name"),
     ({"type": "ssh", "user": "-oProxyCommand=x"}, {}, "is not a user name"),
     ({"type": "ssh", "jump": "-oProxyCommand=x"}, {}, "jump: host"),
     ({"type": "ssh", "jump": "-evil@bastion"}, {}, "jump: user"),
@@ -71,8 +74,9 @@ def test_accept_new_only_when_the_inventory_says_so():
      "one-line value"),
     ({"type": "ssh", "known_hosts": "/a b"}, {}, "without blanks"),
     ({"type": "ssh", "key_file": "/k'ey"}, {}, "without blanks"),
-    ({"type": "ssh", "host_key_checking": "no"}, {}, "use strict"),
-    ({"type": "ssh", "become": "su"}, {}, "use sudo"),
+    ({"type": "ssh", "host_key_checking": "no"}, {},
+     "must be one of 'strict' or 'accept-new', not 'no'"),
+    ({"type": "ssh", "become": "su"}, {}, "must be one of 'sudo', not 'su'"),
     ({"type": "ssh"}, {"name": "Agent_0;reboot"},
      "not a valid Kubernetes node name"),
 ])
@@ -97,8 +101,9 @@ def test_api_node_names_are_checked_before_any_command():
                                          "address": "10.0.0.9"}]}}
     with pytest.raises(SpecError, match="the API lists a node"):
         build_topology([hostile], inv)
-    with pytest.raises(SpecError, match="not a valid Kubernetes node"):
-        inv.command("agent", "restart", "$(reboot)")
+    for name in ("$(reboot)", "agent-0\n"):
+        with pytest.raises(SpecError, match="not a valid Kubernetes node"):
+            inv.command("agent", "restart", name)
     assert inv.command("agent", "restart", "agent-0") == \
         "systemctl restart k3s-agent"
 
