@@ -30,6 +30,7 @@ from chaosk3s.errors import ChaosK3sError, SpecError
 from chaosk3s.faults.guard import read_etcd_state, with_ledger
 from chaosk3s.faults.partition import DIRECTIONS, MODES
 from chaosk3s.faults.session import Check
+from chaosk3s.holds import DEFAULT_FAULT_TTL
 from chaosk3s.model import Cut, FaultPlan, Node, Topology
 from chaosk3s.readiness import utc_now
 from chaosk3s.run import current_run
@@ -47,7 +48,6 @@ __all__ = ["partition_roles", "partition_nodes", "heal_partitions",
            "restart_k3s", "stop_k3s", "start_k3s", "reboot_nodes"]
 
 logger = logging.getLogger("chaostoolkit")
-DEFAULT_FAULT_TTL = 300.0  # seconds; a stop's node-side start without one
 # What every partition action checks before it runs.
 _CUT_CHECKS = {"direction": one_of(*DIRECTIONS), "mode": one_of(*MODES),
                "ports": PORTS, "ttl": POSITIVE}
@@ -216,7 +216,22 @@ def heal_partitions(fault_id: str = "", configuration: dict = None) -> dict:
     if not report.ok:
         raise ChaosK3sError("partitions still active after the heal: "
                             + "; ".join(report.lines()))
+    _raise_if_expired(run.session.take_expired(
+        ("partition",), fault_id=fault_id or None), "heal_partitions")
     return {"healed": report.healed, "at": utc_now()}
+
+
+def _raise_if_expired(entries: list[dict], action: str) -> None:
+    """A fault the node's safety net ended before the run's own heal was
+    held shorter than the experiment asked: the method did not run as
+    written, so the action fails (and with it the run)."""
+    if entries:
+        raise ChaosK3sError(
+            f"{action}: already expired on the node before {action} ran, "
+            f"so it was held shorter than the experiment asked: " + "; ".join(
+                f"fault {e['id']} ({e['description']}) at {e['ended_at']}"
+                for e in entries) + "; raise the fault's ttl (fault_ttl) "
+            "above the time the experiment holds it")
 
 
 def _node_command(action: str, nodes: str, one_at_a_time: bool,
@@ -229,7 +244,7 @@ def _node_command(action: str, nodes: str, one_at_a_time: bool,
     topology = target.topology(wait=0 if action == "start" else 10)
     chosen = target.reachable(select(topology, nodes))
     run = current_run(configuration)
-    done = []
+    done, expired = [], []
     names = sorted(n.name for n in chosen)
     # All at once: one guard for every node (each node's record adds it
     # to the ledger, which the next node's check sees anyway).
@@ -240,6 +255,7 @@ def _node_command(action: str, nodes: str, one_at_a_time: bool,
         commands = run.session.ports.commands(node)
         if action == "start":
             evidence = run.session.start(node, commands, float(timeout))
+            expired += run.session.take_expired(("stop",), node.name)
         else:
             check = at_once if not one_at_a_time else fault_guard(
                 target, topology, f"{action} of {node.name}", [node.name],
@@ -247,10 +263,13 @@ def _node_command(action: str, nodes: str, one_at_a_time: bool,
             evidence = run.session.node_fault(
                 action, node, commands, float(timeout), check,
                 start_after=_deadline(duration, configuration),
-                back=one_at_a_time and action != "stop")
+                back=one_at_a_time and action != "stop",
+                self_start="duration" if float(duration) > 0 else
+                "fault_ttl")
         logger.info("%s on %s: seen (%s)", action, node.name,
                     _summary(evidence))
         done.append({**evidence, "at": utc_now()})
+    _raise_if_expired(expired, "start_k3s")  # every node started first
     return {"action": action, "nodes": done}
 
 

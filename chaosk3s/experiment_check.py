@@ -10,6 +10,9 @@ anything runs: shared by the chaosk3s control and `chaosk3s plan`.
   so a misspelt one would run the default. Keys of a `--var-file` that
   the experiment does not use are only warned about: such files are
   often shared by several experiments.
+- No fault may be held, before its own heal, longer than it lives on
+  the node (chaosk3s.holds): the node would end it early and the run
+  would report a hold it did not do.
 - Once the cluster is known, every node selector must match a node, and
   the faults of the method and rollbacks, played in order, must stay
   within the inventory's blast-radius caps (chaosk3s.blast): per fault,
@@ -26,6 +29,7 @@ from chaoslib import merge_vars, substitute
 from chaosk3s.arguments import CHECKS_ATTRIBUTE, NODES, ArgumentError, coerce
 from chaosk3s.blast import Caps, check_blast
 from chaosk3s.errors import SpecError
+from chaosk3s.holds import check_holds
 from chaosk3s.model import Topology
 from chaosk3s.selectors import select
 
@@ -100,7 +104,9 @@ def check_arguments(experiment: dict, configuration: dict,
         except ArgumentError as exc:
             problems.append(f"{_where(phase, activity)}: {exc}"
                             f"{_origin(raw, exc.argument)}")
-    return problems
+    return problems or check_holds(experiment, configuration,
+                                   secrets or {}, chaosk3s_function,
+                                   _where, _origin)
 
 
 def check_selectors(experiment: dict, configuration: dict,

@@ -40,6 +40,7 @@ from chaosk3s.faults.apply import FaultError, apply_plan, setup_for
 from chaosk3s.faults.partition import DEFAULT_STATE_DIR
 from chaosk3s.faults.timers import arm_start_script
 from chaosk3s.faults.undo import (
+    EXPIRED,
     HealReport,
     heal_order,
     heal_partition,
@@ -191,16 +192,19 @@ class FaultSession:
     def node_fault(self, action: str, node: Node, commands: dict[str, str],
                    bound: float, check: Check | None = None,
                    start_after: float | None = None,
-                   back: bool = False) -> dict:
+                   back: bool = False, self_start: str = "fault_ttl"
+                   ) -> dict:
         """Record, then stop, restart or reboot K3s on node and prove it
         (chaosk3s.faults.service). A stop first arms the node-side start
-        at start_after seconds. back: then wait, within bound, for the
-        node to be back (K3s running, its etcd member healthy, the node
-        Ready) before returning."""
+        at start_after seconds (self_start: "duration" when that end was
+        asked for, "fault_ttl" when it is only the safety net). back:
+        then wait, within bound, for the node to be back (K3s running,
+        its etcd member healthy, the node Ready) before returning."""
         description = f"{action} k3s on {node.name}"
         extra = {"etcd_down": [node.name] if node.runs_etcd else []}
         if action == "stop":
-            extra["expires_at"] = iso_in(start_after)
+            extra.update(expires_at=iso_in(start_after),
+                         self_start=self_start)
         with self._applying():
             fault_id = self.ledger.add(self._entry(
                 action, [node], description, {node.name: commands},
@@ -269,18 +273,39 @@ class FaultSession:
               bound: float) -> dict:
         """Start K3s on node (proved running, and serving on servers),
         then close this run's service faults on it and cancel their
-        node-side starts. Allowed after close(): it heals."""
+        node-side starts. Allowed after close(): it heals. A stop past
+        its deadline that K3s was found running after is closed as
+        expired on the node (see take_expired)."""
         with self._applying(healing_op=True):
             transport = self.ports.transport(node)
             evidence = service.start(transport, commands, bound,
                                      server=node.role != "agent")
+            was_running = service.ServiceState(
+                **evidence["before"]).running
             closed = []
             for entry in self.ledger.open_faults():
                 if entry["kind"] in SERVICE_KINDS and \
                         node.name in entry.get("open_nodes", []):
-                    heal_service(self, entry, node.name, "start_k3s")
+                    heal_service(self, entry, node.name, "start_k3s",
+                                 started=not was_running)
                     closed.append(entry["id"])
             return {**evidence, "closed_faults": closed}
+
+    def take_expired(self, kinds: tuple[str, ...], node: str | None = None,
+                     fault_id: str | None = None) -> list[dict]:
+        """This run's faults of kinds (on node, or fault_id) that the
+        node's safety net ended before the run's own heal, not yet
+        reported: each is returned once, then marked reported. A stop
+        whose `duration` asked for its end is not among them."""
+        found = [e for e in self.ledger.entries()
+                 if e.get("healed_by") == EXPIRED and e["kind"] in kinds
+                 and not e.get("expiry_reported")
+                 and e.get("self_start") != "duration"
+                 and (node is None or node in e["nodes"])
+                 and (fault_id is None or e["id"] == fault_id)]
+        for entry in found:
+            self.ledger.update(entry["id"], expiry_reported=True)
+        return found
 
     # -- healing ---------------------------------------------------------
     def heal(self, fault_id: str | None = None,

@@ -131,14 +131,16 @@ def heal_partition(session: "FaultSession", entry: dict, names: list[str],
 
 
 def heal_service(session: "FaultSession", entry: dict, name: str, by: str,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False,
+                 started: bool | None = None) -> None:
     """Start K3s on name if it is not running (read_only: only read it),
     cancel a stop's node-side start once it runs, and close; raise if
-    it does not run."""
+    it does not run. started: whether the caller has just started it
+    (found it stopped) itself."""
     node, commands = undo_target(session, entry, name)
     transport = session.ports.transport(node)
     state = service.read_status(transport, commands["status"])
-    started_by_us = False
+    started_by_us = bool(started)
     if not state.running and not read_only:
         service.start(transport, commands, HEAL_START_BOUND, server=False)
         started_by_us = True
