@@ -23,13 +23,16 @@ control's cleanup and SIGTERM path and `chaosk3s cleanup` all call it.
   heal, and once closed (SIGTERM, cleanup) nothing new is applied. A
   heal must not be started from the thread of an apply in flight (a
   signal handler): it would wait for itself; the control heals in a
-  thread of its own.
+  thread of its own. Node commands run in a worker thread, so a
+  signal's exception in the caller's thread cannot end the apply
+  before the command it sent has returned.
 """
 
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Protocol
@@ -211,18 +214,36 @@ class FaultSession:
                 **extra), check)
             transport = self.ports.transport(node)
             try:
-                evidence = self._node_fault(action, node, transport,
-                                            commands, bound, fault_id,
-                                            start_after)
-                if back:
-                    evidence["back"] = self._wait_back(
-                        action, node, transport, commands, bound)
+                evidence = self._on_the_node(lambda: self._node_work(
+                    action, node, transport, commands, bound, fault_id,
+                    start_after, back))
             except ChaosK3sError:
                 self._settle(fault_id, f"{action} failed")
                 raise
             if action != "stop":
                 self._settle(fault_id, "seen back")
             return {**evidence, "fault_id": fault_id}
+
+    @staticmethod
+    def _on_the_node(work: Callable[[], dict]) -> dict:
+        """Run work in a worker thread, as apply_plan does: a signal's
+        exception (SIGTERM's InterruptExecution, the abort's SystemExit,
+        Ctrl-C) lands in this thread, and leaving the `with` waits for
+        the node's command to return, so the apply stays in flight
+        (the heal waits for it) until what it sent has landed."""
+        with ThreadPoolExecutor(1, thread_name_prefix="chaosk3s-node") \
+                as pool:
+            return pool.submit(work).result()
+
+    def _node_work(self, action: str, node: Node, transport: Transport,
+                   commands: dict[str, str], bound: float, fault_id: str,
+                   start_after: float | None, back: bool) -> dict:
+        evidence = self._node_fault(action, node, transport, commands,
+                                    bound, fault_id, start_after)
+        if back:
+            evidence["back"] = self._wait_back(action, node, transport,
+                                               commands, bound)
+        return evidence
 
     def _node_fault(self, action: str, node: Node, transport: Transport,
                     commands: dict[str, str], bound: float, fault_id: str,

@@ -1,0 +1,85 @@
+"""The fault lifecycle under signals and odd failures (review B1, B2,
+B4): a stop interrupted mid-command, a Ctrl-C during the heal walk, a
+fault whose command never left the runner. Root-free: the session's
+ports onto fake nodes (tests/unit/fakecluster.py), a real ledger file,
+real signals delivered to this (the main) thread."""
+
+import signal
+import threading
+import time
+
+import pytest
+
+from tests.unit.fakecluster import COMMANDS
+from tests.unit.test_fault_session import (  # noqa: F401 - fixtures
+    Ports,
+    cluster,
+    ledger_dir,
+    node,
+    partition,
+    session,
+)
+
+
+class Interrupted(Exception):  # noqa: N818 - what a signal handler raises
+    """As Chaos Toolkit's SIGTERM handler raises InterruptExecution."""
+
+
+@pytest.fixture
+def on_signal():
+    """SIGUSR2 raises Interrupted in the main thread (restored after)."""
+    def raise_it(signum, frame):
+        raise Interrupted("SIGTERM")
+    previous = signal.signal(signal.SIGUSR2, raise_it)
+    yield lambda: signal.pthread_kill(threading.main_thread().ident,
+                                      signal.SIGUSR2)
+    signal.signal(signal.SIGUSR2, previous)
+
+
+def remote_lands_later(fakes, kind: str, release: threading.Event):
+    """The node runs kind's command whatever the local client does (ssh
+    killed on the runner: the remote systemctl goes on) once released;
+    the client sees it return only then."""
+    landed = threading.Event()
+
+    def remote(name):
+        def run():
+            release.wait(30)
+            getattr(fakes, f"_{kind}")(fakes.nodes[name], "")
+            landed.set()
+        threading.Thread(target=run, daemon=True).start()
+        return name
+    fakes.hooks[kind] = remote
+    fakes.gate[kind] = landed
+
+
+def test_a_stop_interrupted_mid_command_is_healed_after_it_lands(
+        session, cluster, on_signal):  # noqa: F811
+    """Was: SIGTERM (or the abort's SIGUSR1) landed in the thread that
+    ran `systemctl stop`; the apply left in-flight at once, the heal
+    read K3s still running and closed the stop, then the remote stop
+    landed and K3s stayed stopped for good."""
+    release, healed = threading.Event(), []
+    remote_lands_later(cluster, "stop", release)
+
+    def sigterm():  # what the control's handler does, from a thread
+        while "stop" not in cluster.seen_before:
+            time.sleep(0.01)
+        on_signal()
+        healer = threading.Thread(target=lambda: healed.append(
+            session.heal()))
+        healer.start()
+        time.sleep(0.5)  # the heal is waiting (or, before, done)
+        release.set()
+        healer.join(30)
+    helper = threading.Thread(target=sigterm)
+    helper.start()
+    with pytest.raises(Interrupted):
+        session.node_fault("stop", node("agent-0"), dict(COMMANDS), 5,
+                           start_after=60)
+    helper.join(30)
+    assert healed and healed[0].ok, healed
+    assert cluster.nodes["agent-0"].active  # started after the stop
+    assert cluster.nodes["agent-0"].timers == {}
+    (entry,) = session.ledger.entries()
+    assert entry["ended_at"] and entry["healed_by"] == "cleanup"
