@@ -21,7 +21,8 @@
   a partial journal.
 - Heals everything the run injected in `cleanup_control`, whatever the
   rollback strategy and however the run ended, through the run's
-  FaultSession (best effort per fault and node); what stays open is in
+  FaultSession (best effort per fault and node; Ctrl-C is ignored while
+  it heals); what stays open is in
   the journal (`chaosk3s.open_faults`) and the log. On SIGTERM it stops
   new faults and heals at once, in a thread that waits for an apply in
   flight to land first.
@@ -47,6 +48,8 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from chaoslib.exceptions import InterruptExecution
@@ -327,10 +330,11 @@ def cleanup_control(**_kwargs) -> None:
             _state.link.stop_watching()
         if _state.run is not None:
             _state.run.session.close()
-            if _state.healer is not None:
-                _state.healer.join()
-            _heal_now()
-            _amend_journal()
+            with _sigint_ignored():
+                if _state.healer is not None:
+                    _state.healer.join()
+                _heal_now()
+                _amend_journal()
     finally:
         _owner_only(_state.journal_path)
         _close_link()
@@ -341,6 +345,24 @@ def cleanup_control(**_kwargs) -> None:
             from chaosk3s.lab_control import stop_lab
             stop_lab()
         end_run()
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """A second Ctrl-C must not stop the cleanup heal halfway: SIGINT is
+    ignored until it is done (SIGTERM and SIGKILL still end the process;
+    the nodes' own timers remain)."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: no signal lands here
+        previous = None
+    else:
+        logger.info("chaosk3s: healing; Ctrl-C is ignored until it is done")
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _close_link() -> None:

@@ -20,7 +20,7 @@ from chaosk3s.faults.readback import ActiveFault
 from chaosk3s.faults.session import FaultSession
 from chaosk3s.faults.timers import cancel_start_script
 from chaosk3s.faults.undo import HealReport
-from chaosk3s.ledger import open_ledgers
+from chaosk3s.ledger import Ledger, open_ledgers
 from chaosk3s.model import Node
 from chaosk3s.run import Run, TargetPorts
 from chaosk3s.target import Target, get_target, target_name
@@ -54,22 +54,34 @@ def heal_everything(configuration: dict) -> CleanupReport:
     report = CleanupReport()
     ledgers, problems = open_ledgers(name)
     report.open += problems
+    interrupt = None
     for ledger in ledgers:
         try:
-            runs = FaultSession(ledger, TargetPorts(name)).heal(
-                by="chaosk3s cleanup")
-        except ChaosK3sError as exc:  # e.g. it turned unreadable
-            report.open.append(f"run {ledger.run_id}: {exc}")
-            continue
-        report.healed += [f"fault {f} of run {ledger.run_id}"
-                          for f in runs.healed]
-        report.open += [f"fault {o['fault_id']} ({o['kind']}) of run "
-                        f"{ledger.run_id} on {o['node']}: {o['error']}"
-                        for o in runs.open] + runs.problems
+            _heal_ledger(ledger, name, report)
+        except (KeyboardInterrupt, SystemExit) as exc:  # its walk is
+            # done (FaultSession.heal); the other runs' still to do
+            report.open.append(f"run {ledger.run_id}: interrupted")
+            interrupt = interrupt or exc
+    if interrupt is not None:
+        raise interrupt
     _sweep(get_target(configuration), report)
     for line in report.open:
         logger.error("chaosk3s cleanup: still open: %s", line)
     return report
+
+
+def _heal_ledger(ledger: Ledger, name: str, report: CleanupReport) -> None:
+    try:
+        runs = FaultSession(ledger, TargetPorts(name)).heal(
+            by="chaosk3s cleanup")
+    except ChaosK3sError as exc:  # e.g. it turned unreadable
+        report.open.append(f"run {ledger.run_id}: {exc}")
+        return
+    report.healed += [f"fault {f} of run {ledger.run_id}"
+                      for f in runs.healed]
+    report.open += [f"fault {o['fault_id']} ({o['kind']}) of run "
+                    f"{ledger.run_id} on {o['node']}: {o['error']}"
+                    for o in runs.open] + runs.problems
 
 
 def sweep_nodes(target: Target) -> list[Node]:

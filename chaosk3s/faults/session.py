@@ -16,8 +16,9 @@ control's cleanup and SIGTERM path and `chaosk3s cleanup` all call it.
   running again); the fault ends when no node is left open.
 - One heal walk: every open fault, links first, then K3s services, newest
   first within each; per fault per node, with bounded retries; nothing
-  one node, fault or malformed entry does stops the rest; what stays
-  open, on which node and why, is the report.
+  one node, fault or malformed entry does stops the rest, nor does a
+  Ctrl-C or SystemExit (kept, and raised once the walk is done); what
+  stays open, on which node and why, is the report.
 - Apply and heal are serialized: a heal waits for applies in flight (an
   apply that lands after a heal began is healed too), applies wait for a
   heal, and once closed (SIGTERM, cleanup) nothing new is applied. A
@@ -92,6 +93,8 @@ class FaultSession:
         self._in_flight = 0
         self._healing = False
         self.closed = False
+        self._walker: int | None = None  # the thread of the heal walk
+        self._interrupt: BaseException | None = None  # kept for its end
 
     # -- serialization ---------------------------------------------------
     @contextmanager
@@ -340,13 +343,12 @@ class FaultSession:
                        and (fault_id is None or e["id"] == fault_id)
                        and (kinds is None or e["kind"] in kinds)]
             report = HealReport()
-            for entry in heal_order(entries):
-                try:
-                    self._heal_entry(entry, by)
-                except Exception as exc:  # noqa: BLE001 - one fault's
-                    # trouble (a malformed entry) never stops the others
-                    report.problems.append(f"fault {entry.get('id')}: "
-                                           f"{type(exc).__name__}: {exc}")
+            self._walker, self._interrupt = threading.get_ident(), None
+            try:
+                for entry in heal_order(entries):
+                    self._walk_one(entry, by, report)
+            finally:
+                self._walker = None
             after = {e["id"]: e for e in self.ledger.entries()}
             for entry in (after.get(e["id"], e) for e in entries):
                 if entry.get("ended_at"):
@@ -355,7 +357,33 @@ class FaultSession:
                 report.open += open_nodes(entry)
             for line in report.lines():
                 logger.error("chaosk3s: %s", line)
+            if self._interrupt is not None:
+                raise self._interrupt  # now that the walk is done
             return report
+
+    def _walk_one(self, entry: dict, by: str, report: HealReport) -> None:
+        """Heal one entry; nothing it raises stops the walk. An
+        interruption (a second Ctrl-C, SystemExit) is kept and raised
+        by heal() once every entry was tried."""
+        try:
+            self._heal_entry(entry, by)
+        except Exception as exc:  # noqa: BLE001 - one fault's trouble
+            # (a malformed entry) never stops the others
+            report.problems.append(f"fault {entry.get('id')}: "
+                                   f"{type(exc).__name__}: {exc}")
+        except (KeyboardInterrupt, SystemExit) as exc:
+            self._interrupted(exc)
+            report.problems.append(f"fault {entry.get('id')}: interrupted "
+                                   f"({type(exc).__name__}) mid-heal")
+
+    def _interrupted(self, exc: BaseException) -> None:
+        """Keep an interruption for the end of this thread's walk; raise
+        it at once anywhere else (an apply's settling)."""
+        if self._walker != threading.get_ident():
+            raise exc
+        logger.warning("chaosk3s: %s during the heal; finishing the heal "
+                       "first", type(exc).__name__)
+        self._interrupt = self._interrupt or exc
 
     def _settle(self, fault_id: str, by: str) -> None:
         """After an apply failed or finished: close what reads back gone."""
@@ -368,15 +396,19 @@ class FaultSession:
                     read_only: bool = False) -> None:
         left = list(entry.get("open_nodes", entry["nodes"]))
         for attempt in range(1, (attempts or self.attempts) + 1):
-            if entry["kind"] == "partition":
-                left = heal_partition(self, entry, left, by, read_only)
-            else:
-                left = [n for n in left
-                        if not self.attempt(entry, n, lambda n=n: (
-                            heal_service(self, entry, n, by, read_only)))]
-            if not left or attempt == (attempts or self.attempts):
-                return
-            time.sleep(self.retry_delay * attempt)
+            try:  # an interruption costs this try, not the walk
+                if entry["kind"] == "partition":
+                    left = heal_partition(self, entry, left, by, read_only)
+                else:
+                    left = [n for n in left
+                            if not self.attempt(entry, n, lambda n=n: (
+                                heal_service(self, entry, n, by,
+                                             read_only)))]
+                if not left or attempt == (attempts or self.attempts):
+                    return
+                time.sleep(self.retry_delay * attempt)
+            except (KeyboardInterrupt, SystemExit) as exc:
+                self._interrupted(exc)
 
     def attempt(self, entry: dict, node: str, work: Callable[[], None]) -> bool:
         try:
@@ -386,4 +418,9 @@ class FaultSession:
             # reported and the walk goes on to every other node and fault
             self.note(entry["id"], node, f"{type(exc).__name__}: {exc}"
                        if not isinstance(exc, ChaosK3sError) else str(exc))
+            return False
+        except (KeyboardInterrupt, SystemExit) as exc:
+            self._interrupted(exc)
+            self.note(entry["id"], node, f"interrupted ({type(exc).__name__})"
+                                         f" mid-heal; retried")
             return False

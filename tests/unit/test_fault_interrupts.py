@@ -27,12 +27,18 @@ class Interrupted(Exception):  # noqa: N818 - what a signal handler raises
 
 @pytest.fixture
 def on_signal():
-    """SIGUSR2 raises Interrupted in the main thread (restored after)."""
+    """send(exc=Interrupted): a SIGUSR2 to the main thread, whose handler
+    raises exc there (the handler is restored after)."""
+    raised: list = [Interrupted]
+
     def raise_it(signum, frame):
-        raise Interrupted("SIGTERM")
+        raise raised[0]("signal")
+
+    def send(exc: type = Interrupted) -> None:
+        raised[0] = exc
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR2)
     previous = signal.signal(signal.SIGUSR2, raise_it)
-    yield lambda: signal.pthread_kill(threading.main_thread().ident,
-                                      signal.SIGUSR2)
+    yield send
     signal.signal(signal.SIGUSR2, previous)
 
 
@@ -83,3 +89,36 @@ def test_a_stop_interrupted_mid_command_is_healed_after_it_lands(
     assert cluster.nodes["agent-0"].timers == {}
     (entry,) = session.ledger.entries()
     assert entry["ended_at"] and entry["healed_by"] == "cleanup"
+
+
+def test_a_ctrl_c_during_the_heal_finishes_the_walk_then_comes_out(
+        session, cluster, on_signal):  # noqa: F811
+    """Was: attempt and heal caught only Exception, so a second Ctrl-C
+    during the cleanup heal stopped the whole walk: the stop on
+    server-cp-0, healed after the partitions, stayed."""
+    first = partition(session, "agent-0")
+    session.node_fault("stop", node("server-cp-0"), dict(COMMANDS), 5,
+                       start_after=60)
+    sent = []
+
+    def ctrl_c_once(name):
+        if not sent:
+            sent.append(name)
+            on_signal(KeyboardInterrupt)
+    cluster.hooks["heal"] = ctrl_c_once
+    with pytest.raises(KeyboardInterrupt):
+        session.heal()
+    assert cluster.nodes["server-cp-0"].active  # the walk went on
+    assert cluster.nodes["agent-0"].chains == {}  # retried after it
+    assert [e["ended_at"] is not None for e in session.ledger.entries()
+            ] == [True, True]
+    assert session.heal().ok and first
+
+
+def test_the_controls_cleanup_heal_ignores_ctrl_c():
+    from chaosk3s import control
+    before = signal.getsignal(signal.SIGINT)
+    with control._sigint_ignored():
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        time.sleep(0.05)  # a KeyboardInterrupt would land here
+    assert signal.getsignal(signal.SIGINT) is before
