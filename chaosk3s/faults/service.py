@@ -122,9 +122,16 @@ def wait_until(read: Callable[[], object], done: Callable[[object], bool],
         time.sleep(POLL)
 
 
+Issued = Callable[[], None] | None  # told just before a command is sent
+
+
 def _issue(transport: Transport, action: str, command: str, bound: float,
-           expected: str, seen_now: Callable[[], object]) -> None:
-    """Run the action's command; its failure is the action's failure."""
+           expected: str, seen_now: Callable[[], object],
+           on_issue: Issued = None) -> None:
+    """Run the action's command; its failure is the action's failure.
+    on_issue is told first: from then on the node may have changed."""
+    if on_issue is not None:
+        on_issue()
     try:
         transport.run(command, timeout=max(bound, 1.0),
                       description=f"{action} ({command})")
@@ -139,23 +146,23 @@ def _issue(transport: Transport, action: str, command: str, bound: float,
 
 
 def restart(transport: Transport, commands: dict[str, str],
-            bound: float) -> dict:
+            bound: float, on_issue: Issued = None) -> dict:
     """Restart the unit; seen when it runs as a new process (a new
     MainPID or a later ActiveEnterTimestampMonotonic)."""
     before = read_status(transport, commands["status"])
     return _service_action(
         transport, "restart", commands, bound, before,
         "the service started again (new MainPID or start time)",
-        lambda state: state.started_after(before))
+        lambda state: state.started_after(before), on_issue)
 
 
 def stop(transport: Transport, commands: dict[str, str],
-         bound: float) -> dict:
+         bound: float, on_issue: Issued = None) -> dict:
     """Stop the unit; seen when its ActiveState is inactive or failed."""
     before = read_status(transport, commands["status"])
     return _service_action(transport, "stop", commands, bound,
                            before, "the service inactive",
-                           lambda state: state.stopped)
+                           lambda state: state.stopped, on_issue)
 
 
 def start(transport: Transport, commands: dict[str, str], bound: float,
@@ -187,11 +194,12 @@ def _serving(transport: Transport, commands: dict[str, str], bound: float,
 def _service_action(transport: Transport, action: str,
                     commands: dict[str, str], bound: float,
                     before: ServiceState, expected: str,
-                    done: Callable[[ServiceState], bool]) -> dict:
+                    done: Callable[[ServiceState], bool],
+                    on_issue: Issued = None) -> dict:
     command, status = commands[action], commands["status"]
     issued_at, started = utc_now(), time.monotonic()
     _issue(transport, action, command, bound, expected,
-           lambda: read_status(transport, status))
+           lambda: read_status(transport, status), on_issue)
     ok, seen = wait_until(lambda: read_status(transport, status),
                           lambda s: done(s), bound)
     evidence = {"node": transport.node, "action": action,
@@ -219,7 +227,8 @@ def detached(command: str, log: str) -> str:
 
 
 def reboot(transport: Transport, commands: dict[str, str], bound: float,
-           tag: str, state_dir: str = DEFAULT_STATE_DIR) -> dict:
+           tag: str, state_dir: str = DEFAULT_STATE_DIR,
+           on_issue: Issued = None) -> dict:
     """Reboot the machine; seen when its boot id changed. The command is
     detached (a reboot ends the session that issued it); if it exits
     non-zero first, that is the error."""
@@ -228,7 +237,7 @@ def reboot(transport: Transport, commands: dict[str, str], bound: float,
     log = f"{state_dir.rstrip('/')}/{node}/reboot-{tag}.log"
     issued_at, started = utc_now(), time.monotonic()
     _issue(transport, "reboot", detached(command, log), bound,
-           "the command issued", lambda: f"boot id {before}")
+           "the command issued", lambda: f"boot id {before}", on_issue)
     down: list[float] = []  # how long each unanswered read took
     ok, seen = wait_until(
         lambda: _boot_or_exit(transport, commands["boot_id"], log, down),

@@ -13,7 +13,9 @@ control's cleanup and SIGTERM path and `chaosk3s cleanup` all call it.
   .timers), cancelled when the run starts K3s itself.
 - One closing rule: a node's part of a fault is closed only when the node
   itself reads back that it is gone (no chain of the fault; the K3s unit
-  running again); the fault ends when no node is left open.
+  running again), or when nothing that could change it was ever sent
+  (NOT_APPLIED); the fault ends when no node is left open. Whatever an
+  action raises, what reads back gone is closed.
 - One heal walk: every open fault, links first, then K3s services, newest
   first within each; per fault per node, with bounded retries; nothing
   one node, fault or malformed entry does stops the rest, nor does a
@@ -33,16 +35,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Protocol
 
 from chaosk3s.errors import ChaosK3sError
 from chaosk3s.faults import service
-from chaosk3s.faults.apply import FaultError, apply_plan, setup_for
+from chaosk3s.faults.apply import FaultError, apply_plan
+from chaosk3s.faults.node_work import NodeWork, on_the_node
 from chaosk3s.faults.partition import DEFAULT_STATE_DIR
-from chaosk3s.faults.timers import arm_start_script
 from chaosk3s.faults.undo import (
     EXPIRED,
     HealReport,
@@ -62,6 +63,7 @@ APPLY_WAIT = 900.0  # seconds a heal waits at most for applies in flight
 ATTEMPTS = 3  # per fault per node, in one heal walk
 RETRY_DELAY = 1.0  # seconds, times the attempt number
 SERVICE_KINDS = ("stop", "restart", "reboot")
+NOT_APPLIED = "not applied (its command never reached the node)"
 Check = Callable[[list[dict]], None]
 
 
@@ -186,9 +188,10 @@ class FaultSession:
             transports = {n.name: self.ports.transport(n) for n in nodes}
             try:
                 outcomes = apply_plan(plan, transports, self.state_dir)
-            except ChaosK3sError as exc:
+            except Exception as exc:
                 self._settle(fault_id, "apply failed")
-                if isinstance(exc, FaultError):
+                if isinstance(exc, FaultError) or \
+                        not isinstance(exc, ChaosK3sError):
                     raise
                 raise ChaosK3sError(f"partition {fault_id}: {exc}") from exc
             self.ledger.update(fault_id, applied_at=utc_now())
@@ -215,83 +218,20 @@ class FaultSession:
             fault_id = self.ledger.add(self._entry(
                 action, [node], description, {node.name: commands},
                 **extra), check)
-            transport = self.ports.transport(node)
+            work = NodeWork(action, node, self.ports.transport(node),
+                            commands, bound, fault_id, self.state_dir)
             try:
-                evidence = self._on_the_node(lambda: self._node_work(
-                    action, node, transport, commands, bound, fault_id,
-                    start_after, back))
-            except ChaosK3sError:
-                self._settle(fault_id, f"{action} failed")
+                evidence = on_the_node(lambda: work.run(
+                    start_after, back, self.ports))
+            except Exception:
+                if not work.issued:  # nothing reached the node
+                    self.close_node(fault_id, node.name, NOT_APPLIED)
+                else:  # whatever it was, what reads back gone is closed
+                    self._settle(fault_id, f"{action} failed")
                 raise
             if action != "stop":
                 self._settle(fault_id, "seen back")
             return {**evidence, "fault_id": fault_id}
-
-    @staticmethod
-    def _on_the_node(work: Callable[[], dict]) -> dict:
-        """Run work in a worker thread, as apply_plan does: a signal's
-        exception (SIGTERM's InterruptExecution, the abort's SystemExit,
-        Ctrl-C) lands in this thread, and leaving the `with` waits for
-        the node's command to return, so the apply stays in flight
-        (the heal waits for it) until what it sent has landed."""
-        with ThreadPoolExecutor(1, thread_name_prefix="chaosk3s-node") \
-                as pool:
-            return pool.submit(work).result()
-
-    def _node_work(self, action: str, node: Node, transport: Transport,
-                   commands: dict[str, str], bound: float, fault_id: str,
-                   start_after: float | None, back: bool) -> dict:
-        evidence = self._node_fault(action, node, transport, commands,
-                                    bound, fault_id, start_after)
-        if back:
-            evidence["back"] = self._wait_back(action, node, transport,
-                                               commands, bound)
-        return evidence
-
-    def _node_fault(self, action: str, node: Node, transport: Transport,
-                    commands: dict[str, str], bound: float, fault_id: str,
-                    start_after: float | None) -> dict:
-        if action == "stop":
-            transport.run(arm_start_script(
-                setup_for(transport, self.state_dir), fault_id, start_after,
-                commands["start"]), timeout=30,
-                description=f"arm the node-side start of {node.name}")
-            evidence = service.stop(transport, commands, bound)
-            return {**evidence, "starts_by_itself_after": start_after}
-        if action == "reboot":
-            return service.reboot(transport, commands, bound, fault_id,
-                                  self.state_dir)
-        return service.restart(transport, commands, bound)
-
-    def _wait_back(self, action: str, node: Node, transport: Transport,
-                   commands: dict[str, str], bound: float) -> dict:
-        """K3s running, the etcd member healthy, the node Ready (its
-        Lease renewed since now): or EffectNotSeen naming what lacks."""
-        mark, started = self.ports.readiness_mark(node.name), \
-            time.monotonic()
-
-        def missing() -> list[str]:
-            lacking = []
-            if not service.read_status(transport,
-                                       commands["status"]).running:
-                lacking.append("k3s running")
-            if node.runs_etcd and commands.get("etcd_health") and \
-                    not service.member_health(
-                        transport, commands["etcd_health"])[0]:
-                lacking.append("etcd member healthy")
-            if not self.ports.ready_since(node.name, mark):
-                lacking.append("node Ready (Lease renewed)")
-            return lacking
-
-        ok, seen = service.wait_until(missing, lambda m: not m, bound)
-        if not ok:
-            raise service.EffectNotSeen(
-                node.name, action, commands[action],
-                "the node back (k3s running, etcd member healthy, node "
-                f"Ready) within {bound:g}s", f"still lacking: "
-                f"{', '.join(seen) if isinstance(seen, list) else seen}")
-        return {"back_at": utc_now(),
-                "seconds": round(time.monotonic() - started, 3)}
 
     def start(self, node: Node, commands: dict[str, str],
               bound: float) -> dict:

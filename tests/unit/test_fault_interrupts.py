@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from chaosk3s.errors import ChaosK3sError
+from chaosk3s.faults.session import NOT_APPLIED
 from tests.unit.fakecluster import COMMANDS
 from tests.unit.test_fault_session import (  # noqa: F401 - fixtures
     Ports,
@@ -122,3 +124,36 @@ def test_the_controls_cleanup_heal_ignores_ctrl_c():
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
         time.sleep(0.05)  # a KeyboardInterrupt would land here
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_restart_that_never_reached_its_node_is_not_left_open(
+        session, cluster):  # noqa: F811
+    """Was: restart_k3s on an unreachable node raised NodeUnreachable
+    before `restart` was sent, and the entry stayed open (journal
+    open_faults listed it, `chaosk3s cleanup` exited 1)."""
+    cluster.nodes["agent-0"].reachable = False
+    for action in ("restart", "stop", "reboot"):
+        with pytest.raises(ChaosK3sError, match="No route to host"):
+            session.node_fault(action, node("agent-0"), dict(COMMANDS), 1,
+                               start_after=60)
+    assert session.ledger.open_faults() == []
+    assert {e["healed_by"] for e in session.ledger.entries()} == {
+        NOT_APPLIED}
+    assert cluster.sent("restart") == cluster.sent("arm") == []
+
+
+def test_any_error_mid_fault_settles_what_reads_back_gone(
+        session, cluster):  # noqa: F811
+    """Was: an error that is not a ChaosK3sError inside node_fault
+    skipped the settling: a stop that never stopped stayed open, its
+    node-side start armed."""
+    def broken(name):
+        raise RuntimeError("the transport broke")
+    cluster.hooks["stop"] = broken
+    with pytest.raises(RuntimeError):
+        session.node_fault("stop", node("agent-0"), dict(COMMANDS), 1,
+                           start_after=60)
+    (entry,) = session.ledger.entries()
+    assert entry["ended_at"] and entry["healed_by"] == "stop failed"
+    assert cluster.nodes["agent-0"].active
+    assert cluster.nodes["agent-0"].timers == {}  # cancelled
