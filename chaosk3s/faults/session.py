@@ -52,6 +52,8 @@ from chaosk3s.faults.undo import (
     heal_service,
     iso_in,
     open_nodes,
+    past,
+    settle_expired,
 )
 from chaosk3s.ledger import Ledger
 from chaosk3s.model import FaultPlan, Node
@@ -169,6 +171,16 @@ class FaultSession:
             return {**entry, "open_nodes": still, "errors": errors, **done}
         return self.ledger.update(fault_id, change)
 
+    def _close_expired(self) -> None:
+        """Before a guard and cap check: this run's open stops and
+        partitions past their deadline are read back, and what their
+        node already ended is closed (as expired), so it no longer
+        counts against the next fault."""
+        for entry in self.ledger.open_faults():
+            if entry["kind"] in ("partition", "stop") and \
+                    past(entry.get("expires_at")):
+                settle_expired(self, entry)
+
     def note(self, fault_id: str, node: str, error: str) -> None:
         self.ledger.update(fault_id, lambda e: {**e, "errors": {
             **(e.get("errors") or {}), node: error}})
@@ -180,6 +192,7 @@ class FaultSession:
         """Record, then apply plan (its run_id is replaced by the fault
         id) on nodes, all or none. Returns the outcomes for the journal."""
         with self._applying():
+            self._close_expired()
             fault_id = self.ledger.add(self._entry(
                 "partition", nodes, description, peers=peers,
                 ttl_seconds=plan.ttl_seconds, etcd_cuts=etcd_cuts,
@@ -215,6 +228,7 @@ class FaultSession:
             extra.update(expires_at=iso_in(start_after),
                          self_start=self_start)
         with self._applying():
+            self._close_expired()
             fault_id = self.ledger.add(self._entry(
                 action, [node], description, {node.name: commands},
                 **extra), check)

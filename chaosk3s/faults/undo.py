@@ -76,7 +76,7 @@ def iso_in(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
 
 
-def _past(iso: str | None) -> bool:
+def past(iso: str | None) -> bool:
     return bool(iso) and datetime.fromisoformat(iso) <= datetime.now(UTC)
 
 
@@ -123,7 +123,7 @@ def heal_partition(session: "FaultSession", entry: dict, names: list[str],
                          f"chain {chain} still active after the heal")
         else:
             expired = outcome.node not in removed and not read_only and \
-                _past(entry.get("expires_at"))
+                past(entry.get("expires_at"))
             _closed(session, entry, outcome.node, by, expired)
             continue
         left.append(outcome.node)
@@ -152,7 +152,33 @@ def heal_service(session: "FaultSession", entry: dict, name: str, by: str,
     if not state.running:
         raise ChaosK3sError(f"k3s on {name} is not running ({state})")
     _closed(session, entry, name, by, entry["kind"] == "stop" and
-            not started_by_us and _past(entry.get("expires_at")))
+            not started_by_us and past(entry.get("expires_at")))
+
+
+def settle_expired(session: "FaultSession", entry: dict) -> None:
+    """A stop or partition past its deadline: read its nodes back (only)
+    and close each part the node's own timer already ended. Notes
+    nothing: a part still there only means the timer has not fired yet
+    (it fires at int(ttl)+1 s after the apply), and it keeps counting."""
+    names = list(entry.get("open_nodes", entry["nodes"]))
+    if entry["kind"] == "stop":
+        for name in names:
+            try:
+                heal_service(session, entry, name, EXPIRED, read_only=True)
+            except Exception:  # noqa: BLE001 - only a read: not running
+                continue  # or not readable, the stop keeps counting
+        return
+    transports = {}
+    for name in names:
+        try:
+            transports[name] = session.ports.transport(
+                undo_target(session, entry, name)[0])
+        except Exception:  # noqa: BLE001 - unreadable: it keeps counting
+            continue
+    chain = chain_name(entry["id"])
+    for outcome in read_active(transports, session.state_dir, strict=False):
+        if outcome.ok and not any(f.chain == chain for f in outcome.active):
+            _closed(session, entry, outcome.node, EXPIRED, True)
 
 
 def _closed(session: "FaultSession", entry: dict, node: str, by: str,

@@ -132,3 +132,42 @@ def test_start_k3s_fails_when_the_stop_had_expired_on_the_node(world):  # noqa: 
     time.sleep(0.3)
     world.cluster.answer("agent-0", "systemctl start k3s")
     assert actions.start_k3s("name:agent-0", configuration=config)
+
+
+def node_side_start(world, name: str) -> None:  # noqa: F811
+    """What the node's start timer does at its deadline."""
+    world.node(name).timers.clear()
+    world.cluster.answer(name, "systemctl start k3s")
+
+
+def test_a_stop_that_expired_no_longer_counts_in_the_quorum_guard(world):  # noqa: F811
+    """Was: a stop the node had already ended (its timer started K3s
+    again) still counted in the cumulative guard: the second etcd stop
+    of the run was refused although etcd-0 served again."""
+    short = {**world.config, "fault_ttl": 0.2}
+    first = actions.stop_k3s("name:server-etcd-0", configuration=short)
+    time.sleep(0.3)
+    node_side_start(world, "server-etcd-0")
+    actions.stop_k3s("name:server-etcd-1", configuration=world.config)
+    assert not world.node("server-etcd-1").active
+    done = {e["id"]: e for e in entries()}
+    assert done[first["nodes"][0]["fault_id"]]["healed_by"] == EXPIRED
+
+
+def test_a_partition_past_its_deadline_still_on_the_node_counts(world):  # noqa: F811
+    """The runner's deadline passed but the node's timer has not fired
+    (it sleeps int(ttl)+1 s): the cut is still there, so it counts, and
+    nothing is noted against it."""
+    cut = actions.partition_roles("name:server-etcd-0", "etcd", ttl=0.2,
+                                  configuration=world.config)
+    time.sleep(0.3)
+    with pytest.raises(ChaosK3sError, match="without quorum"):
+        actions.partition_roles("name:server-etcd-1", "name:server-etcd-2",
+                                configuration=world.config)
+    (entry,) = entries()
+    assert entry["ended_at"] is None and entry["errors"] == {}
+    expire_partition(world, cut["fault_id"])
+    actions.partition_roles("name:server-etcd-1", "name:server-etcd-2",
+                            configuration=world.config)
+    assert entries()[0]["healed_by"] == EXPIRED
+    assert world.node("server-etcd-1").chains
