@@ -316,12 +316,14 @@ def restart_k3s(nodes: str = "agent", one_at_a_time: bool = True,
 def stop_k3s(nodes: str, duration: float = 0, force: bool = False,
              timeout: float = 120, configuration: dict = None) -> dict:
     """Stop K3s on the selected nodes and check, on each node, that the
-    unit is inactive within `timeout` seconds. Before stopping, each node
-    is given a node-side start (the same timer mechanism partitions
-    expire with) after `duration` seconds, or, without one, after the
-    run's fault ttl (configuration `fault_ttl`, default 300 s): K3s comes
-    back even if the runner dies. `start_k3s`, the control's cleanup or
-    `chaosk3s cleanup` start it sooner and cancel that timer. Refused if,
+    unit is inactive within `timeout` seconds. Each node is given a
+    node-side start (the same timer mechanism partitions expire with)
+    `duration` seconds after K3s is seen stopped, or, without one, the
+    run's fault ttl (configuration `fault_ttl`, default 300 s): armed
+    before the stop at that plus `timeout`, re-armed once it is seen
+    stopped. K3s comes back even if the runner dies. `start_k3s`, the
+    control's cleanup or `chaosk3s cleanup` start it sooner and cancel
+    that timer. Refused if,
     with the faults already open, it would leave etcd without quorum.
     Rollback: `start_k3s`."""
     return _node_command("stop", nodes, False, force, configuration,

@@ -7,6 +7,9 @@ and the caller leaves only when the command sent to the node returned,
 so the apply stays in flight (a heal waits for it) until it has landed.
 `issued` tells the session whether anything that may change the node
 was sent: a fault whose command never left the runner was not applied.
+A stop holds for its hold counted from when K3s is seen stopped, not
+from before the stop (see NodeWork._stop); `armed` is told the node's
+own deadline each time its start timer is armed.
 """
 
 import time
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from chaosk3s.errors import EffectNotSeen
 from chaosk3s.faults import service
 from chaosk3s.faults.apply import setup_for
-from chaosk3s.faults.timers import arm_start_script
+from chaosk3s.faults.timers import arm_start_script, armed_until
 from chaosk3s.model import Node
 from chaosk3s.readiness import utc_now
 from chaosk3s.transports.base import Transport
@@ -39,6 +42,7 @@ class NodeWork:
     bound: float
     fault_id: str
     state_dir: str
+    armed: Callable[[str], None] | None = None  # told each node deadline
     issued: bool = False  # a command that may change the node was sent
 
     def _issue(self) -> None:
@@ -54,22 +58,39 @@ class NodeWork:
     def _fault(self, start_after: float | None) -> dict:
         transport, commands = self.transport, self.commands
         if self.action == "stop":
-            # Read first: an unreachable node fails here, with nothing
-            # sent; from the arm on, the node may have changed.
-            service.read_status(transport, commands["status"])
-            self._issue()
-            transport.run(arm_start_script(
-                setup_for(transport, self.state_dir), self.fault_id,
-                start_after, commands["start"]), timeout=30,
-                description=f"arm the node-side start of {self.node.name}")
-            evidence = service.stop(transport, commands, self.bound)
-            return {**evidence, "starts_by_itself_after": start_after}
+            return self._stop(float(start_after or 0))
         if self.action == "reboot":
             return service.reboot(transport, commands, self.bound,
                                   self.fault_id, self.state_dir,
                                   on_issue=self._issue)
         return service.restart(transport, commands, self.bound,
                                on_issue=self._issue)
+
+    def _stop(self, hold: float) -> dict:
+        """Stop K3s for hold seconds counted from the stop's confirmation:
+        armed first at hold plus the stop's bound (the safety net while
+        the stop runs), re-armed at hold once K3s is seen stopped."""
+        transport, commands = self.transport, self.commands
+        # Read first: an unreachable node fails here, with nothing sent;
+        # from the arm on, the node may have changed.
+        service.read_status(transport, commands["status"])
+        self._issue()
+        self._arm(hold + self.bound)
+        evidence = service.stop(transport, commands, self.bound)
+        until = self._arm(hold)
+        return {**evidence, "starts_by_itself_after": hold,
+                "starts_by_itself_at": until}
+
+    def _arm(self, seconds: float) -> str | None:
+        """Arm (or re-arm) the node-side start; the node's deadline."""
+        out = self.transport.run(arm_start_script(
+            setup_for(self.transport, self.state_dir), self.fault_id,
+            seconds, self.commands["start"]), timeout=30,
+            description=f"arm the node-side start of {self.node.name}")
+        until = armed_until(out.stdout)
+        if until and self.armed is not None:
+            self.armed(until)
+        return until
 
     def wait_back(self, ports) -> dict:
         """K3s running, the etcd member healthy, the node Ready (its

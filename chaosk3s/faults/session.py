@@ -224,8 +224,8 @@ class FaultSession:
         its etcd member healthy, the node Ready) before returning."""
         description = f"{action} k3s on {node.name}"
         extra = {"etcd_down": [node.name] if node.runs_etcd else []}
-        if action == "stop":
-            extra.update(expires_at=iso_in(start_after),
+        if action == "stop":  # the safety net's, until the node says
+            extra.update(expires_at=iso_in(float(start_after or 0) + bound),
                          self_start=self_start)
         with self._applying():
             self._close_expired()
@@ -233,7 +233,9 @@ class FaultSession:
                 action, [node], description, {node.name: commands},
                 **extra), check)
             work = NodeWork(action, node, self.ports.transport(node),
-                            commands, bound, fault_id, self.state_dir)
+                            commands, bound, fault_id, self.state_dir,
+                            armed=lambda until: self.ledger.update(
+                                fault_id, expires_at=until))
             try:
                 evidence = on_the_node(lambda: work.run(
                     start_after, back, self.ports))
@@ -245,7 +247,16 @@ class FaultSession:
                 raise
             if action != "stop":
                 self._settle(fault_id, "seen back")
+                self._date_back(fault_id, evidence)
             return {**evidence, "fault_id": fault_id}
+
+    def _date_back(self, fault_id: str, evidence: dict) -> None:
+        """A restart or reboot seen back ended when it was confirmed
+        running (the new process; the new boot), not when read back."""
+        when = evidence.get("confirmed_at") or evidence.get("back_at")
+        self.ledger.update(fault_id, lambda e: {**e, "ended_at": when}
+                           if e.get("healed_by") == "seen back" and when
+                           else e)
 
     def start(self, node: Node, commands: dict[str, str],
               bound: float) -> dict:
@@ -265,7 +276,8 @@ class FaultSession:
                 if entry["kind"] in SERVICE_KINDS and \
                         node.name in entry.get("open_nodes", []):
                     heal_service(self, entry, node.name, "start_k3s",
-                                 started=not was_running)
+                                 started_at=None if was_running else
+                                 evidence["confirmed_at"])
                     closed.append(entry["id"])
             return {**evidence, "closed_faults": closed}
 

@@ -17,7 +17,11 @@ from chaosk3s.errors import ChaosK3sError
 from chaosk3s.faults import service
 from chaosk3s.faults.apply import heal, read_active, setup_for
 from chaosk3s.faults.partition import chain_name
-from chaosk3s.faults.timers import cancel_start_script
+from chaosk3s.faults.timers import (
+    cancel_start_script,
+    start_returned_at,
+    started_script,
+)
 from chaosk3s.model import Node
 
 if TYPE_CHECKING:  # the session calls in here; no import at run time
@@ -132,27 +136,42 @@ def heal_partition(session: "FaultSession", entry: dict, names: list[str],
 
 def heal_service(session: "FaultSession", entry: dict, name: str, by: str,
                  read_only: bool = False,
-                 started: bool | None = None) -> None:
+                 started_at: str | None = None) -> None:
     """Start K3s on name if it is not running (read_only: only read it),
     cancel a stop's node-side start once it runs, and close; raise if
-    it does not run. started: whether the caller has just started it
-    (found it stopped) itself."""
+    it does not run. started_at: when the caller saw the K3s it has just
+    started itself running. The part ends when K3s was confirmed
+    running: by whoever started it, or, for a stop that expired, when
+    the node-side start returned (its log; else the timer's deadline)."""
     node, commands = undo_target(session, entry, name)
     transport = session.ports.transport(node)
     state = service.read_status(transport, commands["status"])
-    started_by_us = bool(started)
     if not state.running and not read_only:
-        service.start(transport, commands, HEAL_START_BOUND, server=False)
-        started_by_us = True
+        started_at = service.start(transport, commands, HEAL_START_BOUND,
+                                   server=False)["confirmed_at"]
         state = service.read_status(transport, commands["status"])
-    if entry["kind"] == "stop" and state.running:
+    if not state.running:
+        raise ChaosK3sError(f"k3s on {name} is not running ({state})")
+    expired = entry["kind"] == "stop" and started_at is None and \
+        past(entry.get("expires_at"))
+    if expired:
+        started_at = _started_by_node(session, transport, entry) or \
+            entry.get("expires_at")
+    if entry["kind"] == "stop":
         transport.run(cancel_start_script(
             setup_for(transport, session.state_dir), entry["id"]),
             timeout=30, description=f"cancel the node-side start of {name}")
-    if not state.running:
-        raise ChaosK3sError(f"k3s on {name} is not running ({state})")
-    _closed(session, entry, name, by, entry["kind"] == "stop" and
-            not started_by_us and past(entry.get("expires_at")))
+    session.close_node(entry["id"], name, EXPIRED if expired else by,
+                       started_at)
+
+
+def _started_by_node(session: "FaultSession", transport,
+                     entry: dict) -> str | None:
+    """When the node-side start of a stop returned, from its log."""
+    out = transport.run(started_script(
+        setup_for(transport, session.state_dir), entry["id"]),
+        timeout=30, check=False, description="when the node started k3s")
+    return start_returned_at(out.stdout) if out.ok else None
 
 
 def settle_expired(session: "FaultSession", entry: dict) -> None:

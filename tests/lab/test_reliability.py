@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,11 @@ def open_ledger_entries() -> list[dict]:
     return [e for p in Path(os.environ["CHAOSK3S_LEDGER_DIR"]).glob(
         "*.json") for e in json.loads(p.read_text())["faults"]
         if not e.get("ended_at")]
+
+
+def _seconds_left(entry: dict) -> float:
+    return (datetime.fromisoformat(entry["expires_at"]) -
+            datetime.now(UTC)).total_seconds()
 
 
 def assert_nothing_left(lab) -> None:
@@ -249,9 +255,11 @@ def test_a_stop_whose_runner_is_killed_comes_back_by_itself(lab,
         configuration={"fault_ttl": 8}))
     k3s = next(s for s in lab.node_services("agent-0", None)
                if s.name == "k3s")
-    try:
-        wait_for(lambda: procs.pid_of(k3s) is None and
-                 open_ledger_entries(), 60, "agent-0 stopped")
+    try:  # killed once the stop is confirmed and its start re-armed
+        # at fault_ttl (armed first at fault_ttl plus the stop's timeout)
+        wait_for(lambda: procs.pid_of(k3s) is None and any(
+            _seconds_left(e) < 60 for e in open_ledger_entries()), 60,
+            "agent-0 stopped, its start re-armed")
         stopped = time.monotonic()
         run.send_signal(signal.SIGKILL)
         run.wait(10)

@@ -12,6 +12,7 @@ unreachable, or made to fail some scripts a number of times.
 
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 
 from chaosk3s.transports.base import NodeUnreachable
@@ -39,6 +40,8 @@ class FakeNode:
     fail: dict[str, int] = field(default_factory=dict)  # kind -> times
     who: str = ""  # SSH_CONNECTION as this node sees the runner
     on_boot: list = field(default_factory=list)
+    armed: dict[str, float] = field(default_factory=dict)  # last ttl
+    started: dict[str, int] = field(default_factory=dict)  # timer: epoch
 
 
 class FakeCluster:
@@ -116,10 +119,27 @@ class FakeCluster:
         return "\n".join([*lines, "#now 1999999000", ""])
 
     def _arm(self, node, command):
-        name = re.search(r"echo armed (\S+) in", command).group(1)
+        name, ttl = re.search(r"echo armed (\S+) in (\S+)s", command).groups()
         fault = re.search(r'\$expires (\S+)" >', command).group(1)
         node.timers[name] = fault
-        return f"armed {name}\n"
+        node.armed[name] = float(ttl)
+        until = int(time.time()) + int(float(ttl)) + 1  # as shell.timer
+        return f"armed {name} in {ttl}s until {until}\n"
+
+    def fire_start_timers(self, name: str) -> None:
+        """What a node's start timers do at their deadline: start K3s,
+        log when that returned, and go."""
+        node = self.nodes[name]
+        for timer in list(node.timers):
+            if timer.startswith("CHAOSK3S_START-"):
+                self._start(node, "")
+                node.started[timer] = int(time.time())
+                del node.timers[timer]
+
+    def _started(self, node, command):
+        name = re.search(r'"\$STATE/(\S+)\.log"', command).group(1)
+        return (f"chaosk3s-started 0 {node.started[name]}\n"
+                if name in node.started else "")
 
     def _cancel(self, node, command):
         pattern = re.findall(r"chaosk3s_cancel '?([^' \n]+)'?\n", command)
@@ -170,6 +190,7 @@ def _kind(command, commands: dict) -> str:
     text = command if isinstance(command, str) else " ".join(command)
     for mark, kind in (("SSH_CONNECTION", "who"),
                        ("echo applied", "apply"), ("echo armed", "arm"),
+                       ("grep -- chaosk3s-started", "started"),
                        ("echo cancelled", "cancel"),
                        ("echo '#rules'", "readback"),
                        ("chaosk3s_heal ", "heal"),

@@ -121,23 +121,19 @@ def test_start_k3s_fails_when_the_stop_had_expired_on_the_node(world):  # noqa: 
     config = {**world.config, "fault_ttl": 0.2}
     stop = actions.stop_k3s("name:agent-0", configuration=config)
     fault = stop["nodes"][0]["fault_id"]
-    time.sleep(0.3)
-    world.cluster.answer("agent-0", "systemctl start k3s")  # its timer
+    time.sleep(1.2)  # the node's deadline is in whole seconds
+    world.cluster.fire_start_timers("agent-0")
     with pytest.raises(ChaosK3sError, match=(
             f"before start_k3s ran.*fault {fault} \\(stop k3s on agent-0")):
         actions.start_k3s("name:agent-0", configuration=config)
     assert world.node("agent-0").active
     # asked for with duration: an expiry is what was asked, no failure
     actions.stop_k3s("name:agent-0", duration=0.2, configuration=config)
-    time.sleep(0.3)
-    world.cluster.answer("agent-0", "systemctl start k3s")
+    time.sleep(1.2)
+    world.cluster.fire_start_timers("agent-0")
     assert actions.start_k3s("name:agent-0", configuration=config)
 
 
-def node_side_start(world, name: str) -> None:  # noqa: F811
-    """What the node's start timer does at its deadline."""
-    world.node(name).timers.clear()
-    world.cluster.answer(name, "systemctl start k3s")
 
 
 def test_a_stop_that_expired_no_longer_counts_in_the_quorum_guard(world):  # noqa: F811
@@ -146,8 +142,8 @@ def test_a_stop_that_expired_no_longer_counts_in_the_quorum_guard(world):  # noq
     of the run was refused although etcd-0 served again."""
     short = {**world.config, "fault_ttl": 0.2}
     first = actions.stop_k3s("name:server-etcd-0", configuration=short)
-    time.sleep(0.3)
-    node_side_start(world, "server-etcd-0")
+    time.sleep(1.2)  # the node's deadline is in whole seconds
+    world.cluster.fire_start_timers("server-etcd-0")
     actions.stop_k3s("name:server-etcd-1", configuration=world.config)
     assert not world.node("server-etcd-1").active
     done = {e["id"]: e for e in entries()}

@@ -102,7 +102,7 @@ def test_a_stop_arms_its_node_side_start_before_stopping(session, cluster):
     armed = next(i for i, t in enumerate(order) if "echo armed" in t)
     stopped = order.index(COMMANDS["stop"])
     assert armed < stopped
-    assert "sleep 42" in order[armed]
+    assert "sleep 47" in order[armed]  # the hold plus the stop's bound
     timer = start_timer_name(done["fault_id"])
     assert cluster.nodes["agent-0"].timers == {timer: done["fault_id"]}
     started = session.start(node("agent-0"), dict(COMMANDS), 5)
