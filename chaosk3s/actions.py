@@ -103,14 +103,15 @@ def partition_nodes(selector: str, peer_selector: str,
     target = get_target(configuration)
     topology = target.topology()
     return _partition(target, target.reachable(
-                          _labelled(target, topology, selector)),
-                      _labelled(target, topology, peer_selector), direction,
+                          labelled_nodes(target, topology, selector)),
+                      labelled_nodes(target, topology, peer_selector),
+                      direction,
                       mode, ports, ttl, force, topology)
 
 
-def _labelled(target: Target, topology, selector: str) -> list[Node]:
-    names = [i["metadata"]["name"]
-             for i in target.kube.list_nodes(selector)["items"]]
+def labelled_nodes(target: Target, topology, selector: str) -> list[Node]:
+    """The nodes a label selector matches (SpecError if none)."""
+    names = target.labelled(selector)
     if not names:
         raise SpecError(f"label selector {selector!r} matches no node; "
                         f"nothing was changed")

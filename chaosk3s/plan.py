@@ -154,9 +154,10 @@ def _arguments(func: str, given: dict) -> dict:
 def _step(target: Target, func: str, given: dict, number: int,
           scripts: bool, guard: _Guard) -> str:
     topology = target.topology()
-    if func == "partition_roles":
-        return _partition_step(target, topology, _arguments(func, given),
-                               number, scripts, guard)
+    if func in ("partition_roles", "partition_nodes"):
+        return _partition_step(target, topology, func,
+                               _arguments(func, given), number, scripts,
+                               guard)
     if func == "heal_partitions":
         guard.heal_partitions()
         return "    removes this run's CHAOSK3S chains on the nodes it cut"
@@ -166,14 +167,20 @@ def _step(target: Target, func: str, given: dict, number: int,
     return f"    {func}: see its documentation (`chaos discover`)"
 
 
-def _partition_step(target: Target, topology, args: dict, number: int,
-                    scripts: bool, guard: _Guard) -> str:
+def _partition_step(target: Target, topology, func: str, args: dict,
+                    number: int, scripts: bool, guard: _Guard) -> str:
     try:
+        if func == "partition_nodes":
+            group, peers = (actions.labelled_nodes(target, topology, s)
+                            for s in (args["selector"],
+                                      args["peer_selector"]))
+        else:
+            group, peers = (select(topology, args[k])
+                            for k in ("group", "peers"))
         plan = actions.plan_partition(
-            target, select(topology, args["group"]),
-            select(topology, args["peers"]), args["direction"],
-            args["mode"], args["ports"], args["ttl"], args["force"],
-            topology, f"plan{number}")
+            target, group, peers, args["direction"], args["mode"],
+            args["ports"], args["ttl"], args["force"], topology,
+            f"plan{number}")
     except SpecError as exc:
         return f"    REFUSED: {exc}"
     pairs = cut_pairs(plan.cuts)

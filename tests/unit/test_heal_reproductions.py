@@ -404,3 +404,30 @@ def test_cleanup_finds_on_the_nodes_what_no_ledger_knows(world):
     again = CliRunner().invoke(main, ["cleanup", "--target",
                                       world.config["target"]])
     assert again.exit_code == 0 and "none remain" in again.output
+
+
+def test_plan_runs_label_selected_partitions_through_the_guard(world,
+                                                               tmp_path):
+    """Was: `chaosk3s plan` simulated the guard for partition_roles only;
+    a partition_nodes that isolates etcd members went unmentioned."""
+    experiment = tmp_path / "two-cuts.json"
+    step = {"type": "action", "provider": {
+        "type": "python", "module": "chaosk3s.actions",
+        "func": "partition_nodes"}}
+    for i in (0, 1):
+        world.core.patch_node(f"server-etcd-{i}", {"metadata": {
+            "labels": {"cut": f"c{i}"}}})
+    cut = "cut=c{}"
+    experiment.write_text(json.dumps({
+        "title": "two cuts", "description": "x",
+        "configuration": {"target": world.config["target"]},
+        "method": [{**step, "name": f"cut-{i}", "provider": {
+            **step["provider"], "arguments": {
+                "selector": cut.format(i),
+                "peer_selector": "node-role.kubernetes.io/etcd=true"}}}
+            for i in (0, 1)]}))
+    text = describe(str(experiment), {})
+    first, second = text.split("[2]")
+    assert "REFUSED" not in first and "CHAOSK3S-" in first
+    assert "REFUSED by the quorum guard" in second
+    assert world.cluster.sent("apply") == []  # a plan changes nothing
