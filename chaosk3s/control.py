@@ -98,6 +98,7 @@ class _State:
         self.redactor = Redactor()
         self.journal: dict | None = None  # chaos's own, to amend at cleanup
         self.healer: threading.Thread | None = None  # SIGTERM, abort
+        self.cleaning = False  # cleanup heals now: no healer thread
         self.link: ClusterLink | None = None  # abort watch and Events
         self.ending = False  # after the experiment: no abort signal
 
@@ -231,7 +232,8 @@ def _close_and_heal() -> None:
     caller may be a signal handler in the thread of an apply in flight,
     which must land first (FaultSession serializes the two)."""
     with _heal_lock:
-        if _state.run is None or _state.healer is not None:
+        if _state.run is None or _state.healer is not None or \
+                _state.cleaning:
             return
         _state.run.session.close()
         _state.healer = threading.Thread(target=_heal_now,
@@ -331,8 +333,7 @@ def cleanup_control(**_kwargs) -> None:
         if _state.run is not None:
             _state.run.session.close()
             with _sigint_ignored():
-                if _state.healer is not None:
-                    _state.healer.join()
+                _join_healer()
                 _heal_now()
                 _amend_journal()
     finally:
@@ -345,6 +346,17 @@ def cleanup_control(**_kwargs) -> None:
             from chaosk3s.lab_control import stop_lab
             stop_lab()
         end_run()
+
+
+def _join_healer() -> None:
+    """From here the cleanup heals: no healer thread starts any more (a
+    late SIGTERM or abort only finds the session closed), and one that
+    runs is waited for, so the journal is amended after every heal."""
+    with _heal_lock:
+        _state.cleaning = True
+        healer = _state.healer
+    if healer is not None:
+        healer.join()
 
 
 @contextmanager
