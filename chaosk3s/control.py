@@ -18,7 +18,9 @@
   fault, into journal.json under the `chaosk3s` key.
 - Writes the journal-so-far when the experiment starts, after each
   activity and whenever a fault is recorded, so a killed run still leaves
-  a partial journal.
+  a partial journal (atomically, fsynced). The final journal is Chaos
+  Toolkit's to write, with a plain open(path, "w"): not atomic, not
+  fsynced; the ledger is the durable record.
 - Heals everything the run injected in `cleanup_control`, whatever the
   rollback strategy and however the run ended, through the run's
   FaultSession (best effort per fault and node; Ctrl-C is ignored while
