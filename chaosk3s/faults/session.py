@@ -21,9 +21,10 @@ control's cleanup and SIGTERM path and `chaosk3s cleanup` all call it.
   one node, fault or malformed entry does stops the rest, nor does a
   Ctrl-C or SystemExit (kept, and raised once the walk is done); what
   stays open, on which node and why, is the report.
-- Apply and heal are serialized: a heal waits for applies in flight (an
-  apply that lands after a heal began is healed too), applies wait for a
-  heal, and once closed (SIGTERM, cleanup) nothing new is applied. A
+- Apply and heal are serialized (faults/serial.py): a heal waits for
+  applies in flight (an apply that lands after a heal began is healed
+  too), applies wait for a heal, and once closed (SIGTERM, cleanup)
+  nothing new is applied. A
   heal must not be started from the thread of an apply in flight (a
   signal handler): it would wait for itself; the control heals in a
   thread of its own. Node commands run in a worker thread, so a
@@ -34,8 +35,8 @@ control's cleanup and SIGTERM path and `chaosk3s cleanup` all call it.
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Protocol
 
@@ -44,6 +45,7 @@ from chaosk3s.faults import service
 from chaosk3s.faults.apply import FaultError, apply_plan
 from chaosk3s.faults.node_work import NodeWork, on_the_node
 from chaosk3s.faults.partition import DEFAULT_STATE_DIR
+from chaosk3s.faults.serial import Serial
 from chaosk3s.faults.undo import (
     EXPIRED,
     HealReport,
@@ -93,58 +95,25 @@ class FaultSession:
                  retry_delay: float = RETRY_DELAY):
         self.ledger, self.ports, self.state_dir = ledger, ports, state_dir
         self.attempts, self.retry_delay = attempts, retry_delay
-        self._cv = threading.Condition()
-        self._in_flight = 0
-        self._healing = False
-        self.closed = False
+        self._serial = Serial()
         self._walker: int | None = None  # the thread of the heal walk
         self._interrupt: BaseException | None = None  # kept for its end
 
-    # -- serialization ---------------------------------------------------
-    @contextmanager
-    def _applying(self, healing_op: bool = False) -> Iterator[None]:
-        with self._cv:
-            while self._healing:
-                self._cv.wait()
-            if self.closed and not healing_op:
-                raise ChaosK3sError(
-                    "refused: this run is being healed (interrupted or "
-                    "ending); nothing new is injected and nothing was "
-                    "changed")
-            self._in_flight += 1
-        try:
-            yield
-        finally:
-            with self._cv:
-                self._in_flight -= 1
-                self._cv.notify_all()
+    # -- serialization (chaosk3s.faults.serial) --------------------------
+    def _applying(self, healing_op: bool = False
+                  ) -> AbstractContextManager[None]:
+        return self._serial.applying(healing_op)
 
-    @contextmanager
-    def _exclusive(self, wait: float = APPLY_WAIT) -> Iterator[None]:
-        deadline = time.monotonic() + wait
-        with self._cv:
-            while self._healing or self._in_flight:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    logger.warning("chaosk3s: healing while %d apply(s) "
-                                   "still run after %gs", self._in_flight,
-                                   wait)
-                    break
-                self._cv.wait(left)
-            while self._healing:  # never two walks at once
-                self._cv.wait()
-            self._healing = True
-        try:
-            yield
-        finally:
-            with self._cv:
-                self._healing = False
-                self._cv.notify_all()
+    def _exclusive(self) -> AbstractContextManager[None]:
+        return self._serial.exclusive(APPLY_WAIT)
+
+    @property
+    def closed(self) -> bool:
+        return self._serial.closed
 
     def close(self) -> None:
         """Refuse new faults from now on (heals still run)."""
-        with self._cv:
-            self.closed = True
+        self._serial.close()
 
     # -- recording -------------------------------------------------------
     def _entry(self, kind: str, nodes: list[Node], description: str,
