@@ -176,7 +176,10 @@ class FaultSession:
                         not isinstance(exc, ChaosK3sError):
                     raise
                 raise ChaosK3sError(f"partition {fault_id}: {exc}") from exc
-            self.ledger.update(fault_id, applied_at=utc_now())
+            # Every node's timer was armed by now: from here, a past
+            # deadline means it fired (before the apply, it may not have).
+            self.ledger.update(fault_id, applied_at=utc_now(),
+                               expires_at=iso_in(plan.ttl_seconds))
             return {"fault_id": fault_id, "outcomes": [
                 o.as_dict() for o in outcomes]}
 

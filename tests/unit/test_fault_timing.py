@@ -14,6 +14,7 @@ from tests.unit.fakecluster import COMMANDS
 from tests.unit.test_fault_session import (  # noqa: F401 - fixtures
     Ports,
     cluster,
+    cut_plan,
     ledger_dir,
     node,
     session,
@@ -86,3 +87,19 @@ def test_a_restart_ends_when_confirmed_running_not_when_back(
     assert entry["healed_by"] == "seen back"
     assert entry["ended_at"] == done["confirmed_at"] < done["back"][
         "back_at"]
+
+
+def test_a_partitions_deadline_is_set_once_every_node_armed_it(
+        session, cluster):  # noqa: F811
+    """Was: expires_at was taken before the apply, so a slow apply left
+    it earlier than the nodes' timers: read as expired while the chain
+    was still there."""
+    def slow_apply(name):
+        time.sleep(1.0)
+    cluster.hooks["apply"] = slow_apply
+    session.partition(cut_plan("agent-0", ttl=5), [node("agent-0")],
+                      ["server-cp-0"], "slow", [])
+    (entry,) = session.ledger.entries()
+    applied = datetime.fromisoformat(entry["applied_at"])
+    expires = datetime.fromisoformat(entry["expires_at"])
+    assert (expires - applied).total_seconds() >= 5
