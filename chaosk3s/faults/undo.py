@@ -152,11 +152,14 @@ def heal_service(session: "FaultSession", entry: dict, name: str, by: str,
         state = service.read_status(transport, commands["status"])
     if not state.running:
         raise ChaosK3sError(f"k3s on {name} is not running ({state})")
-    expired = entry["kind"] == "stop" and started_at is None and \
-        past(entry.get("expires_at"))
-    if expired:
-        started_at = _started_by_node(session, transport, entry) or \
-            entry.get("expires_at")
+    expired = False
+    if entry["kind"] == "stop" and started_at is None:
+        # The node's own log says whether its start ran; the deadline,
+        # in whole seconds, lags the timer by up to one.
+        by_node = _started_by_node(session, transport, entry)
+        expired = by_node is not None or past(entry.get("expires_at"))
+        started_at = by_node or (entry.get("expires_at") if expired
+                                 else None)
     if entry["kind"] == "stop":
         transport.run(cancel_start_script(
             setup_for(transport, session.state_dir), entry["id"]),

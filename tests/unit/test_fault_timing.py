@@ -77,6 +77,21 @@ def test_a_stop_that_expired_ends_when_the_node_started_k3s(
     assert entry["ended_at"] == iso(next(iter(ran.values())))
 
 
+def test_a_stop_the_node_started_before_its_written_deadline_expired(
+        session, cluster):  # noqa: F811
+    """Seen on the lab: the node's timer fires at the ttl, but the
+    deadline it writes is in whole seconds (up to one later); a heal in
+    between called the stop healed by itself and not expired."""
+    session.node_fault("stop", node("agent-0"), dict(COMMANDS), 5,
+                       start_after=0.2)
+    cluster.fire_start_timers("agent-0")  # before expires_at
+    assert session.heal().ok
+    (entry,) = session.ledger.entries()
+    assert entry["healed_by"] == EXPIRED
+    assert entry["ended_at"] == iso(next(iter(
+        cluster.nodes["agent-0"].started.values())))
+
+
 def test_a_restart_ends_when_confirmed_running_not_when_back(
         session, cluster):  # noqa: F811
     session.ports.ready = False
