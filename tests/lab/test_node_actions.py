@@ -12,15 +12,19 @@ import dataclasses
 import json
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 import yaml
 
 from chaosk3s import actions
 from chaosk3s.faults.service import EffectNotSeen
+from chaosk3s.faults.undo import EXPIRED
 from chaosk3s.lab import hostnet, procs
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import default_spec
+from chaosk3s.run import current_run
+from chaosk3s.safe_cleanup import heal_run
 from tests.lab.conftest import private_lab
 from tests.lab.k3s_helpers import wait_for
 
@@ -113,6 +117,29 @@ def test_stop_then_start_a_server(lab):
     evidence = started["nodes"][0]
     assert evidence["after"]["main_pid"] == k3s_pid(lab, "server-etcd-2")
     assert evidence["serving"] == "pong"  # the server answers /ping
+
+
+def test_a_stop_holds_its_duration_from_the_stop_then_starts_itself(lab):
+    """The node-side start is re-armed once K3s is seen stopped, so the
+    outage is `duration` from then (not minus the stop's own time); the
+    fault then ends, read back, when the node's start returned."""
+    done = actions.stop_k3s("name:agent-1", duration=4,
+                            configuration=CONFIG)["nodes"][0]
+    confirmed = datetime.fromisoformat(done["confirmed_at"])
+    assert k3s_pid(lab, "agent-1") is None
+    wait_for(lambda: k3s_pid(lab, "agent-1"), 20, "k3s started by the node")
+    back = datetime.now(UTC)
+    # whole seconds on the node: fired at 4 s, deadline written as 5 s
+    assert 3.9 <= (back - confirmed).total_seconds() <= 4 + 3
+    assert 4 <= (datetime.fromisoformat(done["starts_by_itself_at"]) -
+                 confirmed).total_seconds() <= 6
+    assert heal_run(current_run(CONFIG)).ok
+    entry = next(e for e in current_run(CONFIG).ledger.entries()
+                 if e["id"] == done["fault_id"])
+    assert entry["healed_by"] == EXPIRED
+    assert entry["expires_at"] == done["starts_by_itself_at"]
+    ended = datetime.fromisoformat(entry["ended_at"])
+    assert confirmed < ended <= back  # when the node's start returned
 
 
 @pytest.mark.parametrize("how", sorted(BROKEN))
