@@ -165,10 +165,10 @@ class Lab:
             f"{self.state.log(sick[0], 'etcd')}"), interval=0.1)
 
     def _preflight(self, spec: LabSpec) -> None:
+        etcd.check_lab_extra()
         check_privileges()
         require("ip")
         require("iptables")
-        etcd.etcd_binary()
         if spec.ssh:
             require("sshd")
         if spec.ssh_sudo:
@@ -340,7 +340,7 @@ def check_privileges() -> None:
             not _has_capability(21):
         raise EnvironmentProblem(
             "the lab needs root with CAP_NET_ADMIN and CAP_SYS_ADMIN to "
-            "create network namespaces; run it with sudo, as root")
+            "create network namespaces; run it as root (or with sudo)")
 
 
 def _has_capability(bit: int) -> bool:
