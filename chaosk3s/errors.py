@@ -30,6 +30,8 @@ raises on purpose is defined here (tests/unit/test_errors.py keeps it so):
     ├── LockHeld                another game day holds the cluster's lock
     ├── LockLost                the game-day Lease was taken over mid-run
     ├── JournalError            a file is not a readable journal
+    ├── OutputError             a report output (metrics) could not be
+    │                           written or pushed
     └── EtcdError               the lab's etcd client (inside lab processes)
         ├── EtcdUnavailable     no member answered with quorum
         ├── KeyExists           create() found the key
@@ -182,6 +184,11 @@ class JournalError(ChaosK3sError):
     def __init__(self, message: str, not_journal: bool = False):
         super().__init__(message)
         self.not_journal = not_journal
+
+
+class OutputError(ChaosK3sError):
+    """A report output could not be written or sent (a Pushgateway that
+    refused or did not answer)."""
 
 
 class EtcdError(ChaosK3sError):

@@ -110,6 +110,9 @@ class Journal:
     # The cluster's abort switch, when it stopped the run: {"by", "at",
     # "reason"} (chaosk3s.consent).
     aborted: dict | None = None
+    # The probe names the experiment's steady-state hypothesis declares
+    # (a probe the journal lacks did not run: JUnit says so).
+    hypothesis_probes: list[str] = field(default_factory=list)
 
     @property
     def activities(self) -> list[Activity]:
@@ -290,6 +293,10 @@ def normalise(raw: Any, path: Path) -> Journal:
         {key: text(mapping(item).get(key)) for key in ("name", "phase",
                                                        "error")}
         for item in sequence(section.get("failed_activities"))]
+    hypothesis = mapping(experiment.get("steady-state-hypothesis"))
+    journal.hypothesis_probes = [
+        text(mapping(p).get("name"), "(unnamed)")
+        for p in sequence(hypothesis.get("probes"))]
     journal.span, journal.clipped = _span(raw, journal.activities)
     journal.k3s = parse_k3s(raw.get("chaosk3s"), journal.span)
     journal.verdict = judge(journal)

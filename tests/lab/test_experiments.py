@@ -189,7 +189,28 @@ def test_buggy_release_deviates_on_exactly_the_at_risk_nodes(tmp_path):
         assert journal["chaosk3s"]["nodes"][name]["outages"][-1][
             "ready_at"] is None
     check_report_outages(tmp_path, journal, at_risk(RENAMED))
+    check_junit(tmp_path, journal)
     screenshot_real_report(tmp_path, at_risk(RENAMED))
+
+
+def check_junit(tmp_path: Path, journal: dict) -> None:
+    """`chaosk3s report --junit` on this real run, read by junitparser:
+    the run a failure, and each probe as the journal recorded it."""
+    from junitparser import Failure, JUnitXml
+    target = tmp_path / "junit.xml"
+    subprocess.run([str(Path(sys.executable).parent / "chaosk3s"), "report",
+                    str(tmp_path / "journal.json"), "--junit", str(target)],
+                   check=True, capture_output=True, timeout=120)
+    (suite,) = JUnitXml.fromfile(str(target))
+    failed = {case.name for case in suite
+              if any(isinstance(r, Failure) for r in case.result)}
+    expected = {"run: " + journal["experiment"]["title"]} | {
+        f"{phase}: {probe['activity']['name']}"
+        for phase in ("before", "after")
+        for probe in journal["steady_states"][phase]["probes"]
+        if probe["tolerance_met"] is False}
+    assert len(expected) > 1 and failed >= expected
+    assert suite.errors == 0 and suite.failures == len(failed)
 
 
 def screenshot_real_report(tmp_path: Path, stuck: set[str]) -> None:
