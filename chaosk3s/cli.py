@@ -1,6 +1,7 @@
 """The chaosk3s command."""
 
 import dataclasses
+import json
 import sys
 import time
 
@@ -13,6 +14,7 @@ except ImportError:  # chaostoolkit 1.18 has all its commands in one module
 
 from chaosk3s.clitools import friendly
 from chaosk3s.consent_cli import abort_command, consent_command
+from chaosk3s.faults_cli import cleanup_command, faults_command
 from chaosk3s.gameday.cli import gameday_group
 from chaosk3s.report.cli import report_command
 
@@ -23,7 +25,7 @@ def _progress(message: str) -> None:
     click.echo(f"[{time.strftime('%H:%M:%S')}] {message}", err=True)
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="chaostoolkit-k3s")
 def main() -> None:
     """Prove that K3s split-role clusters heal."""
@@ -33,6 +35,8 @@ main.add_command(report_command)
 main.add_command(gameday_group)
 main.add_command(consent_command)
 main.add_command(abort_command)
+main.add_command(cleanup_command)
+main.add_command(faults_command)
 
 
 @main.command("plan")
@@ -74,34 +78,6 @@ def variables_command(experiments: tuple[str, ...]) -> None:
 
     from chaosk3s.variables import markdown
     click.echo(markdown([Path(e) for e in experiments]), nl=False)
-
-
-@main.command("cleanup")
-@click.option("--target", default=None,
-              help="`lab` (default, or $CHAOSK3S_TARGET) or an inventory.")
-@_friendly
-def cleanup_command(target: str | None) -> None:
-    """Heal every fault chaosk3s injected on a target, whoever made it:
-    every open ledger, then every chaosk3s chain and node-side start
-    left on any node. Exits 1, listing them, if any fault stays open."""
-    from chaosk3s.safe_cleanup import heal_everything
-    configuration = {"target": target} if target else {}
-    report = heal_everything(configuration)
-    for line in report.healed:
-        click.echo(f"healed {line}")
-    for line in report.swept:
-        click.echo(line)
-    summary = (f"{len(report.healed)} recorded fault(s) healed, "
-               f"{len(report.swept)} found on the nodes and healed")
-    if report.ok:
-        click.echo(f"{summary}; none remain")
-        return
-    for line in report.open:
-        click.echo(f"STILL OPEN: {line}")
-    click.echo(f"{summary}; {len(report.open)} still open (they also "
-               f"expire on the nodes; run `chaosk3s cleanup` again once "
-               f"the nodes answer)", err=True)
-    raise SystemExit(1)
 
 
 def _lab():
@@ -179,22 +155,34 @@ def lab_down() -> None:
 
 
 @lab.command("status")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object instead of lines.")
 @_friendly
-def lab_status() -> None:
+def lab_status(as_json: bool) -> None:
     """One line per node: name, role, address, join server, services."""
     lab_ = _lab()
     spec = lab_.spec()
-    click.echo(f"K3s {spec.release.version} ({spec.release.family}), "
-               f"subnet {spec.subnet}, state {lab_.state.root}")
     rows = lab_.status()
-    for row in rows:
-        services = " ".join(f"{k}={v}" for k, v in row["services"].items())
-        click.echo(f"{row['name']:<16} {row['role']:<14} "
-                   f"{row['address']:<15} join={row['join']:<14} {services}")
     health = [row["services"]["etcd-health"] for row in rows
               if "etcd-health" in row["services"]]
     healthy = health.count("healthy")
     quorum = healthy > len(health) // 2
+    if as_json:
+        click.echo(json.dumps({
+            "release": spec.release.version, "family": spec.release.family,
+            "subnet": str(spec.subnet), "state": str(lab_.state.root),
+            "nodes": [{**row, "join": None if row["join"] == "-" else
+                        row["join"]} for row in rows],
+            "etcd": {"members": len(health),
+                                    "healthy": healthy, "quorum": quorum}},
+            indent=2))
+        return
+    click.echo(f"K3s {spec.release.version} ({spec.release.family}), "
+               f"subnet {spec.subnet}, state {lab_.state.root}")
+    for row in rows:
+        services = " ".join(f"{k}={v}" for k, v in row["services"].items())
+        click.echo(f"{row['name']:<16} {row['role']:<14} "
+                   f"{row['address']:<15} join={row['join']:<14} {services}")
     click.echo(f"etcd: {healthy}/{len(health)} members healthy, quorum "
                f"{'yes' if quorum else 'NO'}")
 

@@ -5,6 +5,8 @@ deviation, 2 an error or a refusal (a bad plan included: it is rejected
 before anything runs), 3 skipped outside the windows (--only-in-window).
 """
 
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -28,7 +30,8 @@ _PLAN = click.Path(exists=True, dir_okay=False)
 _friendly = friendly(EXIT_ERROR)
 
 
-@click.group("gameday")
+@click.group("gameday", context_settings={
+    "help_option_names": ["-h", "--help"]})
 def gameday_group() -> None:
     """Scheduled game days: run a plan now, on a schedule, or export it."""
 
@@ -49,19 +52,33 @@ def summary_lines(result: GamedayResult) -> list[str]:
     return lines
 
 
+def result_dict(result: GamedayResult) -> dict:
+    """The result as JSON-ready data: what `run --json` prints."""
+    found = dataclasses.asdict(result)
+    found["run_dir"] = str(result.run_dir) if result.run_dir else None
+    found["counts"] = result.counts()
+    return found
+
+
 @gameday_group.command("run")
 @click.argument("plan_file", metavar="PLAN", type=_PLAN)
 @click.option("--only-in-window", is_flag=True,
               help="Skip (exit 3) when now is outside the plan's windows, "
                    "as the exported timers and CronJobs do.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result "
+              "as one JSON object (progress stays on stderr).")
 @_friendly
-def run_command(plan_file: str, only_in_window: bool) -> None:
+def run_command(plan_file: str, only_in_window: bool, as_json: bool
+                ) -> None:
     """Run the game day PLAN now, experiment by experiment."""
     plan = load_plan(plan_file)
     result = run_plan(plan, stop=stop_on_signals(stderr_progress),
                       only_in_window=only_in_window)
-    for line in summary_lines(result):
-        click.echo(line)
+    if as_json:
+        click.echo(json.dumps(result_dict(result), indent=2))
+    else:
+        for line in summary_lines(result):
+            click.echo(line)
     sys.exit(result.exit_code)
 
 

@@ -109,6 +109,45 @@ def test_kill_9_during_partition_expires_on_the_nodes(lab, tmp_path):
     assert chaosk3s_rules(lab) == {}
 
 
+def test_faults_lists_and_heals_what_a_killed_run_left(lab, tmp_path):
+    """`chaosk3s faults --json` shows a dead run's partition from its
+    ledger and from the nodes' iptables; `--cleanup` heals it; `lab
+    status --json` and `cleanup --json` are JSON too."""
+    from tests.conftest import run_cli
+    status = json.loads(run_cli("lab", "status", "--json").stdout)
+    assert {n["name"] for n in status["nodes"]} == {
+        n.name for n in lab.spec().nodes}
+    assert status["etcd"]["quorum"] is True
+    run = _start_run(tmp_path, hold=120, ttl=300)
+    try:
+        wait_for(lambda: chaosk3s_rules(lab), 30, "the partition applied")
+        run.send_signal(signal.SIGKILL)
+        run.wait(10)
+    finally:
+        run.kill()
+    cut = set(chaosk3s_rules(lab))
+    listed = run_cli("faults", "--json")
+    assert listed.returncode == 0, listed.stderr
+    active = json.loads(listed.stdout)["active"]
+    [recorded] = active["recorded"]
+    assert recorded["kind"] == "partition" and active["problems"] == []
+    assert {f["node"] for f in active["on_nodes"]} == cut
+    assert {f["run_id"] for f in active["on_nodes"]} == {
+        recorded["run_id"]}
+    assert "1 recorded fault(s) open" in run_cli("faults").stdout
+
+    healed = run_cli("faults", "--cleanup", "--json")
+    assert healed.returncode == 0, healed.stderr
+    result = json.loads(healed.stdout)
+    assert result["cleanup"]["ok"] and result["cleanup"]["healed"]
+    assert result["after"]["recorded"] == result["after"]["on_nodes"] == []
+    assert chaosk3s_rules(lab) == {}
+    again = json.loads(run_cli("cleanup", "--json").stdout)
+    assert again == {"ok": True, "healed": [], "swept": [], "open": []}
+    wait_for(lambda: probes.all_nodes_ready(configuration=CONFIG), 60,
+             "every node Ready after the cleanup")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_heals_before_exit(lab, tmp_path, sig):
     run = _start_run(tmp_path, hold=120, ttl=300)
