@@ -12,6 +12,7 @@ systemd unit, a CronJob, a shell).
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from datetime import time as dtime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -95,15 +96,19 @@ def parse_plan(raw: object, source: Path) -> Plan:
     for index, item in enumerate(spec.experiments):
         experiments.append(_experiment(item, f"experiments[{index}]", base,
                                        problems))
+    schedule = Schedule(spec.schedule.cron, spec.schedule.timezone, tuple(
+        _window(w) for w in spec.windows or ()),
+        spec.schedule.catch_up_minutes)
+    from chaosk3s.gameday.schedule import windows_problem  # imports Plan
+    never = windows_problem(schedule, datetime.now(UTC))
+    if never:
+        problems.append(never)
     if problems:
         raise SpecError("\n".join(f"{what}: {line}" for line in problems))
     retention = spec.retention
     return Plan(
         name=spec.name, source=source, target=target,
-        experiments=tuple(experiments),
-        schedule=Schedule(spec.schedule.cron, spec.schedule.timezone, tuple(
-            _window(w) for w in spec.windows or ()),
-            spec.schedule.catch_up_minutes),
+        experiments=tuple(experiments), schedule=schedule,
         stop_on_deviation=spec.stop_on_deviation,
         report_dir=base / spec.report_dir.strip(),
         retention=Retention(retention.keep_runs, retention.keep_days)

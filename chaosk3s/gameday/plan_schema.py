@@ -9,9 +9,9 @@ import re
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from chaosk3s.gameday.cron import cron_problem
 from chaosk3s.schema import NonEmpty, Strict, shown
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -52,11 +52,9 @@ def _bare_path(value: Any) -> Any:
 
 
 def _cron(cron: str) -> str:
-    if len(cron.split()) != 5 and not cron.startswith("@") or \
-            not croniter.is_valid(cron):
-        raise ValueError(f"{cron!r} is not a 5-field cron expression "
-                         f"(minute hour day-of-month month day-of-week), "
-                         f"e.g. '0 10 * * 2'")
+    problem = cron_problem(cron)
+    if problem:
+        raise ValueError(problem)
     return cron
 
 

@@ -42,6 +42,9 @@ MAX_STEPS = 20_000
 # (the scheduler wakes every few seconds, more slowly on a loaded host).
 ON_TIME = timedelta(minutes=2)
 _MISSED_COUNT_LIMIT = 10_000
+# A plan is refused when none of its cron's next this-many runs falls
+# inside its windows (every run would be skipped).
+CHECKED_RUNS = 10
 
 
 def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
@@ -135,6 +138,22 @@ def check_schedule(schedule: Schedule, now: datetime) -> datetime:
             f"inside the allowed windows within {HORIZON.days} days; widen "
             f"the windows or change the cron expression")
     return found
+
+
+def windows_problem(schedule: Schedule, now: datetime) -> str | None:
+    """None, or why a plan whose cron's next CHECKED_RUNS runs all fall
+    outside its windows is refused: every one would be skipped."""
+    if not schedule.windows:
+        return None
+    cron = croniter(schedule.cron, _wall(now, schedule.zone))
+    walls = [cron.get_next(datetime) for _ in range(CHECKED_RUNS)]
+    if any(wall_in_windows(schedule, wall) for wall in walls):
+        return None
+    shown = ", ".join(w.strftime("%a %Y-%m-%d %H:%M") for w in walls[:3])
+    return (f"schedule: none of the next {CHECKED_RUNS} runs of "
+            f"{schedule.cron!r} ({schedule.timezone}: {shown}, ...) falls "
+            f"inside the allowed windows, so every run would be skipped; "
+            f"widen `windows` or change `schedule.cron`")
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,8 @@ def run_outputs(paths: list[Path], junit: Path | None,
 
 
 def _command(name: str) -> click.Command:
-    @click.command(name, help=_HELP)
+    @click.command(name, help=_HELP, context_settings={
+        "help_option_names": ["-h", "--help"]})
     @click.argument("journals", nargs=-1, required=True,
                     type=click.Path(path_type=Path))
     @click.option("-o", "--output-dir", type=click.Path(

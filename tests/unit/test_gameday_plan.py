@@ -36,7 +36,7 @@ def base(tmp_path: Path) -> dict:
     return {"name": "gd", "target": "lab",
             "experiments": [{"path": "e.json", "vars": {"depth": 2}}],
             "schedule": {"cron": "0 10 * * 2", "timezone": "UTC"},
-            "windows": [{"days": ["mon"], "hours": "09:00-17:00"}],
+            "windows": [{"days": ["mon", "tue"], "hours": "09:00-17:00"}],
             "retention": {"keep_runs": 3},
             "webhooks": {"start": "http://127.0.0.1:1/x"}}
 
@@ -129,6 +129,7 @@ def test_not_a_mapping_and_not_yaml(tmp_path):
 
 def test_night_window_and_bare_experiment_paths(tmp_path):
     raw = {**base(tmp_path), "experiments": ["e.json"],
+           "schedule": {"cron": "30 23 * * 5", "timezone": "UTC"},
            "windows": [{"days": ["fri"], "hours": "22:00-06:00"}]}
     plan = load(tmp_path, raw)
     assert plan.experiments[0].vars == ()

@@ -196,7 +196,9 @@ def test_only_in_window_skips_with_exit_3(tmp_path):
     today = datetime.now(UTC).weekday()
     days = [d for i, d in enumerate(("mon", "tue", "wed", "thu", "fri",
                                      "sat", "sun")) if i != today]
+    # daily, so some runs fall inside the windows (else it is refused)
     plan = write_plan(tmp_path, [(OK_EXPERIMENT, {})],
+                      schedule={"cron": "0 10 * * *", "timezone": "UTC"},
                       windows=[{"days": days, "hours": "00:00-24:00"}])
     done = run_cli("run", "--only-in-window", str(plan))
     assert done.returncode == 3, done.stderr

@@ -176,7 +176,7 @@ PLAN = {"name": "gd", "target": "inv.yaml",
         "experiments": [{"path": "e.json", "vars": {"depth": 2}}, "e.json"],
         "schedule": {"cron": "0 10 * * 2", "timezone": "UTC",
                      "catch_up_minutes": 30},
-        "windows": [{"days": ["mon"], "hours": "09:00-17:00"}],
+        "windows": [{"days": ["mon", "tue"], "hours": "09:00-17:00"}],
         "stop_on_deviation": False, "report_dir": "reports",
         "retention": {"keep_runs": 3, "keep_days": 30},
         "webhooks": {"start": "http://127.0.0.1:1/x"}}
