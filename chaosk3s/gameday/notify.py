@@ -1,4 +1,6 @@
-"""Webhook notifications: a JSON POST on start, deviation and finish.
+"""Webhook notifications: a JSON POST on start, deviation and finish, as
+chaosk3s's own payload or as a Slack or Teams message (chaosk3s.gameday.
+chat), chosen per webhook.
 
 A notification must never decide a game day: it has a short timeout and
 its failures are reported on the progress stream, not raised. A webhook
@@ -11,18 +13,20 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+from chaosk3s.gameday.chat import message
 from chaosk3s.redact import Redactor
 
 WEBHOOK_TIMEOUT = 5  # seconds; a slow receiver must not delay the chaos
 
 
 def notify(url: str | None, payload: dict,
-           progress: Callable[[str], None]) -> bool:
-    """POST payload to url; True if it answered 2xx."""
+           progress: Callable[[str], None], kind: str = "json") -> bool:
+    """POST payload to url in format kind; True if it answered 2xx."""
     if not url:
         return False
+    body = message(kind, payload)
     request = urllib.request.Request(
-        url, data=json.dumps(payload, default=str).encode(), method="POST",
+        url, data=json.dumps(body, default=str).encode(), method="POST",
         headers={"Content-Type": "application/json",
                  "User-Agent": "chaosk3s-gameday"})
     try:

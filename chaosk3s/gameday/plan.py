@@ -75,9 +75,13 @@ class Plan:
     report_dir: Path
     retention: Retention
     webhooks: tuple[tuple[str, str], ...] = ()  # (event, url)
+    webhook_formats: tuple[tuple[str, str], ...] = ()  # (event, format)
 
     def webhook(self, event: str) -> str | None:
         return dict(self.webhooks).get(event)
+
+    def webhook_format(self, event: str) -> str:
+        return dict(self.webhook_formats).get(event, "json")
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -106,6 +110,8 @@ def parse_plan(raw: object, source: Path) -> Plan:
     if problems:
         raise SpecError("\n".join(f"{what}: {line}" for line in problems))
     retention = spec.retention
+    hooks = list(spec.webhooks.model_dump(exclude_none=True).items()
+                 if spec.webhooks else ())
     return Plan(
         name=spec.name, source=source, target=target,
         experiments=tuple(experiments), schedule=schedule,
@@ -113,9 +119,9 @@ def parse_plan(raw: object, source: Path) -> Plan:
         report_dir=base / spec.report_dir.strip(),
         retention=Retention(retention.keep_runs, retention.keep_days)
         if retention else Retention(),
-        webhooks=tuple((event, url) for event, url in (
-            spec.webhooks.model_dump(exclude_none=True).items()
-            if spec.webhooks else ())))
+        webhooks=tuple((event, hook["url"]) for event, hook in hooks),
+        webhook_formats=tuple((event, hook["format"])
+                              for event, hook in hooks))
 
 
 def _target(target: str, base: Path, problems: list[str]) -> str:

@@ -6,7 +6,7 @@ chaosk3s.gameday.plan.
 """
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -19,6 +19,9 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,50}[a-z0-9])?")
 HOURS_RE = re.compile(r"(\d\d):(\d\d)-(\d\d):(\d\d)")
 EVENTS = ("start", "deviation", "finish")
+# json: chaosk3s's own payload; slack and teams: messages those chat
+# tools' incoming webhooks render (chaosk3s.gameday.chat)
+WEBHOOK_FORMATS = ("json", "slack", "teams")
 DEFAULT_CATCH_UP_MINUTES = 60
 # Bounds that keep every date computed from them inside Python's range
 # (keep_days: 1e10 used to overflow at the end of a game day, after its
@@ -119,10 +122,25 @@ class RetentionSpec(Strict):
     keep_days: Annotated[float, Field(gt=0, le=MAX_KEEP_DAYS)] = None
 
 
+class WebhookSpec(Strict):
+    """A webhook with its message format (a bare URL: format json)."""
+
+    url: Url
+    format: Literal[WEBHOOK_FORMATS] = "json"
+
+
+def _bare_url(value: Any) -> Any:
+    """A bare URL is checked here, so an error names the event's key."""
+    return {"url": _url(value)} if isinstance(value, str) else value
+
+
+Webhook = Annotated[WebhookSpec, BeforeValidator(_bare_url)]
+
+
 class WebhooksSpec(Strict):
-    start: Url = None
-    deviation: Url = None
-    finish: Url = None
+    start: Webhook = None
+    deviation: Webhook = None
+    finish: Webhook = None
 
 
 class PlanSpec(Strict):

@@ -152,7 +152,7 @@ def _run_locked(plan: Plan, result: GamedayResult, lock: GamedayLock,
     result.run_dir = new_run_dir(plan.report_dir / plan.name, started)
     progress(f"game day {plan.name} against {plan.target}: "
              f"{len(plan.experiments)} experiment(s) → {result.run_dir}")
-    notify(plan.webhook("start"), _event("start", result), progress)
+    _notify(plan, "start", _event("start", result), progress)
     for index, experiment in enumerate(plan.experiments):
         if stop.is_set() or _should_stop(plan, result):
             result.experiments.append(ExperimentResult(
@@ -162,9 +162,9 @@ def _run_locked(plan: Plan, result: GamedayResult, lock: GamedayLock,
                            stop, progress)
         result.experiments.append(outcome)
         if outcome.status == "deviated":
-            notify(plan.webhook("deviation"),
-                   {**_event("deviation", result), "experiment":
-                    asdict(outcome)}, progress)
+            _notify(plan, "deviation", {**_event("deviation", result),
+                                        "experiment": asdict(outcome)},
+                    progress)
     result.finished = clock().isoformat()
     result.exit_code = exit_code(result.experiments)
     _finish(plan, result, progress, clock)
@@ -199,8 +199,15 @@ def _finish(plan: Plan, result: GamedayResult,
         progress(f"index: {index}")
     except (ChaosK3sError, OSError) as exc:
         progress(f"could not update the reports index: {exc}")
-    notify(plan.webhook("finish"), {**_event("finish", result),
-                                    "summary": summary}, progress)
+    _notify(plan, "finish", {**_event("finish", result),
+                             "summary": summary}, progress)
+
+
+def _notify(plan: Plan, event: str, payload: dict,
+            progress: Callable[[str], None]) -> None:
+    """The event's webhook, in its format, redacted as the summary is."""
+    notify(plan.webhook(event), plan_redactor(plan).value(payload),
+           progress, plan.webhook_format(event))
 
 
 def _event(name: str, result: GamedayResult) -> dict:
