@@ -18,6 +18,7 @@ from chaosk3s.gameday.cronjob import DEFAULT_NAMESPACE
 from chaosk3s.gameday.plan import Plan, load_plan
 from chaosk3s.gameday.runner import (
     EXIT_ERROR,
+    EXIT_SKIPPED,
     GamedayResult,
     run_plan,
     stderr_progress,
@@ -65,11 +66,14 @@ def result_dict(result: GamedayResult) -> dict:
 @click.option("--only-in-window", is_flag=True,
               help="Skip (exit 3) when now is outside the plan's windows, "
                    "as the exported timers and CronJobs do.")
+@click.option("--skipped-ok", is_flag=True, help="Exit 0 instead of 3 "
+              "when skipped outside the windows (for a CronJob, where a "
+              "skip is no failed Job).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result "
               "as one JSON object (progress stays on stderr).")
 @_friendly
-def run_command(plan_file: str, only_in_window: bool, as_json: bool
-                ) -> None:
+def run_command(plan_file: str, only_in_window: bool, skipped_ok: bool,
+                as_json: bool) -> None:
     """Run the game day PLAN now, experiment by experiment."""
     plan = load_plan(plan_file)
     result = run_plan(plan, stop=stop_on_signals(stderr_progress),
@@ -79,7 +83,8 @@ def run_command(plan_file: str, only_in_window: bool, as_json: bool
     else:
         for line in summary_lines(result):
             click.echo(line)
-    sys.exit(result.exit_code)
+    skipped = result.exit_code == EXIT_SKIPPED
+    sys.exit(0 if skipped and skipped_ok else result.exit_code)
 
 
 @gameday_group.command("schedule")
@@ -103,20 +108,32 @@ def schedule_command(plan_file: str) -> None:
 @click.option("--namespace", default=DEFAULT_NAMESPACE, show_default=True,
               help="Namespace of the CronJob.")
 @click.option("--image", default=None,
-              help="Container image with chaostoolkit-k3s installed.")
+              help="Container image with chaostoolkit-k3s installed "
+              "(see Containerfile).")
+@click.option("--pvc", "pvc", metavar="SIZE", default=None,
+              help="Keep reports and ledger on a PersistentVolumeClaim of "
+              "SIZE (e.g. 1Gi) instead of an emptyDir.")
+@click.option("--deadline-minutes", type=click.IntRange(min=1),
+              default=None, help="The Job's activeDeadlineSeconds, in "
+              "minutes (default: 30 per experiment, at least 60).")
 @_friendly
 def export_command(plan_file: str, systemd_dir: str | None,
                    cronjob_file: str | None, namespace: str,
-                   image: str | None) -> None:
+                   image: str | None, pvc: str | None,
+                   deadline_minutes: int | None) -> None:
     """Hand PLAN's schedule to systemd or to Kubernetes."""
     if bool(systemd_dir) == bool(cronjob_file):
         raise click.UsageError("give exactly one of --systemd DIR or "
                                "--cronjob FILE")
+    if systemd_dir and (pvc or deadline_minutes):
+        raise click.UsageError("--pvc and --deadline-minutes are for "
+                               "--cronjob")
     plan = load_plan(plan_file)
     if systemd_dir:
         _export_systemd(plan, Path(systemd_dir))
     else:
-        _export_cronjob(plan, Path(cronjob_file), namespace, image)
+        _export_cronjob(plan, Path(cronjob_file), namespace, image, pvc,
+                        deadline_minutes)
 
 
 def _export_systemd(plan: Plan, directory: Path) -> None:
@@ -132,17 +149,22 @@ def _export_systemd(plan: Plan, directory: Path) -> None:
 
 
 def _export_cronjob(plan: Plan, path: Path, namespace: str,
-                    image: str | None) -> None:
+                    image: str | None, pvc: str | None,
+                    deadline_minutes: int | None) -> None:
     from chaosk3s.gameday.cronjob import (
         KUBERNETES_VERSION,
         secret_path,
         write_cronjob,
     )
-    export = write_cronjob(plan, path, namespace, image)
+    export = write_cronjob(plan, path, namespace, image, pvc,
+                           deadline_minutes)
     if plan.target == "lab":
         click.echo("chaosk3s: warning: the plan's target is the lab, which "
                    "needs a privileged pod; the CronJob is meant for an "
                    "inventory target", err=True)
+    if not pvc:
+        click.echo("chaosk3s: note: reports and ledger are on an emptyDir "
+                   "and go with the pod; --pvc SIZE keeps them", err=True)
     kinds = ", ".join(d["kind"] for d in export.documents)
     click.echo(f"wrote {path} ({kinds}; valid against the Kubernetes "
                f"{KUBERNETES_VERSION} schema)")

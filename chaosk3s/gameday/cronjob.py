@@ -4,7 +4,9 @@ One multi-document YAML: a Namespace, a ConfigMap with the plan and every
 experiment (and inventory, and its known_hosts files) it references, a
 ServiceAccount, RBAC with exactly what the probes and the Lease lock use,
 and the CronJob (concurrencyPolicy Forbid, the plan's time zone,
-startingDeadlineSeconds = the plan's catch-up allowance). Every document
+startingDeadlineSeconds = the plan's catch-up allowance; the Job and pod
+in chaosk3s.gameday.cronpod), with a PersistentVolumeClaim for its
+evidence on request. Every document
 is validated against the Kubernetes OpenAPI schema (kubernetes-validate,
 strict) before writing.
 
@@ -36,15 +38,15 @@ from chaosk3s.consent import NAME as CONSENT_NAME
 from chaosk3s.consent import NAMESPACE as CONSENT_NAMESPACE
 from chaosk3s.errors import SpecError
 from chaosk3s.files import write_atomically
+from chaosk3s.gameday import cronpod
+from chaosk3s.gameday.cronpod import REPORTS_DIR
 from chaosk3s.gameday.export import unit_name
 from chaosk3s.gameday.lock import LEASE_NAME, LEASE_NAMESPACE
 from chaosk3s.gameday.plan import Plan
-from chaosk3s.gameday.podfiles import CONFIG_DIR, SSH_DIR, pod_files
-from chaosk3s.gameday.runner import EXIT_SKIPPED
+from chaosk3s.gameday.podfiles import SSH_DIR, faulted_nodes, pod_files
 from chaosk3s.gameday.schedule import ON_TIME
 
 KUBERNETES_VERSION = "1.30.0"  # CronJob timeZone is GA from 1.27
-REPORTS_DIR = "/var/lib/chaosk3s/reports"
 DEFAULT_NAMESPACE = "chaosk3s"
 SECRET_SUFFIX = ".secret.yaml"
 
@@ -138,13 +140,6 @@ def _rbac(name: str, namespace: str) -> list[dict]:
          "subjects": subject}]
 
 
-def _job_script() -> str:
-    # Outside the windows is a skip, not a failed Job.
-    return (f"chaosk3s gameday run --only-in-window {CONFIG_DIR}/plan.yaml;"
-            f" code=$?; if [ $code -eq {EXIT_SKIPPED} ]; then exit 0; fi; "
-            f"exit $code")
-
-
 def _config_volume(name: str, with_secret: bool) -> dict:
     """The pod's CONFIG_DIR: the ConfigMap, and the Secret's files beside
     them when some hold secret material."""
@@ -155,24 +150,31 @@ def _config_volume(name: str, with_secret: bool) -> dict:
         {"secret": {"name": f"{name}-files"}}]}}
 
 
+@dataclass
+class PodOptions:
+    """What the export adds to the pod: where the evidence goes (a claim
+    name, None: an emptyDir), the Job's deadline (seconds) and the nodes
+    it must not run on."""
+
+    claim: str | None
+    deadline: int
+    avoid: list[str]
+
+
 def _cronjob(plan: Plan, name: str, namespace: str, image: str,
-             with_ssh: bool, with_secret: bool) -> dict:
+             with_ssh: bool, with_secret: bool, options: PodOptions) -> dict:
     deadline = max(int(ON_TIME.total_seconds()),
                    plan.schedule.catch_up_minutes * 60)
     history = min(plan.retention.keep_runs or 3, 10)
-    container = {
-        "name": "gameday", "image": image,
-        "command": ["/bin/sh", "-c", _job_script()],
-        "volumeMounts": [
-            {"name": "plan", "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": "reports", "mountPath": REPORTS_DIR}]}
     pod = {"serviceAccountName": name, "restartPolicy": "Never",
-           "containers": [container],
+           "terminationGracePeriodSeconds": cronpod.TERMINATION_GRACE,
+           "containers": [cronpod.container(image, with_ssh, SSH_DIR)],
            "volumes": [_config_volume(name, with_secret),
-                       {"name": "reports", "emptyDir": {}}]}
+                       cronpod.evidence_volume(options.claim)]}
+    placement = cronpod.affinity(options.avoid)
+    if placement:
+        pod["affinity"] = placement
     if with_ssh:  # ssh refuses keys that others can read
-        container["volumeMounts"].append(
-            {"name": "ssh", "mountPath": SSH_DIR, "readOnly": True})
         pod["volumes"].append({"name": "ssh", "secret": {
             "secretName": f"{name}-ssh", "defaultMode": 0o400}})
     return {
@@ -186,17 +188,28 @@ def _cronjob(plan: Plan, name: str, namespace: str, image: str,
             "successfulJobsHistoryLimit": history,
             "failedJobsHistoryLimit": history,
             # A chaos run is never retried behind the operator's back.
-            "jobTemplate": {"spec": {"backoffLimit": 0, "template": {
-                "metadata": {"labels": _meta(name, None)["labels"]},
-                "spec": pod}}}}}
+            "jobTemplate": {"spec": {
+                "backoffLimit": 0, "activeDeadlineSeconds": options.deadline,
+                "template": {"metadata": {"labels": _meta(name, None)[
+                    "labels"]}, "spec": pod}}}}}
 
 
 def cronjob_documents(plan: Plan, namespace: str = DEFAULT_NAMESPACE,
-                      image: str | None = None) -> Export:
+                      image: str | None = None, pvc: str | None = None,
+                      deadline_minutes: int | None = None) -> Export:
     """The documents, the Secret of files holding secret material, and
-    the command that makes the SSH key Secret they mount."""
+    the command that makes the SSH key Secret they mount. pvc: the size
+    of a claim for the evidence (None: an emptyDir)."""
     name = unit_name(plan)
-    public, secret, ssh_keys = pod_files(plan, REPORTS_DIR)
+    public, secret, ssh_keys = pod_files(plan, REPORTS_DIR,
+                                         keep_retention=pvc is not None)
+    options = PodOptions(
+        claim=f"{name}-evidence" if pvc else None,
+        deadline=deadline_minutes * 60 if deadline_minutes else
+        cronpod.default_deadline(len(plan.experiments)),
+        avoid=faulted_nodes(plan))
+    claim = [cronpod.evidence_claim(name, namespace, pvc, _meta(
+        options.claim, namespace))] if pvc else []
     documents = [
         {"apiVersion": "v1", "kind": "Namespace",
          "metadata": _meta(namespace, None)},
@@ -204,9 +217,9 @@ def cronjob_documents(plan: Plan, namespace: str = DEFAULT_NAMESPACE,
          "metadata": _meta(name, namespace), "data": public},
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": _meta(name, namespace)},
-        *_rbac(name, namespace),
+        *_rbac(name, namespace), *claim,
         _cronjob(plan, name, namespace, image or default_image(),
-                 bool(ssh_keys), bool(secret))]
+                 bool(ssh_keys), bool(secret), options)]
     secret_document = {
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": _meta(f"{name}-files", namespace),
@@ -236,11 +249,13 @@ def secret_path(path: Path) -> Path:
 
 def write_cronjob(plan: Plan, path: Path,
                   namespace: str = DEFAULT_NAMESPACE,
-                  image: str | None = None) -> Export:
+                  image: str | None = None, pvc: str | None = None,
+                  deadline_minutes: int | None = None) -> Export:
     """Write the documents to path and, when some file holds secret
     material, its Secret to secret_path(path) (0600); nothing is written
     if a document fails the schema."""
-    export = cronjob_documents(plan, namespace, image)
+    export = cronjob_documents(plan, namespace, image, pvc,
+                               deadline_minutes)
     secret = [export.secret] if export.secret else []
     validate_documents(export.documents + secret)
     write_atomically(path, yaml.dump_all(export.documents, Dumper=_Dumper,

@@ -25,17 +25,28 @@ SSH_DIR = "/etc/chaosk3s/ssh"
 _PATH_FIELDS = ("key_file", "known_hosts")
 
 
-def pod_files(plan: Plan, reports_dir: str
+def pod_files(plan: Plan, reports_dir: str, keep_retention: bool = False
               ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     """(ConfigMap files, Secret files, SSH keys: Secret key → local
-    path), files as key → text."""
-    files, ssh_keys = _files(plan, reports_dir)
+    path), files as key → text. keep_retention: the reports outlive the
+    pod (a volume claim), so the plan's retention applies there."""
+    files, ssh_keys = _files(plan, reports_dir, keep_retention)
     secret = {k: v for k, v in files.items() if holds_secrets(k, v)}
     public = {k: v for k, v in files.items() if k not in secret}
     return public, secret, ssh_keys
 
 
-def _files(plan: Plan, reports_dir: str
+def faulted_nodes(plan: Plan) -> list[str]:
+    """The nodes the plan's inventory names: those its experiments may
+    fault (none for the lab, which is no cluster's)."""
+    if plan.target == "lab":
+        return []
+    path = Path(plan.target)
+    inventory = parse_inventory(yaml.safe_load(path.read_text()), str(path))
+    return sorted(inventory.nodes)
+
+
+def _files(plan: Plan, reports_dir: str, keep_retention: bool
            ) -> tuple[dict[str, str], dict[str, str]]:
     """The pod's files (key → text, the plan rewritten to its keys) and
     the SSH keys the pod needs (Secret key → local path)."""
@@ -55,7 +66,8 @@ def _files(plan: Plan, reports_dir: str
     raw = yaml.safe_load(plan.source.read_text())
     raw.update(target=target, experiments=experiments,
                report_dir=reports_dir)
-    raw.pop("retention", None)  # the pod's reports die with it
+    if not keep_retention:
+        raw.pop("retention", None)  # the pod's reports die with it
     data["plan.yaml"] = yaml.safe_dump(raw, sort_keys=False)
     return data, ssh_keys
 

