@@ -18,7 +18,6 @@ from chaosk3s.report.svg import (
     Bar,
     TimeAxis,
     band,
-    clock,
     label,
     rect,
     squeeze,
@@ -47,7 +46,7 @@ def _fill(activity: Activity) -> str:
 def _tip(activity: Activity, axis: TimeAxis) -> str:
     parts = [f"{activity.phase}: {activity.kind} {activity.name}",
              f"status {activity.status or 'unknown'}",
-             f"start {clock(axis.offset(activity.start))}"]
+             f"start {axis.stamp(activity.start)}"]
     if activity.duration is not None:
         parts.append(f"took {activity.duration:.3f} s")
     if activity.tolerance:
@@ -144,10 +143,10 @@ def _fault_bands(k3s: K3sData | None, axis: TimeAxis, top: float,
             continue
         x0 = axis.x(fault.started_at)
         x1 = axis.x(fault.ended_at) if fault.ended_at else axis.x1
-        until = (clock(axis.offset(fault.ended_at)) if fault.ended_at
+        until = (axis.stamp(fault.ended_at) if fault.ended_at
                  else "never healed")
         tip = (f"fault {fault.id} ({fault.kind}): {fault.description}\n"
-               f"{clock(axis.offset(fault.started_at))} → {until}")
+               f"{axis.stamp(fault.started_at)} → {until}")
         bars.append(Bar(x0, x1, "", tip, int(fault.ended_at is None)))
     return [band(b.x0, b.x1, top, bottom, b.text(), open_ended=bool(b.rank))
             for b in squeeze(bars, lambda members: (
@@ -203,8 +202,8 @@ def _segment_tip(node: NodeReport, segment: Segment, axis: TimeAxis
                  ) -> str:
     took = (segment.end - segment.start).total_seconds()
     return (f"{node.name}: {segment.state} from "
-            f"{clock(axis.offset(segment.start))} to "
-            f"{clock(axis.offset(segment.end))} ({took:.1f} s)"
+            f"{axis.stamp(segment.start)} to "
+            f"{axis.stamp(segment.end)} ({took:.1f} s)"
             + _outage_tip(node, segment, axis))
 
 
@@ -217,11 +216,11 @@ def _outage_tip(node: NodeReport, segment: Segment, axis: TimeAxis) -> str:
         return ""
     if outage.ready_at is None:
         return (f"\npart of an outage from "
-                f"{clock(axis.offset(outage.not_ready_at))}, not Ready "
+                f"{axis.stamp(outage.not_ready_at)}, not Ready "
                 "again")
     return (f"\npart of an outage from "
-            f"{clock(axis.offset(outage.not_ready_at))} to "
-            f"{clock(axis.offset(outage.ready_at))} "
+            f"{axis.stamp(outage.not_ready_at)} to "
+            f"{axis.stamp(outage.ready_at)} "
             f"({outage.seconds:.1f} s)")
 
 

@@ -24,7 +24,7 @@ from chaosk3s.files import write_atomically
 from chaosk3s.report.bounds import cut_text
 from chaosk3s.report.charts import swimlanes_svg, timeline_svg
 from chaosk3s.report.journal import MAX_AXIS_SECONDS, Journal, load_journal
-from chaosk3s.report.svg import clock
+from chaosk3s.report.svg import stamp
 from chaosk3s.report.values import compact, pretty
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -113,7 +113,7 @@ def render_report(journal: Journal) -> str:
         timeline=timeline_svg(journal),
         swimlanes=swimlanes_svg(k3s, journal) if k3s and k3s.nodes else "",
         since=lambda moment: "—" if moment is None else
-        clock((moment - start).total_seconds()),
+        stamp((moment - start).total_seconds(), moment),
         # an outage not over when the journal ends lasted at least this
         open_for=lambda outage: (journal.span[1]
                                  - outage.not_ready_at).total_seconds(),

@@ -7,7 +7,7 @@ text passes through ``escape``; coordinates are numbers we computed.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from markupsafe import Markup, escape
 
@@ -35,6 +35,19 @@ COLORS = {
 
 def short(label: str, limit: int = LABEL_CHARS) -> str:
     return label if len(label) <= limit else label[:limit - 1] + "…"
+
+
+def utc_clock(moment: datetime) -> str:
+    """The time of day in UTC, to a tenth: "21:40:11.5 UTC"."""
+    moment = moment.astimezone(UTC)
+    return f"{moment:%H:%M:%S}.{moment.microsecond // 100_000} UTC"
+
+
+def stamp(seconds: float, moment: datetime | None) -> str:
+    """An offset and, when the moment is known, its UTC time:
+    "+21.5 s (21:40:11.5 UTC)"."""
+    shown = clock(seconds)
+    return f"{shown} ({utc_clock(moment)})" if moment else shown
 
 
 def clock(seconds: float) -> str:
@@ -69,6 +82,10 @@ class TimeAxis:
     def offset(self, moment: datetime | None) -> float:
         return 0.0 if moment is None else \
             (moment - self.start).total_seconds()
+
+    def stamp(self, moment: datetime | None) -> str:
+        """The offset with the absolute UTC time beside it."""
+        return stamp(self.offset(moment), moment)
 
     def ticks(self) -> list[tuple[float, str]]:
         """At most MAX_TICKS + 1, whatever the span."""

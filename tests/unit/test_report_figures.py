@@ -91,15 +91,18 @@ def test_demo_headline_says_the_outage_not_the_heal_to_ready_time(tmp_path):
 def test_demo_per_node_and_per_role_tables(tmp_path):
     page = page_of(tmp_path, demo_journal(DEMO))
     [row] = outage_rows(page, "agent-0")
-    assert row == ["+13.9 s", "+25.4 s", "11.5 s", "p-demo", "5.9 s",
-                   "1.0 s"]
+    # offsets with the absolute UTC time beside them (the run started at
+    # 21:39:50 UTC)
+    assert row == ["+13.9 s (21:40:03.9 UTC)", "+25.4 s (21:40:15.4 UTC)",
+                   "11.5 s", "p-demo", "5.9 s", "1.0 s"]
     first = re.search(r'<tr class="outage" data-node="agent-0">(.*?)</tr>',
                       page, re.S).group(1)
     assert cells(first)[0].startswith("agent-0")
     assert cells(first)[-1] == "recovered"
     role = re.search(r"<tr><td><b>agent</b></td>(.*?)</tr>", page, re.S)
     assert cells(role.group(1))[-3:] == ["5.9 s", "1.0 s", "11.5 s"]
-    assert "part of an outage from +13.9 s to +25.4 s (11.5 s)" in page
+    assert ("part of an outage from +13.9 s (21:40:03.9 UTC) to +25.4 s "
+            "(21:40:15.4 UTC) (11.5 s)") in page
 
 
 def test_index_and_trend_show_the_outage(tmp_path):
@@ -134,8 +137,8 @@ def old_nodes(raw: dict, recovery_seconds: float) -> dict:
 def test_old_journal_with_a_timeline_is_measured_from_it(tmp_path):
     page = page_of(tmp_path, old_nodes(demo_journal(DEMO), 7.7))
     [row] = outage_rows(page, "agent-0")
-    assert row == ["+13.9 s", "+25.4 s", "11.5 s", "p-demo", "5.9 s",
-                   "1.0 s"]
+    assert [c.split(" (")[0] for c in row] == [
+        "+13.9 s", "+25.4 s", "11.5 s", "p-demo", "5.9 s", "1.0 s"]
     assert "the longest outage lasted 11.5 s" in page
     assert "7.7 s" not in page
 
