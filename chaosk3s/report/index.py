@@ -9,12 +9,11 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 from chaosk3s.files import write_atomically
 from chaosk3s.report.journal import Journal, JournalError, load_journal
 from chaosk3s.report.nodes import RoleSummary
-from chaosk3s.report.render import environment, render_report, when
+from chaosk3s.report.render import environment, href, render_report, when
 from chaosk3s.report.trend import Point, trend_svg
 
 INDEX_NAME = "index.html"
@@ -44,13 +43,6 @@ class Unreadable:
 def report_for(journal_path: Path) -> Path:
     """Where a journal's report lives: beside it, NAME.html."""
     return journal_path.with_suffix(".html")
-
-
-def href(target: Path, base: Path) -> str:
-    """A relative link that stays a path: every segment percent-encoded,
-    so a directory called "javascript:..." cannot become a URL scheme."""
-    relative = Path(os.path.relpath(target, base))
-    return "./" + "/".join(quote(part, safe="") for part in relative.parts)
 
 
 def find_journals(reports_dir: Path) -> list[Path]:

@@ -12,10 +12,12 @@ tracebacks and arguments share a budget of PAGE_DETAIL_CHARS (each cut
 at MAX_SHOWN_CHARS, later ones at SPENT_DETAIL_CHARS once it is spent).
 """
 
+import os
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -31,6 +33,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 SHORT_OUTPUT = 80  # characters of an output shown inline in a table
 CLIP_CHARS = 300  # a list of names or a title shown in one cell
 MAX_ROWS = 500  # rows of one table
+LOG_SUFFIXES = (".log", ".debug.log")
 PAGE_DETAIL_CHARS = 4_000_000
 SPENT_DETAIL_CHARS = 500
 
@@ -104,10 +107,32 @@ def environment() -> Environment:
     return env
 
 
-def render_report(journal: Journal) -> str:
+def href(target: Path, base: Path) -> str:
+    """A relative link that stays a path: every segment percent-encoded,
+    so a directory called "javascript:..." cannot become a URL scheme."""
+    relative = Path(os.path.relpath(target, base))
+    return "./" + "/".join(quote(part, safe="") for part in relative.parts)
+
+
+def log_links(journal_path: Path, out_dir: Path) -> list[tuple[str, str]]:
+    """(link from the report, file name) of the run's log files found
+    beside its journal: a game day's NAME.log and NAME.debug.log, or the
+    chaostoolkit.log of a `chaos run` in that directory."""
+    folder, stem = journal_path.parent, journal_path.stem
+    found = [folder / f"{stem}{suffix}" for suffix in LOG_SUFFIXES]
+    found.append(folder / "chaostoolkit.log")
+    return [(href(path, out_dir), path.name) for path in found
+            if path.is_file()]
+
+
+def render_report(journal: Journal, out_dir: Path | None = None) -> str:
+    """The page; out_dir (default: beside the journal) is where it will
+    be written, for the links to the run's log files."""
     start = journal.span[0]
     k3s = journal.k3s
+    logs = log_links(journal.path, out_dir or journal.path.parent)
     return environment().get_template("report.html").render(
+        logs=logs,
         j=journal, k3s=k3s, verdict=journal.verdict, details=Details(),
         max_axis=MAX_AXIS_SECONDS,
         timeline=timeline_svg(journal),
@@ -126,5 +151,5 @@ def render_journal(journal_path: Path, out_dir: Path,
     (NAME.html, by default the journal's file name with .html)."""
     journal = load_journal(Path(journal_path))
     target = Path(out_dir) / (name or Path(journal_path).stem + ".html")
-    write_atomically(target, render_report(journal))
+    write_atomically(target, render_report(journal, Path(out_dir)))
     return target
