@@ -52,6 +52,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from chaoslib.exceptions import InterruptExecution
@@ -70,6 +71,7 @@ from chaosk3s.experiment_check import (
 )
 from chaosk3s.faults.undo import journal_faults, open_nodes
 from chaosk3s.files import owner_only, write_atomically
+from chaosk3s.node_events import read_node_events
 from chaosk3s.readiness import ReadinessWatch, utc_now
 from chaosk3s.redact import Redactor, for_experiment, redact_journal
 from chaosk3s.redact_logs import protect_logs
@@ -319,7 +321,8 @@ def after_experiment_control(context: dict, state: dict = None,
                 f"{f['phase']} activity {f['name']!r} raised {f['error']}"
                 for f in failed))
         _state.journal = state  # cleanup amends it with the heal's outcome
-        state["chaosk3s"] = {**_section(), "failed_activities": failed}
+        state["chaosk3s"] = {**_section(), "failed_activities": failed,
+                             "node_events": _node_events()}
     state.update(redact_journal(state, _state.redactor))
 
 
@@ -427,6 +430,14 @@ def _section(final: list | None = None) -> dict:
         "open_faults": [o for e in entries for o in open_nodes(e)],
         **_run_facts(), "failed_activities": [], "refused": None,
         "run_id": _state.run.run_id, "aborted": _aborted()}
+
+
+def _node_events() -> list[dict] | None:
+    """The API's NodeNotReady/NodeReady Events since the run began."""
+    began = datetime.fromisoformat(_state.partial["start"]).replace(
+        microsecond=0)  # Events carry whole seconds
+    return read_node_events(get_target(_state.configuration).kube, began,
+                            datetime.now(UTC))
 
 
 def _run_facts() -> dict:

@@ -62,6 +62,10 @@ class K3sData:
     variables: dict | None = None  # None: the journal does not say
     lab: LabFacts | None = None
     real_cluster: bool = False  # the journal says: no lab
+    # The API's NodeNotReady/NodeReady Events ({"node", "reason", "at",
+    # "source", "message"}); None: not read (or could not be)
+    node_events: list[dict] | None = None
+    events_recorded: bool = False  # the journal has the key at all
 
     @property
     def not_recovered(self) -> list[NodeReport]:
@@ -162,6 +166,20 @@ def _variables(raw: dict) -> dict | None:
     return redact(found) if isinstance(found, dict) else None
 
 
+def _node_events(raw: dict) -> list[dict] | None:
+    found = raw.get("node_events")
+    if not isinstance(found, list):
+        return None
+    events = []
+    for item in map(mapping, found):
+        events.append({
+            "node": text(item.get("node")), "reason": text(item.get(
+                "reason")), "at": parse_time(item.get("at")),
+            "source": text(item.get("source")),
+            "message": text(item.get("message"))})
+    return events
+
+
 def parse_k3s(raw: Any, span: tuple[datetime, datetime]) -> K3sData | None:
     """The chaosk3s section, or None when the journal has none."""
     if not isinstance(raw, dict):
@@ -184,7 +202,8 @@ def parse_k3s(raw: Any, span: tuple[datetime, datetime]) -> K3sData | None:
         target=text(raw.get("target")), cluster=text(raw.get("cluster")),
         versions=[text(v) for v in sequence(versions)], nodes=nodes,
         faults=faults, roles=summaries(nodes, roles),
-        variables=_variables(raw), lab=lab, real_cluster=real_cluster)
+        variables=_variables(raw), lab=lab, real_cluster=real_cluster,
+        node_events=_node_events(raw), events_recorded="node_events" in raw)
 
 
 def k3s_times(raw: Any) -> list[datetime]:

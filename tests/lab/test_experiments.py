@@ -189,6 +189,10 @@ def test_buggy_release_deviates_on_exactly_the_at_risk_nodes(tmp_path):
         assert journal["chaosk3s"]["nodes"][name]["outages"][-1][
             "ready_at"] is None
     check_report_outages(tmp_path, journal, at_risk(RENAMED))
+    # the API's own record: the node controller's NodeNotReady Events
+    events = journal["chaosk3s"]["node_events"]
+    assert {e["node"] for e in events if e["reason"] == "NodeNotReady"} \
+        >= at_risk(RENAMED), events
     check_junit(tmp_path, journal)
     screenshot_real_report(tmp_path, at_risk(RENAMED))
 
