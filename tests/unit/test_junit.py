@@ -138,3 +138,24 @@ def test_a_broken_file_is_named_and_the_rest_still_written(runs,
     assert result.returncode == 1
     assert f"{broken}: not a journal: invalid JSON" in result.stderr
     assert [s.name for s in JUnitXml.fromfile(str(target))] == ["holds"]
+
+
+def test_a_refused_run_is_an_error_and_its_probes_never_ran(tmp_path):
+    """A real `chaos run` of the shipped #11311 experiment, refused by
+    the chaosk3s control (a bad variable): nothing of it passes."""
+    from tests.unit.test_refusals import PARTITION
+    from tests.unit.test_refusals import chaos_run as refused_run
+    refused_run(tmp_path, "--var", "partition_seconds=abc", str(PARTITION))
+    target = tmp_path / "junit.xml"
+    subprocess.run([str(BIN / "chaosk3s"), "report", str(tmp_path /
+                    "journal.json"), "--junit", str(target)], check=True,
+                   capture_output=True, timeout=120)
+    (suite,) = JUnitXml.fromfile(str(target))
+    kinds = {case.name: outcome(case) for case in suite}
+    run_case = next(name for name in kinds if name.startswith("run: "))
+    assert kinds.pop(run_case) == "error"
+    assert kinds and set(kinds.values()) == {"skipped"}
+    assert {name.split(": ")[0] for name in kinds} == {"before", "after"}
+    (error,) = next(c for c in suite if c.name == run_case).result
+    assert error.message.startswith("refused: ")
+    assert "partition_seconds" in error.text
