@@ -58,14 +58,14 @@ def listing(configuration: dict) -> dict:
 def _fault_line(fault: dict) -> str:
     if fault["kind"] == "stop":
         timer = fault.get("timer") or {}
-        return (f"{fault['node']}: k3s stopped by run "
+        return (f"{fault['node']}: k3s stopped by "
                 f"{fault['run_id'] or '?'}, starts by itself at "
                 f"{timer.get('expires_at', '?')} (epoch)")
     peers = sorted({c["peer"] or c["peer_address"] for c in fault["cuts"]})
     timer = fault.get("timer")
     ends = f", expires at {timer['expires_at']} (epoch)" if timer else \
         ", no expiry timer"
-    return (f"{fault['node']}: chain {fault['chain']} (run "
+    return (f"{fault['node']}: chain {fault['chain']} (fault "
             f"{fault['run_id'] or '?'}) cuts {', '.join(peers) or 'nothing'}"
             f"{ends}")
 

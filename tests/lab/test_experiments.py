@@ -141,7 +141,7 @@ def check_report_outages(tmp_path: Path, journal: dict,
     NotReady-to-Ready span on the journal's timeline."""
     from chaosk3s.report import load_journal, render_journal
     from chaosk3s.report.render import after_heal, seconds
-    from chaosk3s.report.svg import clock
+    from chaosk3s.report.svg import stamp
     from tests.unit.test_report_figures import outage_rows
     page = html.unescape(render_journal(tmp_path / "journal.json",
                                         tmp_path).read_text())
@@ -154,11 +154,12 @@ def check_report_outages(tmp_path: Path, journal: dict,
         rows = outage_rows(page, name)
         assert len(rows) == len(spans), (name, rows, spans)
         for (down, up), row in zip(spans, rows, strict=True):
-            assert row[0] == clock((down - start).total_seconds())
+            # the offset, with the UTC time beside it
+            assert row[0] == stamp((down - start).total_seconds(), down)
             if up is None:  # never Ready again
                 assert row[1] == "never" and row[2].startswith("≥ ")
                 continue
-            assert row[1] == clock((up - start).total_seconds())
+            assert row[1] == stamp((up - start).total_seconds(), up)
             assert row[2] == seconds((up - down).total_seconds()), name
             if name in cut_off:  # the cut took them down
                 assert row[3] == fault["id"]

@@ -132,8 +132,9 @@ def test_faults_lists_and_heals_what_a_killed_run_left(lab, tmp_path):
     [recorded] = active["recorded"]
     assert recorded["kind"] == "partition" and active["problems"] == []
     assert {f["node"] for f in active["on_nodes"]} == cut
+    # each chain carries the id of the fault the ledger recorded
     assert {f["run_id"] for f in active["on_nodes"]} == {
-        recorded["run_id"]}
+        recorded["fault_id"]}
     assert "1 recorded fault(s) open" in run_cli("faults").stdout
 
     healed = run_cli("faults", "--cleanup", "--json")
