@@ -25,6 +25,7 @@ logger = logging.getLogger("chaostoolkit")
 NAMESPACE = "default"
 REASONS = ("NodeNotReady", "NodeReady")
 MAX_EVENTS = 500  # per run: a flapping cluster must not bloat the journal
+TIMEOUT = 5  # seconds per API server: the run's end waits at most this
 
 
 def _parse(moment: object) -> datetime | None:
@@ -56,7 +57,8 @@ def read_node_events(kube: Kube, start: datetime, end: datetime
     """The node readiness Events whose time falls in [start, end], oldest
     first, at most MAX_EVENTS; None if the API could not be read."""
     try:
-        listing = kube.call("list_namespaced_event", namespace=NAMESPACE,
+        listing = kube.call("list_namespaced_event", timeout=TIMEOUT,
+                            namespace=NAMESPACE,
                             field_selector="involvedObject.kind=Node")
     except ChaosK3sError as exc:
         logger.warning("chaosk3s: cannot read the nodes' events: %s", exc)
