@@ -81,6 +81,13 @@ def _start_run(tmp_path: Path, hold: float, ttl: float
         stderr=subprocess.PIPE, text=True, env=os.environ.copy())
 
 
+def _journal_so_far_runs(tmp_path: Path) -> list:
+    try:
+        return json.loads((tmp_path / "journal.json").read_text())["run"]
+    except (OSError, ValueError, KeyError):  # not written yet, or mid-write
+        return []
+
+
 def test_kill_9_during_partition_expires_on_the_nodes(lab, tmp_path):
     # The hold stays under the ttl (a longer one is refused before the
     # run, chaosk3s.holds); the runner dies well inside it, so only the
@@ -89,6 +96,9 @@ def test_kill_9_during_partition_expires_on_the_nodes(lab, tmp_path):
     try:
         wait_for(lambda: chaosk3s_rules(lab), 30, "the partition applied")
         applied = time.monotonic()
+        # Killed in the hold: once the cut is in the journal-so-far.
+        wait_for(lambda: _journal_so_far_runs(tmp_path), 5,
+                 "the cut recorded in the journal so far")
         run.send_signal(signal.SIGKILL)
         run.wait(10)
         assert time.monotonic() - applied < 7, "killed after the hold"
