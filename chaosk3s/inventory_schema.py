@@ -12,7 +12,6 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, create_model, model_validator
 
 from chaosk3s import names
-from chaosk3s.errors import SpecError
 from chaosk3s.model import ROLES
 from chaosk3s.schema import NonEmpty, Port, Strict
 
@@ -62,11 +61,11 @@ Roles = create_model("Roles", __base__=Strict, **{
 
 def _node_name(name: str) -> str:
     # A node name becomes part of commands and file names: one check,
-    # chaosk3s.names's, whose SpecError pydantic reports as a ValueError.
-    try:
-        return names.node_name(name, "name")
-    except SpecError as error:
-        raise ValueError(str(error).removeprefix("name ")) from None
+    # chaosk3s.names's, reported the way pydantic reports (ValueError).
+    problem = names.node_name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return name
 
 
 NodeName = Annotated[str, AfterValidator(_node_name)]

@@ -29,12 +29,19 @@ _OPTION = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 def node_name(name: object, where: str = "node name") -> str:
     """name if it is a valid Kubernetes node name; SpecError if not."""
     text = str(name)
-    if len(text) > 253 or not _NODE.fullmatch(text):
-        raise SpecError(
-            f"{where} {_shown(text)} is not a valid Kubernetes node name "
+    problem = node_name_problem(text)
+    if problem:
+        raise SpecError(f"{where} {problem}")
+    return text
+
+
+def node_name_problem(text: str) -> str | None:
+    """Why text is not a valid Kubernetes node name, or None."""
+    if len(text) <= 253 and _NODE.fullmatch(text):
+        return None
+    return (f"{_shown(text)} is not a valid Kubernetes node name "
             f"(lower-case letters, digits, '-' and '.', at most 253 "
             f"characters); it is not put into any command")
-    return text
 
 
 def ssh_host(host: object, where: str) -> str:

@@ -272,3 +272,14 @@ def write_kubeconfig(path: Path, url: str) -> Path:
         "    cluster: lab\n    user: lab\ncurrent-context: lab\nusers:\n"
         "- name: lab\n  user: {}\n")
     return path
+
+
+@pytest.fixture
+def hooks():
+    """A webhook receiver on loopback (test_gameday_runner.Hooks)."""
+    from tests.unit.test_gameday_runner import Hooks
+    server = Hooks()
+    try:
+        yield server
+    finally:
+        server.close()

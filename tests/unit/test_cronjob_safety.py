@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from chaosk3s.gameday.cronpod import EVIDENCE_DIR
 from chaosk3s.gameday.runner import HEAL_GRACE_SECONDS
 from tests.unit.test_gameday_runner import (  # noqa: F401 - fixture
     OK_EXPERIMENT,
+    plan_outside_today,
     private_state,
     run_cli,
     write_plan,
@@ -114,12 +114,7 @@ def test_bad_export_options_write_nothing(tmp_path, options, says):
 
 
 def test_skipped_ok_exits_0_outside_the_windows(tmp_path):
-    today = datetime.now(UTC).weekday()
-    days = [d for i, d in enumerate(("mon", "tue", "wed", "thu", "fri",
-                                     "sat", "sun")) if i != today]
-    plan = write_plan(tmp_path, [(OK_EXPERIMENT, {})],
-                      schedule={"cron": "0 10 * * *", "timezone": "UTC"},
-                      windows=[{"days": days, "hours": "00:00-24:00"}])
+    plan = plan_outside_today(tmp_path)
     done = run_cli("run", "--only-in-window", "--skipped-ok", str(plan))
     assert done.returncode == 0, done.stderr
     assert "outside the plan's allowed windows" in done.stderr

@@ -48,6 +48,19 @@ def private_state(tmp_path, monkeypatch):
     monkeypatch.setenv("CHAOSK3S_LOCK_DIR", str(tmp_path / "locks"))
 
 
+def plan_outside_today(directory: Path, **fields) -> Path:
+    """A daily plan (so some runs fall inside its windows, else it is
+    refused) whose windows leave out today's weekday."""
+    from datetime import UTC, datetime
+    today = datetime.now(UTC).weekday()
+    days = [d for i, d in enumerate(("mon", "tue", "wed", "thu", "fri",
+                                     "sat", "sun")) if i != today]
+    return write_plan(directory, [(OK_EXPERIMENT, {})],
+                      schedule={"cron": "0 10 * * *", "timezone": "UTC"},
+                      windows=[{"days": days, "hours": "00:00-24:00"}],
+                      **fields)
+
+
 def write_plan(directory: Path, experiments: list[tuple[dict, dict]],
                **fields) -> Path:
     """Experiments as (content, vars) written beside a plan file."""
@@ -89,15 +102,6 @@ class Hooks:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(10)
-
-
-@pytest.fixture
-def hooks():
-    server = Hooks()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -190,16 +194,7 @@ def test_retention_keeps_the_last_runs_only(tmp_path):
 
 
 def test_only_in_window_skips_with_exit_3(tmp_path):
-    # A window that is never now: yesterday's weekday... use a day list
-    # without today.
-    from datetime import UTC, datetime
-    today = datetime.now(UTC).weekday()
-    days = [d for i, d in enumerate(("mon", "tue", "wed", "thu", "fri",
-                                     "sat", "sun")) if i != today]
-    # daily, so some runs fall inside the windows (else it is refused)
-    plan = write_plan(tmp_path, [(OK_EXPERIMENT, {})],
-                      schedule={"cron": "0 10 * * *", "timezone": "UTC"},
-                      windows=[{"days": days, "hours": "00:00-24:00"}])
+    plan = plan_outside_today(tmp_path)
     done = run_cli("run", "--only-in-window", str(plan))
     assert done.returncode == 3, done.stderr
     assert "outside the plan's allowed windows" in done.stderr

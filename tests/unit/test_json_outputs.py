@@ -4,7 +4,6 @@ run` subprocesses, and the errors of `faults`/`cleanup` without a target.
 in tests/lab/test_extension.py.)"""
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from tests.conftest import run_cli
 from tests.unit.test_gameday_runner import (
     DEVIATING,
     OK_EXPERIMENT,
+    plan_outside_today,
     write_plan,
 )
 
@@ -45,12 +45,7 @@ def test_gameday_run_json_is_the_result(tmp_path):
 
 
 def test_gameday_run_json_when_skipped(tmp_path):
-    today = datetime.now(UTC).weekday()
-    days = [d for i, d in enumerate(("mon", "tue", "wed", "thu", "fri",
-                                     "sat", "sun")) if i != today]
-    plan = write_plan(tmp_path, [(OK_EXPERIMENT, {})],
-                      schedule={"cron": "0 10 * * *", "timezone": "UTC"},
-                      windows=[{"days": days, "hours": "00:00-24:00"}])
+    plan = plan_outside_today(tmp_path)
     done = run_cli("gameday", "run", "--json", "--only-in-window", str(plan))
     assert done.returncode == 3, done.stderr
     result = json.loads(done.stdout)

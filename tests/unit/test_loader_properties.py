@@ -5,12 +5,15 @@ traceback; the inventory and plan loaders are in test_input_schema."""
 import inspect
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from chaosk3s import actions, probes
 from chaosk3s.arguments import CHECKS_ATTRIBUTE, coerce
-from chaosk3s.errors import ArgumentError, JournalError
+from chaosk3s.errors import ArgumentError, JournalError, SpecError
+from chaosk3s.gameday.plan import load_plan
+from chaosk3s.inventory import load_target
 from chaosk3s.report import load_journal
 from chaosk3s.report.samples import lab_journal
 from tests.unit.test_input_schema import JUNK, SETTINGS, mutated
@@ -34,15 +37,25 @@ def test_any_journal_loads_or_is_a_journal_error(tmp_path, raw):
     assert path.read_text() == text  # never written to
 
 
+# Every loader of a user's file, with the one error it may raise.
+FILE_LOADERS = [("inv.yaml", lambda path: load_target(str(path)), SpecError),
+                ("plan.yaml", load_plan, SpecError),
+                ("journal.json", load_journal, JournalError)]
+
+
+@pytest.mark.parametrize(("name", "load", "error"), FILE_LOADERS,
+                         ids=[name for name, _, _ in FILE_LOADERS])
 @SETTINGS
 @given(st.text().map(str.encode) | st.binary())
-def test_any_journal_file_loads_or_is_a_journal_error(tmp_path, data):
-    path = tmp_path / "journal.json"
+def test_any_file_loads_or_is_its_loaders_error(tmp_path, name, load,
+                                                error, data):
+    path = tmp_path / name
     path.write_bytes(data)
     try:
-        load_journal(path)
-    except JournalError:
+        load(path)
+    except error:
         pass
+    assert path.read_bytes() == data  # never written to
 
 
 ACTIVITIES = [f for module in (actions, probes)

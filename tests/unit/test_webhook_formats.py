@@ -14,18 +14,8 @@ from chaosk3s.gameday.runner import run_plan
 from tests.unit.test_gameday_runner import (
     DEVIATING,
     OK_EXPERIMENT,
-    Hooks,
     write_plan,
 )
-
-
-@pytest.fixture
-def hooks():
-    server = Hooks()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(autouse=True)
