@@ -25,13 +25,17 @@ from chaosk3s.arguments import (
     activity,
     one_of,
 )
+from chaosk3s.arguments import Check as Expect
 from chaosk3s.blast import check_blast
 from chaosk3s.errors import ChaosK3sError, SpecError
 from chaosk3s.faults.guard import read_etcd_state, with_ledger
-from chaosk3s.faults.partition import DIRECTIONS, MODES
+from chaosk3s.faults.netem import parse_rate_bits
+from chaosk3s.faults.partition import DIRECTIONS, MODES, validate_plan
 from chaosk3s.faults.session import Check
+from chaosk3s.faults.undo import LINK_KINDS
 from chaosk3s.holds import DEFAULT_FAULT_TTL
-from chaosk3s.model import Cut, FaultPlan, Node, Topology
+from chaosk3s.links import describe, flap_of, netem_of, plan_degradation
+from chaosk3s.model import Cut, FaultPlan, Flap, Node, Topology
 from chaosk3s.readiness import utc_now
 from chaosk3s.run import current_run
 from chaosk3s.safety import (
@@ -44,13 +48,37 @@ from chaosk3s.safety import (
 from chaosk3s.selectors import select
 from chaosk3s.target import Target, get_target
 
-__all__ = ["partition_roles", "partition_nodes", "heal_partitions",
+__all__ = ["partition_roles", "partition_nodes", "degrade_links",
+           "degrade_nodes", "heal_partitions",
            "restart_k3s", "stop_k3s", "start_k3s", "reboot_nodes"]
 
 logger = logging.getLogger("chaostoolkit")
+PERCENT = Expect("a percentage from 0 to 100",
+                lambda v: v if 0 <= v <= 100 else _no())
+DELAY = Expect("milliseconds from 0 to 60000",
+              lambda v: v if 0 <= v <= 60000 else _no())
+RATE = Expect("a rate: a number and a unit (bit, kbit, mbit, gbit; bps, "
+             "kbps, mbps, gbps are bytes), e.g. 1mbit, or empty for none",
+             lambda v: parse_rate_bits(v) is not None and v)
+# What every degradation action checks before it runs.
+_DEGRADE_CHECKS = {"delay_ms": DELAY, "jitter_ms": DELAY,
+                   "correlation": PERCENT, "loss": PERCENT,
+                   "duplicate": PERCENT, "corrupt": PERCENT,
+                   "reorder": PERCENT, "rate": RATE,
+                   "direction": one_of(*DIRECTIONS), "ports": PORTS,
+                   "ttl": POSITIVE, "flap_period": NOT_NEGATIVE,
+                   "flap_duty": PERCENT, "flap_count": POSITIVE}
+
+
+def _no() -> None:
+    raise ValueError
+
+
 # What every partition action checks before it runs.
 _CUT_CHECKS = {"direction": one_of(*DIRECTIONS), "mode": one_of(*MODES),
-               "ports": PORTS, "ttl": POSITIVE}
+               "ports": PORTS, "ttl": POSITIVE,
+               "flap_period": NOT_NEGATIVE, "flap_duty": PERCENT,
+               "flap_count": POSITIVE}
 
 
 @activity(group=NODES, peers=NODES, **_CUT_CHECKS)
@@ -58,6 +86,8 @@ def partition_roles(group: str = "at-risk",
                     peers: str = "control-plane", direction: str = "both",
                     mode: str = "drop", ports: list = None,
                     ttl: float = 300, force: bool = False,
+                    flap_period: float = 0, flap_duty: float = 50,
+                    flap_count: int = 1,
                     configuration: dict = None) -> dict:
     """Cut the network between two groups of nodes.
 
@@ -77,6 +107,10 @@ def partition_roles(group: str = "at-risk",
     the nodes, unhealthy members), it would leave etcd without quorum
     (unless `force`), or if `group` holds more of a role than the
     inventory's blast-radius caps allow (force does not lift those).
+    With `flap_period` (seconds) the node itself switches the cut off
+    and on: on for `flap_duty` % of each period, `flap_count` periods
+    from the apply, then off (the ttl must cover them; each phase at
+    least 0.5 s); it stops at the ttl even if this process dies.
     Blast radius: the links between the two groups only. Rollback:
     `heal_partitions`.
     """
@@ -84,7 +118,7 @@ def partition_roles(group: str = "at-risk",
     topology = target.topology()
     return _partition(target, target.reachable(select(topology, group)),
                       select(topology, peers), direction, mode, ports, ttl,
-                      force, topology)
+                      force, topology, flap_of(locals()))
 
 
 @activity(selector=SOME_LABELS, peer_selector=SOME_LABELS,
@@ -92,7 +126,9 @@ def partition_roles(group: str = "at-risk",
 def partition_nodes(selector: str, peer_selector: str,
                     direction: str = "both", mode: str = "drop",
                     ports: list = None, ttl: float = 300,
-                    force: bool = False, configuration: dict = None) -> dict:
+                    force: bool = False, flap_period: float = 0,
+                    flap_duty: float = 50, flap_count: int = 1,
+                    configuration: dict = None) -> dict:
     """Cut the network between nodes chosen by Kubernetes label selectors.
 
     `selector` and `peer_selector` are label selectors as kubectl takes
@@ -105,8 +141,109 @@ def partition_nodes(selector: str, peer_selector: str,
     return _partition(target, target.reachable(
                           labelled_nodes(target, topology, selector)),
                       labelled_nodes(target, topology, peer_selector),
-                      direction,
-                      mode, ports, ttl, force, topology)
+                      direction, mode, ports, ttl, force, topology,
+                      flap_of(locals()))
+
+
+@activity(group=NODES, peers=NODES, **_DEGRADE_CHECKS)
+def degrade_links(group: str = "agent", peers: str = "control-plane",
+                  delay_ms: float = 0, jitter_ms: float = 0,
+                  correlation: float = 0, loss: float = 0,
+                  duplicate: float = 0, corrupt: float = 0,
+                  reorder: float = 0, rate: str = "",
+                  direction: str = "both", ports: list = None,
+                  ttl: float = 300, force: bool = False,
+                  flap_period: float = 0, flap_duty: float = 50,
+                  flap_count: int = 1,
+                  configuration: dict = None) -> dict:
+    """Degrade the network between two groups of nodes (tc netem).
+
+    Groups are node selectors as in `partition_roles`. Packets between
+    them are delayed by `delay_ms` (± `jitter_ms`, each delay correlated
+    `correlation` % with the one before), and a share of them (in %) is
+    lost (`loss`), duplicated, corrupted or sent out of order
+    (`reorder`, which needs a delay); `rate` limits the bandwidth ("1mbit",
+    "500kbit"; bps, kbps, mbps are bytes per second). tc shapes what
+    leaves a node, so `direction` says whose packets: `to` those the
+    group sends to the peers (tc on the group), `from` those the peers
+    send to the group (tc on the peers), `both` (the default) both,
+    each side delayed once. `ports` limits it to TCP packets from or to
+    those ports. Only packets to the chosen peers' addresses pass
+    netem, through filters under a root qdisc chaosk3s adds to the
+    interface each peer's route leaves by (an interface that already
+    has one is refused, never replaced); everything else, the
+    transport's own path included, is untouched. It expires on each
+    node after `ttl` seconds even if this process dies. A degraded link
+    between etcd members counts as cut for the quorum guard (heavy loss
+    or a delay past etcd's election timeout is one); `force` lifts
+    that, not the blast-radius caps. `flap_period`, `flap_duty` and
+    `flap_count` switch it off and on on the node, as in
+    `partition_roles`. Rollback: `heal_partitions`.
+    """
+    target = get_target(configuration)
+    topology = target.topology()
+    return _degrade(target, target.reachable(select(topology, group)),
+                    target.reachable(select(topology, peers)),
+                    locals(), topology)
+
+
+@activity(selector=SOME_LABELS, peer_selector=SOME_LABELS,
+          **_DEGRADE_CHECKS)
+def degrade_nodes(selector: str, peer_selector: str,
+                  delay_ms: float = 0, jitter_ms: float = 0,
+                  correlation: float = 0, loss: float = 0,
+                  duplicate: float = 0, corrupt: float = 0,
+                  reorder: float = 0, rate: str = "",
+                  direction: str = "both", ports: list = None,
+                  ttl: float = 300, force: bool = False,
+                  flap_period: float = 0, flap_duty: float = 50,
+                  flap_count: int = 1,
+                  configuration: dict = None) -> dict:
+    """Degrade the network between nodes chosen by Kubernetes label
+    selectors (as `partition_nodes` takes them). Otherwise as
+    `degrade_links`. Rollback: `heal_partitions`."""
+    target = get_target(configuration)
+    topology = target.topology()
+    return _degrade(target, target.reachable(
+                        labelled_nodes(target, topology, selector)),
+                    target.reachable(labelled_nodes(target, topology,
+                                                    peer_selector)),
+                    locals(), topology)
+
+
+def _degrade(target: Target, group: list[Node], peers: list[Node],
+             args: dict, topology: Topology) -> dict:
+    target.check_consent()
+    run = current_run(target_config(target))
+    netem = netem_of(args)
+    plan = plan_degradation(group, peers, netem, args["direction"],
+                            args["ports"], args["ttl"], "pending",
+                            flap_of(args))
+    validate_plan(plan)
+    nodes = plan.nodes()
+    names = sorted({d.peer for d in plan.degradations} - set(nodes)) or \
+        sorted({d.peer for d in plan.degradations})
+    members = set(members_of(topology))
+    pairs = [sorted(p) for p in {frozenset((d.node, d.peer))
+                                 for d in plan.degradations}
+             if p <= members]
+    check = fault_guard(target, topology, "this degradation", nodes,
+                        cuts={frozenset(p): "this degradation"
+                              for p in pairs}, force=args["force"])
+    text = describe(netem)
+    done = run.session.partition(
+        plan, [n for n in topology.nodes if n.name in nodes], names,
+        f"degrade {args['direction']} between "
+        f"{', '.join(sorted(n.name for n in group))} and "
+        f"{', '.join(sorted(n.name for n in peers))}: {text}", pairs,
+        check, kind="degradation")
+    logger.info("degradation %s (%s) applied on %d node(s), expires in "
+                "%ss", done["fault_id"], text, len(nodes), args["ttl"])
+    return {"fault_id": done["fault_id"], "nodes": nodes,
+            "peers": sorted({d.peer for d in plan.degradations}),
+            "direction": args["direction"], "netem": text,
+            "ttl_seconds": float(args["ttl"]),
+            "outcomes": done["outcomes"]}
 
 
 def labelled_nodes(target: Target, topology, selector: str) -> list[Node]:
@@ -121,7 +258,7 @@ def labelled_nodes(target: Target, topology, selector: str) -> list[Node]:
 def plan_partition(target: Target, group: list[Node], peers: list[Node],
                    direction: str, mode: str, ports: list | None,
                    ttl: float, force: bool, topology,
-                   fault_id: str) -> FaultPlan:
+                   fault_id: str, flap: Flap | None = None) -> FaultPlan:
     """The partition as data, with the refusals of the plan alone
     checked; changes nothing. Every address of each peer is cut (both
     families on a dual-stack cluster). Shared by the action and by
@@ -136,7 +273,7 @@ def plan_partition(target: Target, group: list[Node], peers: list[Node],
                         "same nodes); nothing was changed")
     check_partition_quorum(topology, cuts, force)
     return FaultPlan(run_id=fault_id, cuts=tuple(cuts),
-                     ttl_seconds=float(ttl))
+                     ttl_seconds=float(ttl), flap=flap)
 
 
 def fault_guard(target: Target, topology: Topology, what: str,
@@ -176,11 +313,13 @@ def quorum_check(target: Target, topology: Topology, what: str,
 
 def _partition(target: Target, group: list[Node], peers: list[Node],
                direction: str, mode: str, ports: list | None, ttl: float,
-               force: bool, topology: Topology) -> dict:
+               force: bool, topology: Topology,
+               flap: Flap | None = None) -> dict:
     target.check_consent()
     run = current_run(target_config(target))
     plan = plan_partition(target, group, peers, direction, mode, ports, ttl,
-                          force, topology, "pending")
+                          force, topology, "pending", flap)
+    validate_plan(plan)  # a schedule the ttl does not cover, before all
     nodes, peer_names = plan.nodes(), sorted({c.peer for c in plan.cuts})
     members = set(members_of(topology))
     pairs = [sorted(p) for p in cut_pairs(plan.cuts) if p <= members]
@@ -204,21 +343,23 @@ def target_config(target: Target) -> dict:
 
 @activity()
 def heal_partitions(fault_id: str = "", configuration: dict = None) -> dict:
-    """Remove the partitions this run injected (or only `fault_id`).
+    """Remove the partitions and degraded links this run injected (or
+    only `fault_id`).
 
     Idempotent: healing twice, or healing what already expired, is not an
     error. Every node is tried (a few times) whatever the others do; each
     is read back afterwards, and the action fails naming every fault and
-    node whose rules are still active. Blast radius: restores links only.
+    node whose rules or qdiscs are still active. Blast radius: restores
+    links only.
     """
     run = current_run(configuration)
-    report = run.session.heal(fault_id or None, kinds=("partition",),
+    report = run.session.heal(fault_id or None, kinds=LINK_KINDS,
                               by="heal_partitions")
     if not report.ok:
-        raise ChaosK3sError("partitions still active after the heal: "
+        raise ChaosK3sError("link faults still active after the heal: "
                             + "; ".join(report.lines()))
     _raise_if_expired(run.session.take_expired(
-        ("partition",), fault_id=fault_id or None), "heal_partitions")
+        LINK_KINDS, fault_id=fault_id or None), "heal_partitions")
     return {"healed": report.healed, "at": utc_now()}
 
 

@@ -34,9 +34,11 @@ from chaosk3s.model import Topology
 from chaosk3s.selectors import select
 
 # The argument naming the nodes each action faults (chaosk3s.blast):
-# a partition's rules go on its group; start_k3s and heal_partitions
-# heal, they fault nothing.
+# a partition's rules go on its group (a degradation's tc also on its
+# peers, unless direction is "to"); start_k3s and heal_partitions heal,
+# they fault nothing.
 FAULTED_BY = {"partition_roles": "group", "partition_nodes": "selector",
+              "degrade_links": "group", "degrade_nodes": "selector",
               "restart_k3s": "nodes", "stop_k3s": "nodes",
               "reboot_nodes": "nodes"}
 
@@ -157,7 +159,7 @@ def check_blast_radius(experiment: dict, configuration: dict,
         except SpecError as exc:  # refused: holds nothing
             problems.append(f"{_where(phase, activity)}: {exc}")
             continue
-        if name.startswith("partition"):
+        if name.startswith(("partition", "degrade")):
             held["partition"].update(nodes)
         elif name == "stop_k3s":
             held["stop"].update(nodes)
@@ -169,10 +171,20 @@ def _faulted(name: str, args: dict, topology: Topology,
     """The nodes an action would act on; those the inventory gives no
     transport for are left out, as the actions leave them."""
     argument = args[FAULTED_BY[name]]
-    chosen = labelled(argument) if name == "partition_nodes" else \
-        [n.name for n in select(topology, argument)]
+    chosen = _chosen(name, argument, topology, labelled)
+    if name.startswith("degrade") and args["direction"] != "to":
+        chosen += _chosen(name, args["peer_selector" if name ==
+                                     "degrade_nodes" else "peers"],
+                          topology, labelled)
     reachable = {n.name for n in topology.nodes if n.access}
-    return [n for n in chosen if n in reachable]
+    return [n for n in dict.fromkeys(chosen) if n in reachable]
+
+
+def _chosen(name: str, argument: str, topology: Topology,
+            labelled: Callable[[str], list[str]]) -> list[str]:
+    if name.endswith("_nodes") and name != "reboot_nodes":
+        return labelled(argument)
+    return [n.name for n in select(topology, argument)]
 
 
 def _play(caps: Caps, topology: Topology, name: str, nodes: list[str],

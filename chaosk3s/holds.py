@@ -25,7 +25,7 @@ from chaosk3s.arguments import coerce
 
 DEFAULT_FAULT_TTL = 300.0  # seconds; a stop's node-side start without one
 # chaosk3s probes that last their argument's seconds, whatever they see
-HOLDING = {"nodes_not_ready_within": "seconds"}
+HOLDING = {"nodes_not_ready_within": "seconds", "ready_flaps": "seconds"}
 
 
 @dataclass
@@ -122,7 +122,7 @@ def _add(held: list[Held], seconds: float) -> None:
 
 def _open(held: list[Held], name: str, args: dict, where: str, raw: dict,
           configuration: dict, origin) -> None:
-    if name.startswith("partition_"):
+    if name.startswith(("partition_", "degrade_")):  # links: same heal
         held.append(Held("partition", "", where, float(args["ttl"]),
                          origin(raw, "ttl")))
     elif name == "stop_k3s" and not float(args["duration"]):

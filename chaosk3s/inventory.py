@@ -38,13 +38,24 @@ DEFAULT_COMMANDS = {
                "etcd_health": (
                    f"curl -sS --max-time 5 --cacert {_ETCD_TLS}/server-ca.crt"
                    f" --cert {_ETCD_TLS}/client.crt --key {_ETCD_TLS}/"
-                   f"client.key https://127.0.0.1:2379/health")},
+                   f"client.key https://127.0.0.1:2379/health"),
+               # one API request the node's own way (probes.api_latency):
+               # any HTTP answer, 401 included, is the API answering
+               "api_request": "curl -sk -o /dev/null --max-time 10 "
+                              "https://127.0.0.1:6443/readyz"},
     "agents": {"restart": "systemctl restart k3s-agent",
               "stop": "systemctl stop k3s-agent",
               "start": "systemctl start k3s-agent",
               "reboot": "systemctl reboot",
-              "status": f"{_SHOW} k3s-agent", "boot_id": _BOOT_ID},
+              "status": f"{_SHOW} k3s-agent", "boot_id": _BOOT_ID,
+              # through the agent's load balancer (127.0.0.1:6444)
+              "api_request": "curl -sk -o /dev/null --max-time 10 "
+                             "https://127.0.0.1:6444/readyz"},
 }
+# An etcd-only server has no API server of its own: like an agent, it
+# reaches one through its load balancer.
+_ROLE_DEFAULTS = {"etcd": {"api_request": DEFAULT_COMMANDS["agents"][
+    "api_request"]}}
 # Host keys are the inventory's to say (known_hosts, host_key_checking),
 # in one place: options may not weaken them behind its back.
 _HOST_KEY_OPTIONS = {"stricthostkeychecking", "userknownhostsfile",
@@ -86,7 +97,8 @@ class Inventory:
 
     def commands_for(self, role: str) -> dict[str, str]:
         kind = "agents" if role == "agent" else "servers"
-        return {**DEFAULT_COMMANDS[kind], **self.commands.get(kind, {}),
+        return {**DEFAULT_COMMANDS[kind], **_ROLE_DEFAULTS.get(role, {}),
+                **self.commands.get(kind, {}),
                 **self.commands.get(f"role:{role}", {})}
 
 

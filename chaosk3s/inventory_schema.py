@@ -16,7 +16,7 @@ from chaosk3s.model import ROLES
 from chaosk3s.schema import NonEmpty, Port, Strict
 
 COMMANDS = ("restart", "stop", "start", "reboot", "status", "boot_id",
-            "serving", "etcd_health")
+            "serving", "etcd_health", "api_request")
 
 # Every command is a shell command run on the node; {node} is its name.
 CommandSet = create_model("CommandSet", __base__=Strict, **{

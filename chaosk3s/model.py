@@ -115,12 +115,61 @@ class Cut:
 
 
 @dataclass(frozen=True)
+class Netem:
+    """How a degraded link misbehaves (tc-netem's impairments).
+
+    delay_ms with jitter_ms (and correlation, in %, of each delay with
+    the one before); loss, duplicate, corrupt and reorder in % of
+    packets; rate_bits: a bandwidth limit in bits per second (0: none).
+    """
+
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    correlation: float = 0.0
+    loss: float = 0.0
+    duplicate: float = 0.0
+    corrupt: float = 0.0
+    reorder: float = 0.0
+    rate_bits: int = 0
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """Packets node sends to one peer address go through netem.
+
+    Egress only: tc shapes what leaves an interface, so a link degraded
+    both ways is two Degradations, one on each end. ports: only TCP
+    packets with one of these as source or destination port.
+    """
+
+    node: str
+    peer: str  # peer node name
+    peer_address: str
+    netem: Netem
+    ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Flap:
+    """A fault switched off and on by the node itself: on for on_seconds
+    of every period_seconds, count periods from the apply, then off."""
+
+    period_seconds: float
+    on_seconds: float
+    count: int
+
+
+@dataclass(frozen=True)
 class FaultPlan:
-    """Everything one action injects, keyed by the run that owns it."""
+    """Everything one action injects, keyed by the run that owns it:
+    cuts (iptables) and degradations (tc), each expiring after ttl."""
 
     run_id: str
     cuts: tuple[Cut, ...] = ()
     ttl_seconds: float = 300.0
+    degradations: tuple[Degradation, ...] = ()
+    flap: Flap | None = None
 
     def nodes(self) -> list[str]:
-        return sorted({cut.node for cut in self.cuts})
+        return sorted({cut.node for cut in self.cuts} |
+                      {d.node for d in self.degradations})

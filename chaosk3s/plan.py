@@ -26,8 +26,9 @@ from chaosk3s.experiment_check import (
 )
 from chaosk3s.faults.apply import setup_for
 from chaosk3s.faults.guard import read_etcd_state
-from chaosk3s.faults.partition import render_dry_run
-from chaosk3s.safety import EtcdState, check_quorum, cut_pairs
+from chaosk3s.faults.partition import render_dry_run, validate_plan
+from chaosk3s.links import flap_of, netem_of, plan_degradation
+from chaosk3s.safety import EtcdState, check_quorum, cut_pairs, members_of
 from chaosk3s.selectors import select
 from chaosk3s.target import Target, get_target
 
@@ -158,9 +159,13 @@ def _step(target: Target, func: str, given: dict, number: int,
         return _partition_step(target, topology, func,
                                _arguments(func, given), number, scripts,
                                guard)
+    if func == "degrade_links":
+        return _degrade_step(target, topology, _arguments(func, given),
+                             number, scripts, guard)
     if func == "heal_partitions":
         guard.heal_partitions()
-        return "    removes this run's CHAOSK3S chains on the nodes it cut"
+        return ("    removes this run's CHAOSK3S chains and tc qdiscs on "
+                "the nodes it cut or degraded")
     if func in _NODE_ACTIONS:
         return _node_step(target, topology, func, _arguments(func, given),
                           number, guard)
@@ -180,11 +185,34 @@ def _partition_step(target: Target, topology, func: str, args: dict,
         plan = actions.plan_partition(
             target, group, peers, args["direction"], args["mode"],
             args["ports"], args["ttl"], args["force"], topology,
-            f"plan{number}")
+            f"plan{number}", flap_of(args))
+        validate_plan(plan)
     except SpecError as exc:
         return f"    REFUSED: {exc}"
     pairs = cut_pairs(plan.cuts)
     refused = guard.refusal(topology, "this partition", bool(args["force"]),
+                            cuts=dict.fromkeys(pairs, f"step {number}"))
+    nodes = [n for n in topology.nodes if n.name in plan.nodes()]
+    setups = {n.name: setup_for(target.transport(n)) for n in nodes}
+    text = _indent(render_dry_run(plan, setups, scripts))
+    return f"{refused}\n{text}" if refused else text
+
+
+def _degrade_step(target: Target, topology, args: dict, number: int,
+                  scripts: bool, guard: _Guard) -> str:
+    try:
+        plan = plan_degradation(
+            select(topology, args["group"]), select(topology, args["peers"]),
+            netem_of(args), args["direction"], args["ports"], args["ttl"],
+            f"plan{number}", flap_of(args))
+        validate_plan(plan)
+    except SpecError as exc:
+        return f"    REFUSED: {exc}"
+    members = set(members_of(topology))
+    pairs = [frozenset((d.node, d.peer)) for d in plan.degradations
+             if {d.node, d.peer} <= members]
+    refused = guard.refusal(topology, "this degradation",
+                            bool(args["force"]),
                             cuts=dict.fromkeys(pairs, f"step {number}"))
     nodes = [n for n in topology.nodes if n.name in plan.nodes()]
     setups = {n.name: setup_for(target.transport(n)) for n in nodes}

@@ -17,8 +17,10 @@ from chaosk3s.arguments import (
 )
 from chaosk3s.errors import ChaosK3sError
 from chaosk3s.faults.service import member_health
+from chaosk3s.flaps import flaps
 from chaosk3s.kube import KubeUnavailable, node_state
-from chaosk3s.readiness import ReadinessWatch
+from chaosk3s.latency import measure, summarize
+from chaosk3s.readiness import ReadinessWatch, utc_now
 from chaosk3s.selectors import select
 from chaosk3s.target import get_target
 from chaosk3s.topology import build_topology
@@ -26,7 +28,8 @@ from chaosk3s.topology import build_topology
 __all__ = ["all_nodes_ready", "nodes_not_ready", "wait_for_nodes_ready",
            "nodes_not_ready_within", "api_server_available",
            "at_risk_nodes", "nodes_pinned_to_etcd_only",
-           "etcd_quorum_healthy", "active_faults"]
+           "etcd_quorum_healthy", "active_faults", "ready_flaps",
+           "api_latency"]
 
 logger = logging.getLogger("chaostoolkit")
 SUPERVISOR_PORT = 6443
@@ -224,13 +227,77 @@ def etcd_quorum_healthy(configuration: dict = None) -> bool:
 
 @activity()
 def active_faults(configuration: dict = None) -> list:
-    """Every chaosk3s rule active on any node, read back from the nodes.
+    """Every chaosk3s rule, qdisc and node timer active on any node,
+    read back from the nodes.
 
-    Each item names the node, the run that owns it, the peer, direction
-    and mode. An empty list means nothing chaosk3s injected is active.
+    Each item names the node, the fault that owns it and its `kind`:
+    a `partition` lists its cuts (peer, direction, mode), a
+    `degradation` its `links` (peer, address, interface, netem's
+    options as tc shows them, whether a filter steers the peer's
+    packets into netem), a `stop` its pending node-side start. An empty
+    list means nothing chaosk3s injected is active.
     Blast radius: none (read-only).
     """
     from chaosk3s.faults.apply import read_active
     target = get_target(configuration)
     return [fault.as_dict() for outcome in read_active(target.transports())
             for fault in outcome.active]
+
+
+@activity(seconds=POSITIVE, nodes=NODES)
+def ready_flaps(seconds: float = 60, nodes: str = "all",
+                configuration: dict = None) -> dict:
+    """Watch the selected nodes' Ready condition for `seconds` and count,
+    per node, its flaps (changes from Ready to NotReady or Unknown) and
+    its longest span not Ready in that window (a span still open at the
+    end counts up to the end, and `not_ready_at_end` says so). Returns
+    `nodes` ({name: {"flaps", "longest_not_ready_seconds",
+    "not_ready_at_end"}}), `max_flaps`, `longest_not_ready_seconds` and
+    `window_seconds`, for a tolerance such as a jsonpath on `max_flaps`.
+    Built on the same watch as `wait_for_nodes_ready`. Blast radius:
+    none (read-only).
+    """
+    target = get_target(configuration)
+    names = {n.name for n in select(target.topology(), nodes)}
+    watch = ReadinessWatch(target.kube).start()
+    start = utc_now()
+    try:
+        watch.wait(lambda states: False, seconds)  # the whole window
+    finally:
+        watch.stop()
+    counted = flaps(watch.timeline, names, start, utc_now())
+    logger.info("ready flaps in %ss: max %d, longest NotReady %ss",
+                seconds, counted["max_flaps"],
+                counted["longest_not_ready_seconds"])
+    return counted
+
+
+@activity(nodes=NODES, requests=POSITIVE, timeout=POSITIVE)
+def api_latency(nodes: str = "agent", requests: int = 3,
+                timeout: float = 15, configuration: dict = None) -> dict:
+    """How long an API request takes as the selected nodes make it:
+    through each node's own load balancer (agents, etcd-only servers) or
+    its own API server, timed on the node itself.
+
+    Runs the inventory's `api_request` command `requests` times on each
+    node over its transport (default: `curl -sk` of /readyz on
+    127.0.0.1:6444, or :6443 on servers with an API server; any HTTP
+    answer, 401 included, counts) and times each run with the node's
+    clock, so the transport's own delay is not in it (the command's
+    start-up is: a few ms for curl). Returns per node `seconds` (the
+    requests that got an answer), `median_seconds`, `max_seconds` and
+    `failed` (no answer, or the node could not be reached: then
+    `error`), and over all `max_median_seconds` (null when no request
+    was answered) and `failed`. Blast radius: a few API requests.
+    """
+    target = get_target(configuration)
+    chosen = target.reachable(select(target.topology(), nodes))
+    per_node = {node.name: measure(
+        target.transport(node), target.inventory.command(
+            node.role, "api_request", node.name), requests, timeout)
+        for node in chosen}
+    result = summarize(per_node)
+    logger.info("API latency from %d node(s): max median %ss, %d failed",
+                len(per_node), result["max_median_seconds"],
+                result["failed"])
+    return result

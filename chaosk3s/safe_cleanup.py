@@ -118,7 +118,7 @@ def _sweep_node(target: Target, node: Node,
         return [], [f"node {node.name} cannot be read: {error}"]
     transport = target.transport(node)
     swept, still = [], []
-    chains = [f for f in active if f.kind == "partition"]
+    chains = [f for f in active if f.kind in ("partition", "degradation")]
     if chains:
         (outcome,) = heal({node.name: transport}, None, strict=False)
         if outcome.ok:

@@ -24,9 +24,8 @@ from chaosk3s.faults.partition import (
     NodeSetup,
     apply_script,
     chain_name,
-    families,
     heal_script,
-    node_rules,
+    node_lines,
     readback_script,
     validate_plan,
 )
@@ -117,18 +116,17 @@ def apply_plan(plan: FaultPlan, transports: Mapping[str, Transport],
     # one that cannot be (an address the runner is seen from, say) stops
     # the plan while nothing is cut yet.
     scripts = {node: apply_script(plan, setups[node]) for node in used}
-    rules = {node: tuple(line for version in families(plan, node)
-                         for line in node_rules(plan, node,
-                                                setups[node].management,
-                                                version))
+    rules = {node: tuple(node_lines(plan, node, setups[node].management))
              for node in used}
+    what, tool = ("degradation", "tc") if plan.degradations and \
+        not plan.cuts else ("partition", "iptables-restore")
 
     def apply(node: str) -> NodeOutcome:
         step = _Step(node, "apply")
         try:
             used[node].run(scripts[node], timeout=STEP_TIMEOUT,
-                           description=f"apply partition {plan.run_id} "
-                           f"(iptables-restore into {chain})")
+                           description=f"apply {what} {plan.run_id} "
+                           f"({tool} as {chain})")
         except ChaosK3sError as exc:
             return _done(step, False, chain=chain, rules=rules[node],
                          error=str(exc))
@@ -137,7 +135,7 @@ def apply_plan(plan: FaultPlan, transports: Mapping[str, Transport],
     outcomes = _each(sorted(used), apply, max_workers)
     if not all(o.ok for o in outcomes):
         _undo(plan, used, outcomes, state_dir, max_workers)
-    logger.info("partition %s applied on %s", plan.run_id,
+    logger.info("%s %s applied on %s", what, plan.run_id,
                 ", ".join(sorted(used)))
     return outcomes
 
@@ -148,7 +146,7 @@ def _undo(plan: FaultPlan, used: Mapping[str, Transport],
     failed = [o for o in outcomes if not o.ok]
     healed = heal(used, plan, state_dir, max_workers, strict=False)
     stuck = [o for o in healed if not o.ok]
-    message = (f"partition {plan.run_id} failed on "
+    message = (f"fault {plan.run_id} failed on "
                f"{', '.join(o.node for o in failed)}: "
                + "; ".join(o.error or "?" for o in failed)
                + f". Healed {sum(o.ok for o in healed)} node(s) it had "

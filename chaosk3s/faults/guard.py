@@ -106,3 +106,7 @@ def _note(fault: ActiveFault, names: dict[str, str], down: dict,
         peer = cut.peer or names.get(cut.peer_address)
         if peer and peer != fault.node:
             cuts.setdefault(frozenset((fault.node, peer)), owner)
+    for link in fault.links:  # degraded counts as cut, as the actions do
+        peer = link.peer or names.get(link.peer_address)
+        if peer and peer != fault.node:
+            cuts.setdefault(frozenset((fault.node, peer)), owner)

@@ -30,7 +30,8 @@ import shlex
 from dataclasses import dataclass
 
 from chaosk3s.errors import SpecError
-from chaosk3s.faults import shell
+from chaosk3s.faults import netem, shell
+from chaosk3s.faults.flap import flapper_lines, validate_flap
 from chaosk3s.model import Cut, FaultPlan
 
 CHAIN_PREFIX = "CHAOSK3S-"
@@ -112,17 +113,30 @@ def validate_plan(plan: FaultPlan) -> None:
     if not 0 < plan.ttl_seconds <= MAX_TTL:
         raise SpecError(f"ttl {plan.ttl_seconds!r}s must be more than 0 "
                         f"and at most {MAX_TTL:.0f}s (7 days)")
-    if not plan.cuts:
-        raise SpecError(f"plan {plan.run_id} has no cuts: nothing to do")
+    if not plan.cuts and not plan.degradations:
+        raise SpecError(f"plan {plan.run_id} has no cuts or degradations: "
+                        f"nothing to do")
     for cut in plan.cuts:
         _validate_cut(cut)
+    netem.validate_degradations(plan, _check_name)
+    if plan.flap is not None:
+        validate_flap(plan.flap, plan.ttl_seconds)
+    for item in plan.degradations:
+        if family(item.peer_address) is None:
+            raise SpecError(f"degradation {item.node} -> {item.peer}: peer "
+                            f"address {item.peer_address!r} is not an IPv4 "
+                            f"or IPv6 address")
+
+
+def _check_name(name: object, where: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SpecError(f"{where}: node name {name!r} is not valid")
 
 
 def _validate_cut(cut: Cut) -> None:
     where = f"cut {cut.node} -> {cut.peer}"
     for name in (cut.node, cut.peer):
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise SpecError(f"{where}: node name {name!r} is not valid")
+        _check_name(name, where)
     if cut.node == cut.peer:
         raise SpecError(f"{where}: a node cannot be cut from itself")
     if family(cut.peer_address) is None:
@@ -253,8 +267,13 @@ def _tcp_matches(ports: list[int]) -> list[str]:
 def apply_script(plan: FaultPlan, setup: NodeSetup) -> str:
     """The script that applies plan on setup.node and arms its expiry:
     the timer first, then one iptables-restore transaction per address
-    family; if one fails, everything of the plan is healed."""
+    family, then the degradations' tc qdiscs and filters
+    (chaosk3s.faults.netem); if one fails, everything of the plan is
+    healed."""
     chain = chain_name(plan.run_id)
+    degrade = netem.apply_lines(plan, setup.node, chain,
+                                setup.management.port,
+                                setup.management.address)
     ttl = _seconds(plan.ttl_seconds)
     loads = []
     for version in families(plan, setup.node):
@@ -264,13 +283,17 @@ def apply_script(plan: FaultPlan, setup: NodeSetup) -> str:
         loads += [f"{tool} -w 5 --noflush <<'{shell.EOF}' || "
                   f"{{ chaosk3s_heal {chain} cancel; exit 1; }}",
                   rules, shell.EOF]
+    ipv6 = 6 in families(plan, setup.node)
+    tools = ("iptables-restore",) + (("ip6tables-restore",) if ipv6
+                                     else ()) + (("tc", "ip") if degrade
+                                                 else ())
     return "\n".join([
-        shell.prelude(setup.node_state, ipv6=6 in families(plan,
-                                                           setup.node)),
+        shell.prelude(setup.node_state, tools=tools),
         shell.HEAL_FUNCTIONS,
         f"chaosk3s_heal {chain} cancel || exit 1",
         shell.heal_timer(chain, ttl, setup.timer),
-        *loads,
+        *loads, *degrade,
+        *flapper_lines(plan, chain, setup.timer, [*loads, *degrade]),
         f"echo applied {chain} expires in {ttl}s",
         ""])
 
@@ -303,6 +326,15 @@ def _seconds(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
+def node_lines(plan: FaultPlan, node: str,
+               management: Management = Management()) -> list[str]:
+    """Everything plan loads on node, as people read it: the
+    iptables-restore input per family, then the tc commands."""
+    return [line for version in families(plan, node)
+            for line in node_rules(plan, node, management, version)] + \
+        netem.shown_lines(plan, node, management.port, management.address)
+
+
 def dry_run(plan: FaultPlan,
             setups: dict[str, NodeSetup] | None = None) -> dict[str, dict]:
     """Per node, exactly what applying plan would run; runs nothing."""
@@ -313,9 +345,7 @@ def dry_run(plan: FaultPlan,
         setup = setups.get(node) or NodeSetup(node)
         out[node] = {
             "chain": chain_name(plan.run_id),
-            "rules": [line for version in families(plan, node)
-                      for line in node_rules(plan, node, setup.management,
-                                             version)],
+            "rules": node_lines(plan, node, setup.management),
             "expires_after_seconds": plan.ttl_seconds,
             "timer": setup.timer,
             "script": apply_script(plan, setup),
@@ -327,12 +357,24 @@ def render_dry_run(plan: FaultPlan,
                    setups: dict[str, NodeSetup] | None = None,
                    scripts: bool = False) -> str:
     """dry_run as text for people: per node the rules (and scripts)."""
-    lines = [f"plan {plan.run_id}: {len(plan.cuts)} cut(s) on "
+    what = f"{len(plan.cuts)} cut(s)" + (
+        f", {len(plan.degradations)} degraded link(s)"
+        if plan.degradations else "")
+    lines = [f"plan {plan.run_id}: {what} on "
              f"{len(plan.nodes())} node(s), expiring on each node after "
              f"{_seconds(plan.ttl_seconds)}s"]
+    if plan.flap is not None:
+        flap = plan.flap
+        lines.append(f"flapping on each node: on {_seconds(flap.on_seconds)}"
+                     f"s of every {_seconds(flap.period_seconds)}s, "
+                     f"{flap.count} time(s), then off")
     for node, item in dry_run(plan, setups).items():
-        lines.append(f"\n== {node} (chain {item['chain']}, "
-                     f"iptables-restore --noflush) ==")
+        how = ", ".join(
+            (["iptables-restore --noflush"] if families(plan, node)
+             else []) + (["tc, DEV: the interface the peer's route "
+                          "leaves by"] if netem.node_netem(plan, node)
+                         else []))
+        lines.append(f"\n== {node} (chain {item['chain']}, {how}) ==")
         lines += item["rules"]
         if scripts:
             lines += ["-- script --", item["script"]]

@@ -48,6 +48,7 @@ from chaosk3s.faults.partition import DEFAULT_STATE_DIR
 from chaosk3s.faults.serial import Serial
 from chaosk3s.faults.undo import (
     EXPIRED,
+    LINK_KINDS,
     HealReport,
     heal_order,
     heal_partition,
@@ -142,11 +143,11 @@ class FaultSession:
 
     def _close_expired(self) -> None:
         """Before a guard and cap check: this run's open stops and
-        partitions past their deadline are read back, and what their
+        link faults past their deadline are read back, and what their
         node already ended is closed (as expired), so it no longer
         counts against the next fault."""
         for entry in self.ledger.open_faults():
-            if entry["kind"] in ("partition", "stop") and \
+            if entry["kind"] in (*LINK_KINDS, "stop") and \
                     past(entry.get("expires_at")):
                 settle_expired(self, entry)
 
@@ -157,13 +158,16 @@ class FaultSession:
     # -- applying --------------------------------------------------------
     def partition(self, plan: FaultPlan, nodes: list[Node], peers: list[str],
                   description: str, etcd_cuts: list[list[str]],
-                  check: Check | None = None) -> dict:
+                  check: Check | None = None,
+                  kind: str = "partition") -> dict:
         """Record, then apply plan (its run_id is replaced by the fault
-        id) on nodes, all or none. Returns the outcomes for the journal."""
+        id) on nodes, all or none. kind: ``partition`` (cuts) or
+        ``degradation`` (tc netem). Returns the outcomes for the
+        journal."""
         with self._applying():
             self._close_expired()
             fault_id = self.ledger.add(self._entry(
-                "partition", nodes, description, peers=peers,
+                kind, nodes, description, peers=peers,
                 ttl_seconds=plan.ttl_seconds, etcd_cuts=etcd_cuts,
                 expires_at=iso_in(plan.ttl_seconds)), check)
             plan = replace(plan, run_id=fault_id)
@@ -175,7 +179,7 @@ class FaultSession:
                 if isinstance(exc, FaultError) or \
                         not isinstance(exc, ChaosK3sError):
                     raise
-                raise ChaosK3sError(f"partition {fault_id}: {exc}") from exc
+                raise ChaosK3sError(f"{kind} {fault_id}: {exc}") from exc
             # Every node's timer was armed by now: from here, a past
             # deadline means it fired (before the apply, it may not have).
             self.ledger.update(fault_id, applied_at=utc_now(),
@@ -335,7 +339,7 @@ class FaultSession:
         left = list(entry.get("open_nodes", entry["nodes"]))
         for attempt in range(1, (attempts or self.attempts) + 1):
             try:  # an interruption costs this try, not the walk
-                if entry["kind"] == "partition":
+                if entry["kind"] in LINK_KINDS:
                     left = heal_partition(self, entry, left, by, read_only)
                 else:
                     left = [n for n in left

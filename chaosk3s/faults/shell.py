@@ -8,6 +8,7 @@ setsid and nohup; systemd-run only where systemd runs the node.
 import shlex
 
 EOF = "CHAOSK3S_RULES"
+_PACKAGE = {"tc": "iproute2", "ip": "iproute2"}  # else iptables
 TIMER_MARK = "chaosk3s_timer="  # how heal knows a pid is still our timer
 
 
@@ -25,23 +26,28 @@ def prelude(node_state: str, ipv6: bool = False,
         f"STATE={shlex.quote(node_state)}",
         'mkdir -p "$STATE" || exit 1',
         *(f"command -v {tool} >/dev/null 2>&1 || {{ echo '{tool} not "
-          f"found on this node (install iptables)' >&2; exit 127; }}"
-          for tool in tools),
+          f"found on this node (install {_PACKAGE.get(tool, 'iptables')})"
+          f"' >&2; exit 127; }}" for tool in tools),
     ])
 
 
-# chaosk3s_cancel ERE: stop the expiry timers whose name matches ERE.
+# chaosk3s_cancel ERE [flap]: stop the flappers and the expiry timers
+# whose name matches ERE (with flap: the flappers only; a flapper first,
+# so it cannot apply again once its fault is healed).
 # chaosk3s_heal ERE cancel|keep: delete every jump to and every chain
 # matching ERE, in iptables and (where the node has IPv6 filtering)
 # ip6tables, one iptables-restore transaction per family; retried because
 # a timer may heal the same chain at the same moment. Succeeds when
 # nothing matches, so a second heal is a no-op.
+# chaosk3s_tc_heal ERE: delete the root qdisc (netem and filters with it)
+# on every device a degradation matching ERE recorded in $STATE/NAME.tc,
+# where that root still carries the recorded handle; then the record.
 # chaosk3s_v6: whether ip6tables can be used here; a node without IPv6
 # filtering can hold no IPv6 rule, but a busy xtables lock is an error.
 HEAL_FUNCTIONS = r"""chaosk3s_cancel() {
-  for f in "$STATE"/*.timer; do
+  for f in "$STATE"/*.flap "$STATE"/*.${2:-timer}; do
     [ -f "$f" ] || continue
-    c=${f##*/}; c=${c%.timer}
+    c=${f##*/}; c=${c%.*}
     printf '%s\n' "$c" | grep -E -x -q -- "$1" || continue
     read -r kind id expires fault < "$f"
     case $kind in
@@ -50,6 +56,9 @@ HEAL_FUNCTIONS = r"""chaosk3s_cancel() {
              kill -TERM -- "-$id" 2>/dev/null || kill -TERM "$id" 2>/dev/null
            fi ;;
       systemd) systemctl stop "$id.timer" >/dev/null 2>&1
+               case $f in
+                 *.flap) systemctl stop "$id.service" >/dev/null 2>&1 ;;
+               esac
                systemctl reset-failed "$id.timer" "$id.service" \
                  >/dev/null 2>&1 ;;
     esac
@@ -87,8 +96,30 @@ chaosk3s_heal_in() {
     sleep 0.2
   done
 }
+chaosk3s_tc_ours() {
+  tc qdisc show dev "$1" 2>/dev/null | grep -q "^qdisc htb $2: root"
+}
+chaosk3s_tc_heal() {
+  for f in "$STATE"/*.tc; do
+    [ -f "$f" ] || continue
+    c=${f##*/}; c=${c%.tc}
+    printf '%s\n' "$c" | grep -E -x -q -- "$1" || continue
+    left=0
+    while read -r dev major rest; do
+      chaosk3s_tc_ours "$dev" "$major" || continue
+      tc qdisc del dev "$dev" root handle "$major:" 2>/dev/null
+      chaosk3s_tc_ours "$dev" "$major" && left=1 &&
+        echo "chaosk3s: could not remove qdisc $major: on $dev" >&2
+    done < "$f"
+    [ "$left" = 0 ] || return 1
+    rm -f "$f"
+    echo "removed $c (tc)"
+  done
+  return 0
+}
 chaosk3s_heal() {
   [ "$2" = cancel ] && chaosk3s_cancel "$1"
+  chaosk3s_tc_heal "$1" || return 1
   chaosk3s_heal_in iptables "$1" || return 1
   chaosk3s_v6; v6=$?
   [ "$v6" = 2 ] && return 1
@@ -132,13 +163,18 @@ def timer(name: str, ttl: str, mode: str, job: str, unit: str,
 def heal_timer(chain: str, ttl: str, mode: str) -> str:
     """Arm the node-local expiry of chain: heal it after ttl seconds."""
     return timer(chain, ttl, mode, "\n".join([
-        HEAL_FUNCTIONS, f"chaosk3s_heal {chain} keep"]),
+        HEAL_FUNCTIONS, f"chaosk3s_cancel {chain} flap",
+        f"chaosk3s_heal {chain} keep"]),
         "chaosk3s-heal-" + chain.split("-", 1)[1])
 
 
 # Read-back: every line of the filter table (then of ip6tables', where
-# the node filters IPv6) that names a CHAOSK3S chain, then one line per
-# timer: name kind id expires(epoch) alive(yes/no) fault.
+# the node filters IPv6) that names a CHAOSK3S chain; the degradations'
+# records (R name device handle peer address fault) with their devices'
+# qdiscs, classes and filters (qdisc|class|filter device line) as tc
+# shows them;
+# then one line per timer: name kind id expires(epoch) alive(yes/no) fault
+# (and "flap" for a flapper: expires is when its schedule ends).
 READBACK = r"""rules=$(iptables -w 5 -S) || exit 1
 echo '#rules'
 printf '%s\n' "$rules" | grep -E -- 'CHAOSK3S-'
@@ -149,6 +185,23 @@ if [ "$v6" = 0 ]; then
   echo '#rules6'
   printf '%s\n' "$rules" | grep -E -- 'CHAOSK3S-'
 fi
+echo '#tc'
+devs=
+for f in "$STATE"/*.tc; do
+  [ -f "$f" ] || continue
+  c=${f##*/}; c=${c%.tc}
+  while read -r dev rest; do
+    echo "R $c $dev $rest"
+    devs="$devs $dev"
+  done < "$f"
+done
+for dev in $(printf '%s\n' $devs | sort -u); do
+  for what in qdisc class filter; do
+    tc "$what" show dev "$dev" 2>/dev/null | while IFS= read -r l; do
+      printf '%s %s %s\n' "$what" "$dev" "$l"
+    done
+  done
+done
 echo '#timers'
 for f in "$STATE"/*.timer; do
   [ -f "$f" ] || continue
@@ -161,6 +214,18 @@ for f in "$STATE"/*.timer; do
     systemd) systemctl is-active --quiet "$id.timer" && alive=yes ;;
   esac
   echo "$c $kind $id $expires $alive ${fault:--}"
+done
+for f in "$STATE"/*.flap; do
+  [ -f "$f" ] || continue
+  c=${f##*/}; c=${c%.flap}
+  read -r kind id expires fault < "$f"
+  alive=no
+  case $kind in
+    pid) tr '\0' ' ' < "/proc/$id/cmdline" 2>/dev/null |
+           grep -q -- "chaosk3s_timer=$c;" && alive=yes ;;
+    systemd) systemctl is-active --quiet "$id.service" && alive=yes ;;
+  esac
+  echo "$c $kind $id $expires $alive ${fault:--} flap"
 done
 echo "#now $(date +%s)"
 exit 0"""

@@ -1,7 +1,8 @@
 """Undoing one fault on its nodes, for the FaultSession's heal walk.
 
-Per kind: a partition's chain is removed (and its node timer cancelled)
-on every node still open, then read back; a stopped, restarted or
+Per kind: a partition's chain or a degradation's qdiscs (both named by
+the fault's chain name) are removed (and the node timer cancelled) on
+every node still open, then read back; a stopped, restarted or
 rebooted K3s is started if it is not running, its node-side start
 cancelled, then read back. Each node's part is closed by the session's
 one rule (read back gone), or noted open with why. Nothing here needs
@@ -29,6 +30,9 @@ if TYPE_CHECKING:  # the session calls in here; no import at run time
 
 HEAL_START_BOUND = 60.0  # seconds a heal gives a stopped K3s to start
 EXPIRED = "expired on the node"
+# faults on links, healed first and alike (by their chain's name: the
+# iptables chain of a partition, the tc qdiscs of a degradation)
+LINK_KINDS = ("partition", "degradation")
 
 
 @dataclass
@@ -72,8 +76,8 @@ def heal_order(entries: list[dict]) -> list[dict]:
     """Links first (a node must be reachable to serve), then services;
     newest first within each, undoing in the reverse of the run."""
     newest = list(reversed(entries))
-    return [e for e in newest if e["kind"] == "partition"] + \
-        [e for e in newest if e["kind"] != "partition"]
+    return [e for e in newest if e["kind"] in LINK_KINDS] + \
+        [e for e in newest if e["kind"] not in LINK_KINDS]
 
 
 def iso_in(seconds: float) -> str:
@@ -102,8 +106,8 @@ def undo_target(session: "FaultSession", entry: dict,
 
 def heal_partition(session: "FaultSession", entry: dict, names: list[str],
                    by: str, read_only: bool) -> list[str]:
-    """Remove the partition's chain on names (read_only: only read back);
-    return the nodes still open."""
+    """Remove the link fault's chain (iptables) or qdiscs (tc) on names
+    (read_only: only read back); return the nodes still open."""
     transports, left = {}, []
     for name in names:
         if not session.attempt(entry, name, lambda name=name: (
@@ -124,7 +128,8 @@ def heal_partition(session: "FaultSession", entry: dict, names: list[str],
             session.note(entry["id"], outcome.node, outcome.error)
         elif any(f.chain == chain for f in outcome.active):
             session.note(entry["id"], outcome.node,
-                         f"chain {chain} still active after the heal")
+                         f"{entry['kind']} {chain} still active after "
+                         f"the heal")
         else:
             expired = outcome.node not in removed and not read_only and \
                 past(entry.get("expires_at"))

@@ -13,7 +13,7 @@ import requests
 import yaml
 
 from chaosk3s.lab import hostnet
-from chaosk3s.lab.k3s.context import SUPERVISOR_PORT
+from chaosk3s.lab.k3s.context import LB_PORT, SUPERVISOR_PORT
 from chaosk3s.lab.k3s.objects import ready_status
 from chaosk3s.lab.polling import poll_until
 from chaosk3s.lab.spec import LabSpec, NodeSpec
@@ -84,7 +84,20 @@ def lab_commands(state: LabState) -> dict[str, str]:
         "status": f"{ctl} show", "boot_id": f"{ctl} boot-id",
         "serving": f"{python} -c {shlex.quote(_get('6443/ping'))}",
         "etcd_health": f"{python} -c {shlex.quote(_get('2379/health'))}",
+        "api_request": api_request(6443),
     }
+
+
+def api_request(port: int) -> str:
+    """One GET of /version on 127.0.0.1:port (the node's own API server,
+    or its load balancer); any HTTP answer counts, as curl without -f."""
+    code = ("import urllib.error as e, urllib.request as u\n"
+            "try:\n"
+            "    u.build_opener(u.ProxyHandler({})).open("
+            f"'http://127.0.0.1:{port}/version', timeout=10).read()\n"
+            "except e.HTTPError:\n"
+            "    pass")
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
 
 
 def _get(path: str) -> str:
@@ -109,7 +122,11 @@ def inventory(state: LabState, spec: LabSpec,
         # The lab exists to be broken: no cap on what a run may fault.
         "blast_radius": {"per_fault": {"default": "100%"},
                          "per_run": {"default": "100%"}},
-        "commands": {"servers": commands, "agents": commands},
+        # agents and etcd-only servers reach the API through their LB
+        "commands": {"servers": commands, "agents": {
+            **commands, "api_request": api_request(LB_PORT)}},
+        "roles": {"etcd": {"commands": {
+            "api_request": api_request(LB_PORT)}}},
         "nodes": [{"name": n.name, "role": n.role, "address": n.address,
                    "join_server": n.server,
                    "transport": inventory_transport(

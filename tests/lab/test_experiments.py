@@ -254,6 +254,8 @@ PAIRS = [
      "v1.31.3+k3s1", at_risk(RENAMED_TWO_CP), "api-2"),
     ("join_server_outage.json", RENAMED, "v1.31.7+k3s1", "v1.31.6+k3s1",
      None, "kv-1"),
+    ("flapping_control_plane.json", RENAMED, FIXED_1_28, AFFECTED_1_28,
+     at_risk(RENAMED), None),
 ]
 # On v1.31.6 the control-plane server cannot start without its join
 # server (K3s #11333): its restart raises, and with the API gone so do
@@ -271,6 +273,19 @@ def test_other_experiments_complete_on_fixed_releases(
                                 f"lab_k3s_version={fixed}", spec=spec)
     assert result.returncode == 0, result.stderr[-3000:]
     assert journal["status"] == "completed" and not journal["deviated"]
+    if experiment == "flapping_control_plane.json":
+        check_flapped(journal, at_risk(spec))
+
+
+def check_flapped(journal: dict, stuck: set[str]) -> None:
+    """The cut went on and off while the method watched: the at-risk
+    nodes went NotReady, some more than once; the others never did."""
+    (watched,) = [r["output"] for r in journal["run"] if r["activity"][
+        "name"] == "ready-flaps-while-flapping"]
+    print(f"\nready_flaps: {watched}")
+    flapped = {n: v["flaps"] for n, v in watched["nodes"].items()}
+    assert {n for n, f in flapped.items() if f} == stuck, flapped
+    assert max(flapped.values()) >= 2, flapped
 
 
 @pytest.mark.parametrize("experiment,spec,_fixed,affected,stuck,stopped",
@@ -293,6 +308,38 @@ def test_other_experiments_deviate_on_affected_releases(
         nodes = journal["chaosk3s"]["nodes"]
         unrecovered = {n for n, v in nodes.items() if not v["recovered"]}
         assert unrecovered - {stopped} == stuck
+
+
+@pytest.mark.parametrize("release", [FIXED_1_28, AFFECTED_1_28])
+def test_degraded_edge_link_completes_on_every_family(tmp_path, release):
+    """A narrow link is not a cut: no load balancer falls back, on a
+    fixed or an affected release; the agents were watched degraded."""
+    result, journal = chaos_run(tmp_path, "degraded_edge_link.json",
+                                f"lab_k3s_version={release}", spec=RENAMED)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert journal["status"] == "completed" and not journal["deviated"]
+    (fault,) = journal["chaosk3s"]["faults"]
+    assert fault["kind"] == "degradation" and fault["ended_at"]
+    after = {p["activity"]["name"]: p["output"] for p in
+             journal["steady_states"]["after"]["probes"]}
+    print(f"\nafter: {after['api-latency-from-agents']}")
+    assert after["agents-do-not-flap"]["max_flaps"] == 0
+    assert set(after["api-latency-from-agents"]["nodes"]) == {
+        "node-a", "node-b", "node-c"}
+
+
+def test_degraded_edge_link_deviates_when_the_link_is_too_narrow(tmp_path):
+    result, journal = chaos_run(tmp_path, "degraded_edge_link.json",
+                                "rate=8kbit", spec=RENAMED)
+    assert result.returncode == 1 and journal["deviated"]
+    after = journal["steady_states"]["after"]["probes"]
+    missed = [(p["activity"]["name"], p["output"]) for p in after
+              if not p["tolerance_met"]]
+    print(f"\nmissed after: {missed}")
+    # Chaos Toolkit stops at the first probe that misses: one did
+    assert len(missed) == 1 and missed[0][0] in (
+        "all-nodes-ready", "agents-do-not-flap", "api-latency-from-agents")
+    assert journal["chaosk3s"]["faults"][0]["ended_at"]  # healed anyway
 
 
 def test_every_experiment_validates(tmp_path):

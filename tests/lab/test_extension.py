@@ -246,6 +246,75 @@ def test_partition_heal_and_probes_on_the_lab(lab):
              "no node pinned to the etcd-only server (fixed release)")
 
 
+def test_degrade_links_heal_and_probes_on_the_lab(lab):
+    spec = lab.spec()
+    cp = spec.node("server-cp-0").address
+    done = actions.degrade_links("name:agent-0", "control-plane",
+                                 rate="2mbit", direction="to", ttl=120,
+                                 configuration=CONFIG)
+    try:
+        assert done["nodes"] == ["agent-0"] and done["peers"] == [
+            "server-cp-0"]
+        (fault,) = probes.active_faults(CONFIG)
+        assert fault["kind"] == "degradation" and fault["node"] == "agent-0"
+        assert [(x["peer"], x["peer_address"], x["device"], x["steered"],
+                 x["rate"]) for x in fault["links"]] == [
+            ("server-cp-0", cp, "eth0", True, "2Mbit")]
+        shown = netns_exec("agent-0", "tc", "filter", "show", "dev",
+                           "eth0").stdout
+        hexed = "".join(f"{int(p):02x}" for p in cp.split("."))
+        assert f"match {hexed}/ffffffff at 16" in shown, shown
+        assert probes.all_nodes_ready(configuration=CONFIG) is True
+    finally:
+        healed = actions.heal_partitions(configuration=CONFIG)
+    assert done["fault_id"] in healed["healed"]
+    assert probes.active_faults(CONFIG) == []
+    qdisc = netns_exec("agent-0", "tc", "qdisc", "show", "dev",
+                       "eth0").stdout
+    assert " htb " not in qdisc and "netem" not in qdisc, qdisc
+
+
+def test_ready_flaps_counts_the_outage_a_partition_causes(lab):
+    import threading
+    got: dict = {}
+    watcher = threading.Thread(target=lambda: got.update(
+        probes.ready_flaps(45, "agent", configuration=CONFIG)))
+    watcher.start()
+    time.sleep(1)
+    actions.partition_roles("name:agent-0", "control-plane",
+                            mode="reject", ttl=60, configuration=CONFIG)
+    try:
+        wait_for(lambda: "agent-0" in probes.nodes_not_ready(
+            "agent", configuration=CONFIG), 30, "agent-0 NotReady")
+    finally:
+        actions.heal_partitions(configuration=CONFIG)
+    watcher.join(60)
+    print(f"\nready_flaps: {got}")
+    assert got["nodes"]["agent-0"]["flaps"] == 1
+    assert got["nodes"]["agent-0"]["not_ready_at_end"] is False
+    assert 0 < got["nodes"]["agent-0"]["longest_not_ready_seconds"] < 40
+    assert got["nodes"]["agent-1"] == {"flaps": 0,
+                                       "longest_not_ready_seconds": 0.0,
+                                       "not_ready_at_end": False}
+
+
+def test_api_latency_through_each_agents_own_load_balancer(lab):
+    healthy = probes.api_latency("agent", 3, configuration=CONFIG)
+    print(f"\napi_latency healthy: {healthy}")
+    assert set(healthy["nodes"]) == {"agent-0", "agent-1"}
+    assert healthy["failed"] == 0 and 0 < healthy["max_median_seconds"] < 1
+    # agent-0 cut from every server: its load balancer has nowhere to go
+    actions.partition_roles("name:agent-0", "all,-agent", mode="reject",
+                            ttl=60, configuration=CONFIG)
+    try:
+        cut = probes.api_latency("agent", 2, configuration=CONFIG)
+    finally:
+        actions.heal_partitions(configuration=CONFIG)
+    print(f"api_latency with agent-0 cut off: {cut}")
+    assert cut["nodes"]["agent-0"]["failed"] == 2
+    assert cut["nodes"]["agent-1"]["failed"] == 0
+
+
 def test_real_clients_agree_with_the_probes(lab):
     env = {**os.environ, "KUBECONFIG": str(lab.state.kubeconfig)}
     kubectl = Path(sys.executable).parent / "kubectl"
@@ -289,6 +358,36 @@ def test_plan_prints_rules_and_changes_nothing(lab):
         "etcd_only_partition.json"))
     assert refused.returncode != 0
     assert "Invalid value for '--var'" in refused.stderr
+
+
+def test_plan_shows_a_flapping_degradation_and_changes_nothing(lab,
+                                                               tmp_path):
+    from tests.conftest import run_cli
+    step = {"type": "action", "name": "slow-edge", "provider": {
+        "type": "python", "module": "chaosk3s.actions",
+        "func": "degrade_links", "arguments": {
+            "group": "name:agent-0", "peers": "control-plane",
+            "delay_ms": "${delay}", "loss": 5, "direction": "to",
+            "ttl": 60, "flap_period": 4, "flap_count": 3}}}
+    path = write_experiment(tmp_path, "slow edge", method=[step],
+                            configuration={"target": "lab",
+                                           "delay": 300})
+    before = all_rules(lab)
+    out = run_cli("plan", str(path))
+    assert out.returncode == 0, out.stderr
+    cp = lab.spec().node("server-cp-0").address
+    assert "1 degraded link(s) on 1 node(s)" in out.stdout
+    assert "flapping on each node: on 2s of every 4s, 3 time(s)" in \
+        out.stdout
+    assert "netem delay 300000us loss 5%" in out.stdout
+    assert f"match ip dst {cp}/32 flowid" in out.stdout
+    bad = run_cli("plan", "--var", "delay=-3", str(path))
+    said = bad.stderr + bad.stdout
+    assert bad.returncode != 0 and "argument delay_ms=" in said and \
+        "expected milliseconds from 0 to 60000" in said, said
+    assert all_rules(lab) == before
+    qdisc = netns_exec("agent-0", "tc", "qdisc", "show").stdout
+    assert "htb" not in qdisc and "netem" not in qdisc
 
 
 def _chaos_run(tmp_path: Path, experiment: Path, *variables: str

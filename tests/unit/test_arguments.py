@@ -41,6 +41,10 @@ BAD_BY_CHECK = {
                 "control-plane[1", "join-server:nobody", "name:a,,oops"],
     id(LABELS): ["a in b", "=x", "a==b==c"],
     id(SOME_LABELS): ["", "  ", "a in b", "=x"],
+    id(actions.PERCENT): ["-1", -0.5, 100.5, "101"],
+    id(actions.DELAY): [-1, "-5", 60001],
+    id(actions.RATE): ["0", "0mbit", "10 furlongs", "1xbit", "-1mbit",
+                       "mbit", "1.5"],
 }
 # Valid values for required arguments, so the bad one is the only one.
 REQUIRED = {"selector": "a=b", "peer_selector": "c=d", "nodes": "agent"}
