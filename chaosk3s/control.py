@@ -39,6 +39,9 @@
   it, when and why.
 - Leaves the run's record in the cluster: Events on the nodes its faults
   acted on (chaosk3s.events), labelled with `chaosk3s.run_id`.
+- Keeps, when the run ends, the API's NodeNotReady/NodeReady Events
+  (chaosk3s.node_events) and each node's own log around its
+  transitions (chaosk3s.node_logs) in the journal.
 
 Add it to an experiment as
 ``{"name": "chaosk3s", "provider": {"type": "python",
@@ -72,6 +75,7 @@ from chaosk3s.experiment_check import (
 from chaosk3s.faults.undo import journal_faults, open_nodes
 from chaosk3s.files import owner_only, write_atomically
 from chaosk3s.node_events import read_node_events
+from chaosk3s.node_logs import read_node_logs
 from chaosk3s.readiness import ReadinessWatch, utc_now
 from chaosk3s.redact import Redactor, for_experiment, redact_journal
 from chaosk3s.redact_logs import protect_logs
@@ -321,8 +325,10 @@ def after_experiment_control(context: dict, state: dict = None,
                 f"{f['phase']} activity {f['name']!r} raised {f['error']}"
                 for f in failed))
         _state.journal = state  # cleanup amends it with the heal's outcome
-        state["chaosk3s"] = {**_section(), "failed_activities": failed,
-                             "node_events": _node_events()}
+        section = _section()
+        state["chaosk3s"] = {**section, "failed_activities": failed,
+                             "node_events": _node_events(),
+                             "node_logs": _node_logs(section)}
     state.update(redact_journal(state, _state.redactor))
 
 
@@ -438,6 +444,22 @@ def _node_events() -> list[dict] | None:
         microsecond=0)  # Events carry whole seconds
     return read_node_events(get_target(_state.configuration).kube, began,
                             datetime.now(UTC))
+
+
+def _node_logs(section: dict) -> dict | None:
+    """Each node's log around its transitions (chaosk3s.node_logs), read
+    while the lab (if the run started one) is still up; None if they
+    could not be read at all."""
+    try:
+        target = get_target(_state.configuration)
+        return read_node_logs(
+            section, _state.nodes_at_start, target.transport,
+            lambda node: target.inventory.command(node.role, "logs",
+                                                  node.name),
+            _state.redactor.text)
+    except Exception as exc:  # noqa: BLE001 - evidence, never the run's end
+        logger.warning("chaosk3s: cannot read the nodes' logs: %s", exc)
+        return None
 
 
 def _run_facts() -> dict:

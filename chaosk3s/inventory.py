@@ -26,6 +26,11 @@ _ETCD_TLS = "/var/lib/rancher/k3s/server/tls/etcd"
 # after every node action, so an action proves its effect.
 _SHOW = "systemctl show -p MainPID,ActiveState,ActiveEnterTimestampMonotonic"
 _BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
+# The unit's journal in a window, for the report's log excerpts
+# (chaosk3s.node_logs): {since} and {until} become seconds since the
+# epoch, which systemd.time(7) reads as `@SECONDS`, free of time zones.
+_JOURNAL = ("journalctl --no-pager --quiet --utc --output=short-iso-precise "
+            "--since=@{since} --until=@{until} -u")
 DEFAULT_COMMANDS = {
     "servers": {"restart": "systemctl restart k3s",
                "stop": "systemctl stop k3s", "start": "systemctl start k3s",
@@ -42,7 +47,8 @@ DEFAULT_COMMANDS = {
                # one API request the node's own way (probes.api_latency):
                # any HTTP answer, 401 included, is the API answering
                "api_request": "curl -sk -o /dev/null --max-time 10 "
-                              "https://127.0.0.1:6443/readyz"},
+                              "https://127.0.0.1:6443/readyz",
+               "logs": f"{_JOURNAL} k3s"},
     "agents": {"restart": "systemctl restart k3s-agent",
               "stop": "systemctl stop k3s-agent",
               "start": "systemctl start k3s-agent",
@@ -50,7 +56,8 @@ DEFAULT_COMMANDS = {
               "status": f"{_SHOW} k3s-agent", "boot_id": _BOOT_ID,
               # through the agent's load balancer (127.0.0.1:6444)
               "api_request": "curl -sk -o /dev/null --max-time 10 "
-                             "https://127.0.0.1:6444/readyz"},
+                             "https://127.0.0.1:6444/readyz",
+              "logs": f"{_JOURNAL} k3s-agent"},
 }
 # An etcd-only server has no API server of its own: like an agent, it
 # reaches one through its load balancer.

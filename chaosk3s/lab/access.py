@@ -73,7 +73,8 @@ def lab_commands(state: LabState) -> dict[str, str]:
     command, written as a user would type them (the environment
     assignment included): an action that backgrounds one (reboot) wraps
     it itself. `status` and `boot_id` print what `systemctl show` and
-    /proc/sys/kernel/random/boot_id print on a real node.
+    /proc/sys/kernel/random/boot_id print on a real node, `logs` what
+    `journalctl -u k3s --since --until` prints.
     """
     python = shlex.quote(sys.executable)
     ctl = (f"CHAOSK3S_STATE_DIR={shlex.quote(str(state.root))} {python} "
@@ -82,6 +83,7 @@ def lab_commands(state: LabState) -> dict[str, str]:
         "restart": f"{ctl} restart", "stop": f"{ctl} stop",
         "start": f"{ctl} start", "reboot": f"{ctl} reboot",
         "status": f"{ctl} show", "boot_id": f"{ctl} boot-id",
+        "logs": f"{ctl} logs --since @{{since}} --until @{{until}}",
         "serving": f"{python} -c {shlex.quote(_get('6443/ping'))}",
         "etcd_health": f"{python} -c {shlex.quote(_get('2379/health'))}",
         "api_request": api_request(6443),

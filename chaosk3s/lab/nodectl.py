@@ -10,6 +10,9 @@ check their effect with, in the forms a real node prints them:
   k3s`` prints them (MainPID 0 and ActiveState inactive when stopped).
 - ``boot-id``: the node's emulated boot id, a UUID that changes on each
   reboot, as ``/proc/sys/kernel/random/boot_id`` does.
+- ``logs --since @SECONDS --until @SECONDS``: the node's k3s and etcd
+  log lines written in that window, as ``journalctl -u k3s --since
+  --until`` prints them (chaosk3s.lab.nodelogs).
 
 The lab inventory's node commands call this module (it imports only the
 lab, so each call costs a fraction of the full `chaosk3s` command); the
@@ -23,8 +26,10 @@ import sys
 from chaosk3s.errors import ChaosK3sError
 from chaosk3s.lab import procs
 from chaosk3s.lab.cluster import Lab
+from chaosk3s.lab.nodelogs import since_epoch, window
 
-ACTIONS = ("start", "stop", "restart", "reboot", "show", "boot-id")
+ACTIONS = ("start", "stop", "restart", "reboot", "show", "boot-id",
+           "logs")
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -45,9 +50,23 @@ def boot_id(lab: Lab, name: str) -> str:
     return lab.boot_id(name)
 
 
-def run(name: str, action: str, service: str | None = None) -> str:
+def logs(lab: Lab, name: str, since: str, until: str) -> str:
+    lab.spec().node(name)  # an unknown node is an error, not no lines
+    try:
+        start, end = since_epoch(since), since_epoch(until)
+    except (ValueError, OverflowError) as exc:
+        raise ChaosK3sError(f"logs: --since and --until take @SECONDS "
+                            f"since the epoch ({exc})") from exc
+    return "\n".join(window(lab.state.node_dir(name) / "logs", name,
+                            start, end))
+
+
+def run(name: str, action: str, service: str | None = None,
+        since: str = "@0", until: str = "@0") -> str:
     """Do action on node name; return what it prints."""
     lab = Lab()
+    if action == "logs":
+        return logs(lab, name, since, until)
     if action == "show":
         return show(lab, name)
     if action == "boot-id":
@@ -67,9 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("node")
     parser.add_argument("action", choices=ACTIONS)
     parser.add_argument("--service", help="only this service (etcd, k3s)")
+    parser.add_argument("--since", default="@0", help="logs: from @SECONDS")
+    parser.add_argument("--until", default="@0", help="logs: to @SECONDS")
     args = parser.parse_args(argv)
     try:
-        out = run(args.node, args.action, args.service)
+        out = run(args.node, args.action, args.service, args.since,
+                  args.until)
     except ChaosK3sError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

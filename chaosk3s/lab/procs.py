@@ -36,8 +36,8 @@ def start(service: Service) -> int:
     service.log.parent.mkdir(parents=True, exist_ok=True)
     service.pidfile.parent.mkdir(parents=True, exist_ok=True)
     with open(service.log, "ab") as log:
-        log.write(f"--- {time.strftime('%H:%M:%S')} starting "
-                  f"{service.name}\n".encode())
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        log.write(f"--- {stamp} starting {service.name}\n".encode())
         log.flush()
         proc = subprocess.Popen(
             in_netns(service.namespace, list(service.argv)),

@@ -52,6 +52,25 @@ class LabFacts:
 
 
 @dataclass
+class LogExcerpt:
+    """A node's log lines around one of its transitions (NotReady or
+    Ready), or why they were not read."""
+
+    transition: str
+    at: datetime | None
+    lines: list[str]
+    truncated: bool
+    error: str
+
+
+@dataclass
+class NodeLogs:
+    node: str
+    excerpts: list[LogExcerpt]
+    error: str  # the node could not be read at all
+
+
+@dataclass
 class K3sData:
     target: str
     cluster: str
@@ -66,6 +85,10 @@ class K3sData:
     # "source", "message"}); None: not read (or could not be)
     node_events: list[dict] | None = None
     events_recorded: bool = False  # the journal has the key at all
+    # Each node's log around its transitions (the section's
+    # `node_logs`); None: not read
+    node_logs: list[NodeLogs] | None = None
+    logs_recorded: bool = False  # the journal has the key at all
 
     @property
     def not_recovered(self) -> list[NodeReport]:
@@ -180,6 +203,31 @@ def _node_events(raw: dict) -> list[dict] | None:
     return events
 
 
+MAX_EXCERPT_LINES = 60  # the control keeps 40; a hand edit may not
+
+
+def _excerpt(item: dict) -> LogExcerpt:
+    lines = [redact(text(line)) for line in sequence(item.get("lines"))]
+    return LogExcerpt(
+        transition=text(item.get("transition")),
+        at=parse_time(item.get("at")), lines=lines[:MAX_EXCERPT_LINES],
+        truncated=bool(item.get("truncated"))
+        or len(lines) > MAX_EXCERPT_LINES,
+        error=redact(text(item.get("error"))))
+
+
+def _node_logs(raw: dict) -> list[NodeLogs] | None:
+    """The section's `node_logs`, redacted again: a hand-made journal
+    must not leak a secret through a log line either."""
+    found = raw.get("node_logs")
+    if not isinstance(found, dict):
+        return None
+    return [NodeLogs(node=text(name), excerpts=[
+        _excerpt(mapping(e)) for e in sequence(mapping(entry).get(
+            "excerpts"))], error=redact(text(mapping(entry).get("error"))))
+        for name, entry in found.items()]
+
+
 def parse_k3s(raw: Any, span: tuple[datetime, datetime]) -> K3sData | None:
     """The chaosk3s section, or None when the journal has none."""
     if not isinstance(raw, dict):
@@ -203,7 +251,8 @@ def parse_k3s(raw: Any, span: tuple[datetime, datetime]) -> K3sData | None:
         versions=[text(v) for v in sequence(versions)], nodes=nodes,
         faults=faults, roles=summaries(nodes, roles),
         variables=_variables(raw), lab=lab, real_cluster=real_cluster,
-        node_events=_node_events(raw), events_recorded="node_events" in raw)
+        node_events=_node_events(raw), events_recorded="node_events" in raw,
+        node_logs=_node_logs(raw), logs_recorded="node_logs" in raw)
 
 
 def k3s_times(raw: Any) -> list[datetime]:

@@ -116,6 +116,42 @@ def test_fixed_release_heals_with_variables_typed_as_text(tmp_path):
     assert section["lab"]["timings_profile"] == "lab"
     assert section["refused"] is None and section["failed_activities"] == []
     check_report_outages(tmp_path, journal, AT_RISK)
+    check_node_logs(tmp_path, journal, AT_RISK)
+
+
+def check_node_logs(tmp_path: Path, journal: dict, cut_off: set[str]
+                    ) -> None:
+    """The excerpts around each transition are the lab nodes' own log
+    lines, verbatim, from their window: the kubelet failing to reach the
+    API before NotReady, and saying it became ready around Ready."""
+    logs = journal["chaosk3s"]["node_logs"]
+    assert set(logs) >= cut_off, logs.keys()
+    archive = tmp_path / "lab" / "last-logs"  # kept when the lab went down
+    for name in cut_off:
+        written = {service: set((archive / name / f"{service}.log")
+                                .read_text().splitlines())
+                   for service in ("k3s", "etcd")
+                   if (archive / name / f"{service}.log").exists()}
+        excerpts = logs[name]["excerpts"]
+        assert [e["transition"] for e in excerpts][:2] == [
+            "NotReady", "Ready"], excerpts
+        for excerpt in excerpts:
+            assert excerpt["error"] is None and excerpt["lines"], excerpt
+            moment = datetime.fromisoformat(excerpt["at"])
+            for line in excerpt["lines"]:
+                stamp, node, service, text = line.split(" ", 3)
+                assert node == name and text in written[service[:-1]], line
+                assert -21 <= (datetime.fromisoformat(stamp) - moment
+                               ).total_seconds() <= 11, (line, moment)
+        down, up = excerpts[0]["lines"], excerpts[1]["lines"]
+        assert any("Failed to update lease" in line or
+                   "Error updating node status" in line for line in down)
+        assert any('"Node became ready"' in line for line in up), up
+    from chaosk3s.report import load_journal, render_report
+    page = html.unescape(render_report(load_journal(
+        tmp_path / "journal.json")))
+    assert all(line in page for name in cut_off
+               for line in logs[name]["excerpts"][0]["lines"])
 
 
 def timeline_outages(journal: dict, node: str

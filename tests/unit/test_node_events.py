@@ -55,10 +55,12 @@ def test_an_unreachable_api_is_none_not_an_empty_list(tmp_path):
     assert read_node_events(target, NOW, NOW) is None
 
 
-def page(tmp_path, events) -> str:
+def page(tmp_path, events, key: str = "node_events") -> str:
+    """The sample journal's report with the section's key set to events
+    (left out: "absent")."""
     raw = lab_journal()
     if events != "absent":
-        raw["chaosk3s"]["node_events"] = events
+        raw["chaosk3s"][key] = events
     path = tmp_path / "journal.json"
     path.write_text(json.dumps(raw))
     return render_report(load_journal(path))
