@@ -71,13 +71,22 @@ def result_dict(result: GamedayResult) -> dict:
               "skip is no failed Job).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result "
               "as one JSON object (progress stays on stderr).")
+@click.option("--summary-configmap", metavar="NAMESPACE/NAME", default=None,
+              help="Also write the game day's summary into this ConfigMap "
+              "of the target cluster (which must exist; the CronJob "
+              "export's --summary-configmap makes it).")
 @_friendly
 def run_command(plan_file: str, only_in_window: bool, skipped_ok: bool,
-                as_json: bool) -> None:
+                as_json: bool, summary_configmap: str | None) -> None:
     """Run the game day PLAN now, experiment by experiment."""
+    from chaosk3s.gameday.summary_configmap import parse_where, publish
+    if summary_configmap is not None:
+        parse_where(summary_configmap)  # before anything runs
     plan = load_plan(plan_file)
     result = run_plan(plan, stop=stop_on_signals(stderr_progress),
                       only_in_window=only_in_window)
+    if summary_configmap is not None:
+        publish(plan, result, summary_configmap, stderr_progress)
     if as_json:
         click.echo(json.dumps(result_dict(result), indent=2))
     else:
@@ -116,24 +125,28 @@ def schedule_command(plan_file: str) -> None:
 @click.option("--deadline-minutes", type=click.IntRange(min=1),
               default=None, help="The Job's activeDeadlineSeconds, in "
               "minutes (default: 30 per experiment, at least 60).")
+@click.option("--summary-configmap", "summary", is_flag=True,
+              help="Have the runner write each game day's summary "
+              "(verdict, experiments, times) into a ConfigMap the export "
+              "makes, with get/update on it alone.")
 @_friendly
 def export_command(plan_file: str, systemd_dir: str | None,
                    cronjob_file: str | None, namespace: str,
                    image: str | None, pvc: str | None,
-                   deadline_minutes: int | None) -> None:
+                   deadline_minutes: int | None, summary: bool) -> None:
     """Hand PLAN's schedule to systemd or to Kubernetes."""
     if bool(systemd_dir) == bool(cronjob_file):
         raise click.UsageError("give exactly one of --systemd DIR or "
                                "--cronjob FILE")
-    if systemd_dir and (pvc or deadline_minutes):
-        raise click.UsageError("--pvc and --deadline-minutes are for "
-                               "--cronjob")
+    if systemd_dir and (pvc or deadline_minutes or summary):
+        raise click.UsageError("--pvc, --deadline-minutes and "
+                               "--summary-configmap are for --cronjob")
     plan = load_plan(plan_file)
     if systemd_dir:
         _export_systemd(plan, Path(systemd_dir))
     else:
         _export_cronjob(plan, Path(cronjob_file), namespace, image, pvc,
-                        deadline_minutes)
+                        deadline_minutes, summary)
 
 
 def _export_systemd(plan: Plan, directory: Path) -> None:
@@ -150,21 +163,22 @@ def _export_systemd(plan: Plan, directory: Path) -> None:
 
 def _export_cronjob(plan: Plan, path: Path, namespace: str,
                     image: str | None, pvc: str | None,
-                    deadline_minutes: int | None) -> None:
+                    deadline_minutes: int | None, summary: bool) -> None:
     from chaosk3s.gameday.cronjob import (
         KUBERNETES_VERSION,
         secret_path,
         write_cronjob,
     )
     export = write_cronjob(plan, path, namespace, image, pvc,
-                           deadline_minutes)
+                           deadline_minutes, summary)
     if plan.target == "lab":
         click.echo("chaosk3s: warning: the plan's target is the lab, which "
                    "needs a privileged pod; the CronJob is meant for an "
                    "inventory target", err=True)
-    if not pvc:
+    if not pvc and not summary:
         click.echo("chaosk3s: note: reports and ledger are on an emptyDir "
-                   "and go with the pod; --pvc SIZE keeps them", err=True)
+                   "and go with the pod; --pvc SIZE keeps them, "
+                   "--summary-configmap keeps a summary", err=True)
     kinds = ", ".join(d["kind"] for d in export.documents)
     click.echo(f"wrote {path} ({kinds}; valid against the Kubernetes "
                f"{KUBERNETES_VERSION} schema)")

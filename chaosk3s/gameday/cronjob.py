@@ -6,7 +6,9 @@ ServiceAccount, RBAC with exactly what the probes and the Lease lock use,
 and the CronJob (concurrencyPolicy Forbid, the plan's time zone,
 startingDeadlineSeconds = the plan's catch-up allowance; the Job and pod
 in chaosk3s.gameday.cronpod), with a PersistentVolumeClaim for its
-evidence on request. Every document
+evidence on request, or (and) a ConfigMap the runner writes each game
+day's summary into (chaosk3s.gameday.summary_configmap), with a Role
+that allows `get` and `update` of that one ConfigMap. Every document
 is validated against the Kubernetes OpenAPI schema (kubernetes-validate,
 strict) before writing.
 
@@ -150,15 +152,40 @@ def _config_volume(name: str, with_secret: bool) -> dict:
         {"secret": {"name": f"{name}-files"}}]}}
 
 
+def _summary_documents(name: str, namespace: str) -> list[dict]:
+    """The empty ConfigMap the runner writes summaries into, and a Role
+    with get and update on it alone (no create: `kubectl apply` makes
+    it; an apply later leaves the runner's keys, which it never set)."""
+    summary = summary_name(name)
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": _meta(summary, namespace), "rules": [
+                {"apiGroups": [""], "resources": ["configmaps"],
+                 "resourceNames": [summary], "verbs": ["get", "update"]}]}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1",
+               "kind": "RoleBinding", "metadata": _meta(summary, namespace),
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                           "kind": "Role", "name": summary},
+               "subjects": [{"kind": "ServiceAccount", "name": name,
+                             "namespace": namespace}]}
+    return [{"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": _meta(summary, namespace)}, role, binding]
+
+
+def summary_name(name: str) -> str:
+    return f"{name}-summary"
+
+
 @dataclass
 class PodOptions:
     """What the export adds to the pod: where the evidence goes (a claim
-    name, None: an emptyDir), the Job's deadline (seconds) and the nodes
-    it must not run on."""
+    name, None: an emptyDir; the summary ConfigMap as NAMESPACE/NAME,
+    None: none), the Job's deadline (seconds) and the nodes it must not
+    run on."""
 
     claim: str | None
     deadline: int
     avoid: list[str]
+    summary: str | None = None
 
 
 def _cronjob(plan: Plan, name: str, namespace: str, image: str,
@@ -168,7 +195,8 @@ def _cronjob(plan: Plan, name: str, namespace: str, image: str,
     history = min(plan.retention.keep_runs or 3, 10)
     pod = {"serviceAccountName": name, "restartPolicy": "Never",
            "terminationGracePeriodSeconds": cronpod.TERMINATION_GRACE,
-           "containers": [cronpod.container(image, with_ssh, SSH_DIR)],
+           "containers": [cronpod.container(image, with_ssh, SSH_DIR,
+                                            options.summary)],
            "volumes": [_config_volume(name, with_secret),
                        cronpod.evidence_volume(options.claim)]}
     placement = cronpod.affinity(options.avoid)
@@ -196,10 +224,12 @@ def _cronjob(plan: Plan, name: str, namespace: str, image: str,
 
 def cronjob_documents(plan: Plan, namespace: str = DEFAULT_NAMESPACE,
                       image: str | None = None, pvc: str | None = None,
-                      deadline_minutes: int | None = None) -> Export:
+                      deadline_minutes: int | None = None,
+                      summary: bool = False) -> Export:
     """The documents, the Secret of files holding secret material, and
     the command that makes the SSH key Secret they mount. pvc: the size
-    of a claim for the evidence (None: an emptyDir)."""
+    of a claim for the evidence (None: an emptyDir); summary: a ConfigMap
+    for each game day's summary."""
     name = unit_name(plan)
     public, secret, ssh_keys = pod_files(plan, REPORTS_DIR,
                                          keep_retention=pvc is not None)
@@ -207,9 +237,11 @@ def cronjob_documents(plan: Plan, namespace: str = DEFAULT_NAMESPACE,
         claim=f"{name}-evidence" if pvc else None,
         deadline=deadline_minutes * 60 if deadline_minutes else
         cronpod.default_deadline(len(plan.experiments)),
-        avoid=faulted_nodes(plan))
+        avoid=faulted_nodes(plan),
+        summary=f"{namespace}/{summary_name(name)}" if summary else None)
     claim = [cronpod.evidence_claim(name, namespace, pvc, _meta(
         options.claim, namespace))] if pvc else []
+    claim += _summary_documents(name, namespace) if summary else []
     documents = [
         {"apiVersion": "v1", "kind": "Namespace",
          "metadata": _meta(namespace, None)},
@@ -250,12 +282,13 @@ def secret_path(path: Path) -> Path:
 def write_cronjob(plan: Plan, path: Path,
                   namespace: str = DEFAULT_NAMESPACE,
                   image: str | None = None, pvc: str | None = None,
-                  deadline_minutes: int | None = None) -> Export:
+                  deadline_minutes: int | None = None,
+                  summary: bool = False) -> Export:
     """Write the documents to path and, when some file holds secret
     material, its Secret to secret_path(path) (0600); nothing is written
     if a document fails the schema."""
     export = cronjob_documents(plan, namespace, image, pvc,
-                               deadline_minutes)
+                               deadline_minutes, summary)
     secret = [export.secret] if export.secret else []
     validate_documents(export.documents + secret)
     write_atomically(path, yaml.dump_all(export.documents, Dumper=_Dumper,

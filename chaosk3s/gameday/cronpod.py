@@ -14,7 +14,9 @@
 - The evidence (reports and ledger, EVIDENCE_DIR) is on a
   PersistentVolumeClaim when the export asks for one (`--pvc SIZE`), so a
   scheduled game day leaves its reports and a ledger `chaosk3s cleanup`
-  can read; otherwise on an emptyDir, gone with the pod.
+  can read; otherwise on an emptyDir, gone with the pod. Either way the
+  runner can also write each game day's summary into a ConfigMap
+  (`--summary-configmap`, chaosk3s.gameday.summary_configmap).
 - Required node affinity keeps the pod off every node the inventory
   names (the nodes its experiments may fault: a restart or a partition
   of the runner's own node would end or blind the run).
@@ -56,16 +58,20 @@ def evidence_claim(name: str, namespace: str, size: str,
                 "resources": {"requests": {"storage": check_size(size)}}}}
 
 
-def container(image: str, with_ssh: bool, ssh_dir: str) -> dict:
+def container(image: str, with_ssh: bool, ssh_dir: str,
+              summary: str | None = None) -> dict:
+    """summary: NAMESPACE/NAME of the ConfigMap for the game day's
+    summary (None: none)."""
     mounts = [{"name": "plan", "mountPath": CONFIG_DIR, "readOnly": True},
               {"name": "evidence", "mountPath": EVIDENCE_DIR}]
     if with_ssh:
         mounts.append({"name": "ssh", "mountPath": ssh_dir,
                        "readOnly": True})
+    into = ["--summary-configmap", summary] if summary else []
     return {
         "name": "gameday", "image": image,
         "command": ["chaosk3s", "gameday", "run", "--only-in-window",
-                    "--skipped-ok", f"{CONFIG_DIR}/plan.yaml"],
+                    "--skipped-ok", *into, f"{CONFIG_DIR}/plan.yaml"],
         "env": [{"name": "CHAOSK3S_LEDGER_DIR", "value": LEDGER_DIR}],
         "volumeMounts": mounts}
 

@@ -42,9 +42,10 @@ def write_plan(directory: Path, experiments: list[dict]) -> Path:
     return path
 
 
-def gameday(plan: Path) -> subprocess.CompletedProcess:
+def gameday(plan: Path, *options: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "chaosk3s.gameday.cli", "run", str(plan)],
+        [sys.executable, "-m", "chaosk3s.gameday.cli", "run", *options,
+         str(plan)],
         capture_output=True, text=True, timeout=300, check=False,
         env=dict(os.environ))
 
@@ -88,7 +89,10 @@ def test_lease_in_the_lab_refuses_then_stale_is_taken_over(
     stale = LeaseLock(lab_kube(), "other-host/99/nightly/x", duration=5,
                       clock=lambda: utc_now() - timedelta(minutes=10))
     stale.acquire()
-    done = gameday(plan)
+    # the summary ConfigMap, made as the CronJob export makes it
+    lab_kube().call("create_namespaced_config_map", namespace="default",
+                    body={"metadata": {"name": "gameday-summary"}})
+    done = gameday(plan, "--summary-configmap", "default/gameday-summary")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "looks expired" in done.stderr
     assert "holding the Lease kube-system/chaosk3s-gameday" in done.stderr
@@ -103,3 +107,13 @@ def test_lease_in_the_lab_refuses_then_stale_is_taken_over(
     assert (run_dir / "01-etcd_only_partition.html").exists()
     index = (private_dirs / "reports" / "index.html").read_text()
     assert "01-etcd_only_partition.html" in index
+    # the game day's summary, written by the runner into the lab's API
+    data = lab_kube().call("read_namespaced_config_map",
+                           namespace="default", name="gameday-summary")[
+        "data"]
+    latest = json.loads(data["latest.json"])
+    assert latest["verdict"] == "completed" and latest["exit_code"] == 0
+    assert [e["status"] for e in latest["experiments"]] == ["completed"]
+    assert sorted(data) == ["latest.json", f"run-{run_dir.name}.json"]
+    assert "summary: ConfigMap default/gameday-summary (completed)" in \
+        done.stderr
