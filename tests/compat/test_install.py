@@ -8,6 +8,12 @@ then this package without its `lab` extra, and checks that no package that
 was there changed, that the extension imports nothing of the lab, that
 `chaos validate` accepts every shipped experiment and that the unit tests
 of the run's verdicts (real `chaos run` processes) pass there.
+
+`lowest` installs the floor of every dependency, not only Chaos Toolkit's
+(prometheus-client 0.17, pydantic 2.6, croniter, jinja2, click, ...),
+checks that each is what got installed, and runs the unit tests of what
+those libraries do for the package (metrics, schedules, plans, the
+CronJob's schema validation, the report) against them.
 """
 
 import json
@@ -18,6 +24,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from tests.unit.test_packaging import (
     ROOT,
@@ -33,16 +40,29 @@ PIP_TIMEOUT = 600  # seconds per pip call: a stuck registry fails the test
 # Real `chaos run` processes, refusals, failed and deviated verdicts,
 # activity signatures as chaoslib validates them; no lab, no conftest.
 VERDICT_TESTS = ("tests/unit/test_refusals.py", "tests/unit/test_arguments.py")
+# What the other dependencies do for the package, at their floors:
+# prometheus-client, croniter, pydantic (plans), kubernetes-validate and
+# pyyaml (the CronJob export), jinja2 and click (the report). ~30 s.
+FLOOR_TESTS = ("tests/unit/test_metrics.py",
+               "tests/unit/test_gameday_schedule.py",
+               "tests/unit/test_gameday_plan.py",
+               "tests/unit/test_gameday_export.py",
+               "tests/unit/test_report.py")
+
+
+def floors() -> dict[str, str]:
+    """{name: lower bound} of every dependency (all have one)."""
+    found = {}
+    for requirement in requirements():
+        [floor] = [s.version for s in requirement.specifier
+                   if s.operator == ">="]
+        found[requirement.name.lower()] = floor
+    return found
 
 
 def lowest() -> list[str]:
-    """`name==X` for the lower bound of each Chaos Toolkit package."""
-    bounds = {r.name: r.specifier for r in requirements()}
-    pins = []
-    for name in CHAOS:
-        floor = [s.version for s in bounds[name] if s.operator == ">="]
-        pins.append(f"{name}=={floor[0]}")
-    return pins
+    """`name==X` for the lower bound of every dependency."""
+    return [f"{name}=={floor}" for name, floor in floors().items()]
 
 
 def newest() -> list[str]:
@@ -114,8 +134,13 @@ def test_installs_into_an_existing_chaos_environment(chaos, source,
     assert "pip install 'chaostoolkit-k3s[lab]'" in up.stderr
 
     run([*pip, "pytest"], timeout=PIP_TIMEOUT)
+    tests = VERDICT_TESTS
+    if chaos is lowest:  # the floors are what ran
+        assert {name: Version(after[name]) for name in floors()} == {
+            name: Version(floor) for name, floor in floors().items()}
+        tests += FLOOR_TESTS
     run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "--noconftest", *VERDICT_TESTS], cwd=source)
+         "--noconftest", *tests], cwd=source)
 
 
 def test_the_containerfile_install_leaves_the_lab_out(source, tmp_path):
