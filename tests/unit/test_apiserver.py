@@ -261,7 +261,7 @@ def test_error_statuses(api):
     method = _http.post(api.url + "/api/v1/nodes/x", json={}, timeout=5)
     assert (method.status_code, method.json()["reason"]) == (
         405, "MethodNotAllowed")
-    missing = _http.get(api.url + "/api/v1/pods", timeout=5)
+    missing = _http.get(api.url + "/api/v1/secrets", timeout=5)
     assert missing.status_code == 404
 
 

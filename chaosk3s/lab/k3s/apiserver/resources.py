@@ -48,7 +48,13 @@ CONFIGMAPS = Resource("configmaps", "ConfigMap", "", "v1", True,
                       "configmaps", ("cm",))
 LEASES = Resource("leases", "Lease", "coordination.k8s.io", "v1", True,
                   "leases")
-RESOURCES = (NODES, NAMESPACES, ENDPOINTS, EVENTS, CONFIGMAPS, LEASES)
+# What a drain needs (chaostoolkit-kubernetes' drain_nodes, kubectl
+# drain): the pods on a node, and their eviction subresource. No kubelet
+# of the lab runs them: they are records.
+PODS = Resource("pods", "Pod", "", "v1", True, "pods", ("po",),
+                has_status=True)
+RESOURCES = (NODES, NAMESPACES, ENDPOINTS, EVENTS, CONFIGMAPS, LEASES,
+             PODS)
 BY_PATH = {(r.group, r.version, r.name): r for r in RESOURCES}
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public",
                       NODE_LEASE_NAMESPACE)
@@ -129,6 +135,11 @@ def api_resource(res: Resource) -> list[dict]:
         entries.append({"name": f"{res.name}/status", "singularName": "",
                         "namespaced": res.namespaced, "kind": res.kind,
                         "verbs": ["get", "patch", "update"]})
+    if res is PODS:
+        entries.append({"name": "pods/eviction", "singularName": "",
+                        "namespaced": True, "group": "policy",
+                        "version": "v1", "kind": "Eviction",
+                        "verbs": ["create"]})
     return entries
 
 

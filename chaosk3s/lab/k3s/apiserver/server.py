@@ -17,6 +17,7 @@ from chaosk3s.lab.k3s.apiserver.patch import PATCH_TYPES, apply_patch
 from chaosk3s.lab.k3s.apiserver.resources import (
     INITIAL_NAMESPACES,
     NAMESPACES,
+    PODS,
     ApiError,
     Resource,
     bad_request,
@@ -169,6 +170,9 @@ class APIServer:
         if target.name is not None and method == "GET" and \
                 target.watch_path:
             return await self._list(request, target)
+        if target.subresource == "eviction" and target.res is PODS and \
+                method == "POST":
+            return await self._evict(request, target)
         if target.name is not None:
             return await self._item(request, target)
         raise ApiError(405, "MethodNotAllowed", "the server does not allow "
@@ -196,6 +200,27 @@ class APIServer:
             return _json(await self.store.delete(res, ns, name))
         raise ApiError(405, "MethodNotAllowed", f"the server does not allow "
                        f"method {request.method} on the requested resource")
+
+    async def _evict(self, request: web.Request, target: Target
+                     ) -> web.Response:
+        """POST pods/NAME/eviction: with no PodDisruptionBudget to
+        consult, the pod is deleted and the answer is a Status Success
+        with 201, as kube-apiserver's eviction REST
+        (pkg/registry/core/pod/storage/eviction.go) gives."""
+        body = await _body(request)
+        # a body without kind is decoded as the Eviction it must be (the
+        # generic create handler defaults the kind; chaosk8s sends none)
+        if not isinstance(body, dict) or body.get("kind") not in (
+                None, "Eviction"):
+            raise bad_request("the body of a pods/eviction request must be "
+                              "an Eviction (policy/v1)")
+        named = (body.get("metadata") or {}).get("name")
+        if named not in (None, target.name):
+            raise bad_request(f"name in the Eviction ({named}) does not "
+                              f"match the pod ({target.name})")
+        await self.store.delete(target.res, target.namespace, target.name)
+        return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                      "status": "Success", "code": 201}, 201)
 
     async def _patch(self, request: web.Request, target: Target) -> dict:
         content_type = request.content_type
