@@ -144,7 +144,7 @@ def parse_inventory(raw: object, source: str) -> Inventory:
     for item in given.get("nodes", []):
         entry = _node_entry(item, defaults, roles, source)
         nodes[entry.name] = entry
-    commands = _commands(given.get("commands", {}), roles)
+    commands = _commands(given.get("commands", {}), roles, source)
     kubeconfig = given.get("kubeconfig")
     return Inventory(
         cluster=cluster, source=source,
@@ -155,11 +155,22 @@ def parse_inventory(raw: object, source: str) -> Inventory:
         caps=Caps.of(given.get("blast_radius")))
 
 
-def _commands(top: dict, roles: dict) -> dict:
+def _commands(top: dict, roles: dict, source: str) -> dict:
     """{"servers"|"agents"|"role:<role>": {action: shell command}}."""
     commands = {group: dict(given) for group, given in top.items()}
     for role, spec in roles.items():
         commands[f"role:{role}"] = dict(spec.get("commands", {}))
+    for group, given in commands.items():
+        logs = given.get("logs")
+        if logs is not None and not ("{since}" in logs and "{until}" in
+                                     logs):
+            where = f"roles.{group[5:]}.commands" if group.startswith(
+                "role:") else f"commands.{group}"
+            raise SpecError(
+                f"inventory {source}: {where}.logs must contain {{since}} "
+                f"and {{until}} (whole seconds since the epoch, e.g. "
+                f"journalctl --since=@{{since}} --until=@{{until}}), so that "
+                f"only the window around a transition is read")
     return commands
 
 

@@ -106,14 +106,18 @@ def run_key(started: str | None, now: datetime) -> str:
 
 def merged(data: dict, key: str, text: str, keep: int) -> dict:
     """The ConfigMap's data with this run added, `latest.json` set, and
-    the oldest runs dropped past keep or MAX_TOTAL_BYTES."""
-    runs = {k: v for k, v in (data or {}).items() if k.startswith("run-")}
+    the oldest runs dropped past keep or MAX_TOTAL_BYTES; keys that are
+    not the runner's are left as they are."""
+    data = data or {}
+    runs = {k: v for k, v in data.items() if k.startswith("run-")}
+    others = {k: v for k, v in data.items()
+              if k not in runs and k != LATEST}
     runs[key] = text
     names = sorted(runs)[-keep:]
     while len(names) > 1 and sum(len(runs[n].encode()) for n in names) \
             + len(text.encode()) > MAX_TOTAL_BYTES:
         names.pop(0)
-    return {**{n: runs[n] for n in names}, LATEST: text}
+    return {**others, **{n: runs[n] for n in names}, LATEST: text}
 
 
 def write_summary(kube: Kube, namespace: str, name: str, key: str,

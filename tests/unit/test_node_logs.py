@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from chaosk3s import node_logs
-from chaosk3s.errors import NodeUnreachable
+from chaosk3s.errors import NodeUnreachable, SpecError
 from chaosk3s.inventory import parse_inventory
 from chaosk3s.lab import nodelogs
 from chaosk3s.lab.access import lab_commands
@@ -327,3 +327,18 @@ def test_none_and_absent_read_differently(tmp_path):
                                      {"a": {"excerpts": [None, 3]}}])
 def test_a_malformed_section_still_renders(tmp_path, garbage):
     assert "</html>" in page(tmp_path, garbage)
+
+
+@pytest.mark.parametrize("where,commands", [
+    ("commands.agents.logs", {"commands": {"agents": {
+        "logs": "journalctl -u k3s-agent"}}}),
+    ("roles.etcd.commands.logs", {"roles": {"etcd": {"commands": {
+        "logs": "tail -n 100 /var/log/k3s.log --since {since}"}}}}),
+])
+def test_a_logs_command_without_its_window_is_refused(where, commands):
+    with pytest.raises(SpecError) as refused:
+        parse_inventory({"cluster": "prod", "defaults": {"transport": {
+            "type": "ssh", "host": "10.0.0.1"}},
+            "nodes": [{"name": "agent-0"}], **commands}, "inv.yaml")
+    assert f"inventory inv.yaml: {where} must contain {{since}} and " \
+        f"{{until}}" in str(refused.value)

@@ -174,6 +174,10 @@ def test_a_summary_and_the_configmap_are_bounded(tmp_path):
     merged = summary.merged(runs, "run-2027.json", text, keep=1000)
     assert sum(len(v) for v in merged.values()) <= summary.MAX_TOTAL_BYTES
     assert "run-2027.json" in merged and "run-20260000.json" not in merged
+    # the operator's own keys stay
+    assert summary.merged({"README": "what this is", **runs},
+                          "run-2027.json", text, keep=2)["README"] == \
+        "what this is"
 
 
 @pytest.mark.parametrize("where", ["", "default", "Default/x", "a/b/c",
