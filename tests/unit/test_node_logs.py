@@ -6,6 +6,7 @@ log files; the report showing them escaped."""
 
 import json
 import logging
+import shutil
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,11 @@ from chaosk3s.transports.recording import RecordingTransport
 from tests.unit.test_node_events import page as events_page
 
 T0 = datetime(2026, 11, 29, 15, 40, 0, tzinfo=UTC)
+JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
+needs_journal_tools = pytest.mark.skipif(
+    not (shutil.which("journalctl") and Path(JOURNAL_REMOTE).exists()),
+    reason="Debian packages `systemd` and `systemd-journal-remote` are not "
+    "installed (scripts/setup --tests installs them)")
 NETNS = Access(transport="netns", namespace="ns")
 INVENTORY = parse_inventory({
     "cluster": "prod", "defaults": {"transport": {
@@ -210,6 +216,50 @@ def test_lines_and_errors_are_redacted():
     assert secret not in text and "hunter22" not in text
     assert REDACTED in found["agent-0"]["excerpts"][0]["lines"][0]
     assert REDACTED in found["server-0"]["excerpts"][0]["error"]
+
+
+def export_entry(seconds: float, message: str, unit: str = "k3s") -> str:
+    """One entry in the Journal Export Format, as journald stores a
+    line of the unit."""
+    micros = int(at(seconds).timestamp() * 1_000_000)
+    return (f"__REALTIME_TIMESTAMP={micros}\n__MONOTONIC_TIMESTAMP="
+            f"{micros}\n_BOOT_ID={'0' * 32}\n_HOSTNAME=server-0\n"
+            f"_SYSTEMD_UNIT={unit}.service\nSYSLOG_IDENTIFIER={unit}\n"
+            f"_PID=812\nMESSAGE={message}\n\n")
+
+
+@needs_journal_tools
+def test_the_default_command_reads_a_real_journal_around_the_transition(
+        tmp_path):
+    """A real journal file (written by systemd-journal-remote) read by
+    the inventory's default `logs` command with the real journalctl
+    (given the file with --file): the unit's lines of the window, in the
+    form the excerpts place in time."""
+    entries = [export_entry(s, f'level=info msg="k3s at {s}"')
+               for s in (0, 9, 11, 25, 30, 31, 39, 41, 60)]
+    entries.insert(4, export_entry(30.5, "another unit", unit="containerd"))
+    (tmp_path / "export.txt").write_text("".join(entries))
+    journal = tmp_path / "k3s.journal"
+    subprocess.run([JOURNAL_REMOTE, "-o", str(journal),
+                    str(tmp_path / "export.txt")], check=True,
+                   capture_output=True, timeout=30)
+
+    def node_side(_name, command):
+        done = subprocess.run(["sh", "-c", f"{command} --file={journal}"],
+                              capture_output=True, text=True, timeout=30,
+                              check=False)
+        return done.returncode, done.stdout, done.stderr
+    found, transports = read(section(("server-0", 30, None)),
+                             {"server-0": node("server-0", "server")},
+                             node_side)
+    [excerpt] = found["server-0"]["excerpts"]
+    assert excerpt["error"] is None, excerpt
+    assert [node_logs.line_time(line) for line in excerpt["lines"]] == [
+        at(s) for s in (11, 25, 30, 31, 39)]  # [30 - 20, 30 + 10]
+    assert excerpt["lines"][0].endswith(
+        ' server-0 k3s[812]: level=info msg="k3s at 11"')
+    assert not any("another unit" in line for line in excerpt["lines"])
+    assert "-u k3s" in transports["server-0"].calls[0].text
 
 
 # -- the lab's node logs ----------------------------------------------------
