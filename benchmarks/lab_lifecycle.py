@@ -16,6 +16,7 @@ from chaosk3s.lab import hostnet
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import default_spec, parse_spec
 from chaosk3s.lab.state import LabState
+from chaosk3s.namedlabs import LabNames
 
 
 def large_spec():
@@ -32,7 +33,7 @@ def large_spec():
 
 def lab_rss_mib() -> float:
     total = 0
-    for namespace in hostnet.list_lab_namespaces():
+    for namespace in hostnet.list_lab_namespaces(LabNames()):
         for pid in hostnet.namespace_pids(namespace):
             try:
                 status = Path(f"/proc/{pid}/status").read_text()

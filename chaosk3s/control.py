@@ -81,7 +81,12 @@ from chaosk3s.redact import Redactor, for_experiment, redact_journal
 from chaosk3s.redact_logs import protect_logs
 from chaosk3s.run import begin_run, end_run
 from chaosk3s.safe_cleanup import heal_run
-from chaosk3s.target import forget_targets, get_target, target_name
+from chaosk3s.target import (
+    forget_targets,
+    get_target,
+    is_lab_target,
+    target_name,
+)
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -94,7 +99,7 @@ class _State:
         self.configuration: dict = {}
         self.secrets: dict = {}
         self.lab: dict | None = None
-        self.started_lab = False
+        self.started_lab: str | None = None  # the lab's name
         self.watch: ReadinessWatch | None = None
         self.run = None
         self.partial: dict = {}
@@ -152,10 +157,10 @@ def _check_input(configuration: dict, secrets: dict,
 
 def _prepare(configuration: dict, experiment: dict) -> None:
     name = target_name(configuration)
-    if name == "lab":
+    if is_lab_target(name):
         from chaosk3s.lab_control import ensure_lab, lab_facts  # optional
         _state.started_lab = ensure_lab(configuration)
-        _state.lab = lab_facts()
+        _state.lab = lab_facts(configuration)
     target = get_target(configuration)
     target.check_consent()
     topology = target.topology()
@@ -355,7 +360,7 @@ def cleanup_control(**_kwargs) -> None:
         forget_targets()
         if _state.started_lab:
             from chaosk3s.lab_control import stop_lab
-            stop_lab()
+            stop_lab(_state.started_lab)
         end_run()
 
 

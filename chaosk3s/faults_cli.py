@@ -39,7 +39,7 @@ def _on_nodes(configuration: dict) -> tuple[list[dict], list[str]]:
     from chaosk3s.target import get_target
     target = get_target(configuration)
     transports = {n.name: target.transport(n) for n in sweep_nodes(target)}
-    outcomes = read_active(transports, strict=False)
+    outcomes = read_active(transports, target.node_state_dir, strict=False)
     active = [fault.as_dict() for o in outcomes if o.ok for fault in o.active]
     unread = [f"node {o.node} cannot be read: {o.error}"
               for o in outcomes if not o.ok]

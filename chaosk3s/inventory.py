@@ -18,6 +18,7 @@ from chaosk3s.blast import Caps
 from chaosk3s.errors import LabStateError, SpecError
 from chaosk3s.inventory_schema import InventorySpec
 from chaosk3s.model import Access
+from chaosk3s.namedlabs import lab_name_from_env, lab_of_target
 from chaosk3s.schema import load_yaml, validate
 
 LAB = "lab"
@@ -109,23 +110,29 @@ class Inventory:
                 **self.commands.get(f"role:{role}", {})}
 
 
-def lab_inventory_path() -> Path:
+def lab_inventory_path(name: str = "default") -> Path:
+    """The inventory of lab name (chaosk3s.lab.state)."""
     from chaosk3s.lab.state import LabState  # the lab is optional here
-    state = LabState()
+    state = LabState(name=name)
     if not state.inventory.exists():
+        called, option = ("", "") if state.names.is_default else (
+            f" {name}", f" --name {name}")
         raise LabStateError(
-            f"target is 'lab' but no lab is up ({state.inventory} is "
-            f"missing); run `chaosk3s lab up`, or let the chaosk3s control "
-            f"start one")
+            f"target is '{state.names.target}' but no lab{called} is up "
+            f"({state.inventory} is missing); run `chaosk3s lab up{option}`"
+            f", or let the chaosk3s control start one")
     return state.inventory
 
 
 def load_target(target: str | None) -> Inventory:
-    """`lab` (the running lab's own inventory) or an inventory path."""
+    """`lab:N` (lab N's own inventory; chaosk3s.namedlabs), `lab` (the
+    lab $CHAOSK3S_LAB_NAME names, else the default lab's) or an
+    inventory path."""
     target = target or LAB
-    path = lab_inventory_path() if target == LAB else Path(
+    lab = lab_name_from_env() if target == LAB else lab_of_target(target)
+    path = lab_inventory_path(lab) if lab else Path(
         os.path.expanduser(target))
-    if target != LAB and not path.is_file():
+    if lab is None and not path.is_file():
         raise SpecError(f"cannot read inventory {path}: no such file; the "
                         f"target is 'lab' or an inventory YAML path")
     return parse_inventory(load_yaml(path, f"inventory {path}"), str(path))

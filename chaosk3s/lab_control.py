@@ -10,6 +10,8 @@ import logging
 from chaosk3s.errors import LabStateError, SpecError
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import LabSpec, load_spec
+from chaosk3s.lab.state import LabState
+from chaosk3s.namedlabs import configured_lab_name
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -38,47 +40,56 @@ def wanted_spec(configuration: dict) -> LabSpec:
                      lab_timings(configuration))
 
 
-def ensure_lab(configuration: dict) -> bool:
-    """Bring a lab up unless one runs; True if this call started it.
+def configured_lab(configuration: dict) -> Lab:
+    """The lab the experiment's ``lab_name`` names (chaosk3s.namedlabs:
+    its namespaces, bridge, subnet and state are its own)."""
+    return Lab(LabState(name=configured_lab_name(configuration)))
+
+
+def ensure_lab(configuration: dict) -> str | None:
+    """Bring the experiment's lab up unless it runs; its name if this
+    call started it, else None.
 
     A running lab of another K3s release, other nodes or other timings is
     refused rather than reused: the verdict would be about the wrong lab.
     """
-    lab = Lab()
-    spec = wanted_spec(configuration)  # a bad value is refused first
+    lab = configured_lab(configuration)  # a bad name is refused first
+    spec = wanted_spec(configuration)  # and so is a bad value
     if lab.state.exists():
-        _check_running(lab.spec(), spec, configuration)
-        return False
-    logger.info("chaosk3s: starting the lab (K3s %s, %d nodes, %s timings)",
-                spec.release.version, len(spec.nodes),
+        _check_running(lab, spec, configuration)
+        return None
+    logger.info("chaosk3s: starting lab %s (K3s %s, %d nodes, %s timings)",
+                lab.names.name, spec.release.version, len(spec.nodes),
                 spec.timings.profile)
     lab.up(spec, progress=lambda message: logger.info("lab: %s", message))
-    return True
+    return lab.names.name
 
 
-def _check_running(running: LabSpec, asked: LabSpec,
-                   configuration: dict) -> None:
+def _check_running(lab: Lab, asked: LabSpec, configuration: dict) -> None:
+    running, down = lab.spec(), lab.command("down")
     wanted = configuration.get("lab_k3s_version")
     if wanted and wanted != running.release.version:
         raise LabStateError(
             f"a lab of K3s {running.release.version} is up, but the "
-            f"experiment asks for {wanted}; run `chaosk3s lab down` first "
-            f"or set lab_k3s_version to {running.release.version}")
+            f"experiment asks for {wanted}; run `{down}` first, set "
+            f"lab_k3s_version to {running.release.version}, or give the "
+            f"run a lab of its own (lab_name)")
     if configuration.get("lab_spec"):
-        _check_same_nodes(running, asked)
+        _check_same_nodes(running, asked, down)
     if lab_timings(configuration) and running.timings != asked.timings:
         raise LabStateError(
             f"a lab with {running.timings.profile} timings "
             f"{running.timings.values} is up, but the experiment asks for "
             f"{asked.timings.profile} timings {asked.timings.values}; run "
-            f"`chaosk3s lab down` first")
+            f"`{down}` first")
 
 
 def _shown(spec: LabSpec) -> str:
     return ", ".join(f"{n.name} ({n.role})" for n in spec.nodes)
 
 
-def _check_same_nodes(running: LabSpec, asked: LabSpec) -> None:
+def _check_same_nodes(running: LabSpec, asked: LabSpec,
+                      down: str) -> None:
     """A running lab of other nodes is refused rather than reused: the
     verdict would be about another topology than lab_spec's."""
     def nodes(spec: LabSpec) -> list[tuple]:
@@ -86,14 +97,13 @@ def _check_same_nodes(running: LabSpec, asked: LabSpec) -> None:
     if nodes(running) != nodes(asked):
         raise LabStateError(
             f"a lab of other nodes is up ({_shown(running)}), but lab_spec "
-            f"{asked.source} asks for {_shown(asked)}; run `chaosk3s lab "
-            f"down` first")
+            f"{asked.source} asks for {_shown(asked)}; run `{down}` first")
 
 
-def lab_facts() -> dict | None:
-    """The running lab as the journal records it (release, behaviour
-    family, timing profile and timings); None when no lab is up."""
-    lab = Lab()
+def lab_facts(configuration: dict) -> dict | None:
+    """The experiment's lab as the journal records it (release, behaviour
+    family, timing profile and timings); None when it is not up."""
+    lab = configured_lab(configuration)
     if not lab.state.exists():
         return None
     spec = lab.spec()
@@ -103,6 +113,7 @@ def lab_facts() -> dict | None:
             "timings": spec.timings.values}
 
 
-def stop_lab() -> None:
-    logger.info("chaosk3s: taking the lab down")
-    Lab().down()
+def stop_lab(name: str) -> None:
+    """Take lab name down (the one ensure_lab started)."""
+    logger.info("chaosk3s: taking lab %s down", name)
+    Lab(LabState(name=name)).down()

@@ -193,7 +193,8 @@ def _partition_step(target: Target, topology, func: str, args: dict,
     refused = guard.refusal(topology, "this partition", bool(args["force"]),
                             cuts=dict.fromkeys(pairs, f"step {number}"))
     nodes = [n for n in topology.nodes if n.name in plan.nodes()]
-    setups = {n.name: setup_for(target.transport(n)) for n in nodes}
+    setups = {n.name: setup_for(target.transport(n), target.node_state_dir)
+              for n in nodes}
     text = _indent(render_dry_run(plan, setups, scripts))
     return f"{refused}\n{text}" if refused else text
 

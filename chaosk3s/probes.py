@@ -240,7 +240,8 @@ def active_faults(configuration: dict = None) -> list:
     """
     from chaosk3s.faults.apply import read_active
     target = get_target(configuration)
-    return [fault.as_dict() for outcome in read_active(target.transports())
+    return [fault.as_dict() for outcome in read_active(target.transports(),
+                                                     target.node_state_dir)
             for fault in outcome.active]
 
 

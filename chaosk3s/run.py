@@ -17,7 +17,7 @@ from chaosk3s.faults.session import FaultSession
 from chaosk3s.kube import ready_status
 from chaosk3s.ledger import Ledger, new_run_id
 from chaosk3s.model import Node
-from chaosk3s.target import Target, get_target, target_name
+from chaosk3s.target import Target, get_target, node_state_dir, target_name
 from chaosk3s.transports.base import Transport
 
 NODE_LEASES = "kube-node-lease"
@@ -93,7 +93,8 @@ _lock = threading.Lock()  # background activities may race to begin one
 
 def new_run(target: str, run_id: str | None = None) -> Run:
     ledger = Ledger(run_id or new_run_id(), target)
-    return Run(ledger, FaultSession(ledger, TargetPorts(target)))
+    return Run(ledger, FaultSession(ledger, TargetPorts(target),
+                                    node_state_dir(target)))
 
 
 def begin_run(target: str) -> Run:

@@ -23,7 +23,12 @@ from chaosk3s.faults.undo import HealReport
 from chaosk3s.ledger import Ledger, open_ledgers
 from chaosk3s.model import Node
 from chaosk3s.run import Run, TargetPorts
-from chaosk3s.target import Target, get_target, target_name
+from chaosk3s.target import (
+    Target,
+    get_target,
+    node_state_dir,
+    target_name,
+)
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -72,8 +77,8 @@ def heal_everything(configuration: dict) -> CleanupReport:
 
 def _heal_ledger(ledger: Ledger, name: str, report: CleanupReport) -> None:
     try:
-        runs = FaultSession(ledger, TargetPorts(name)).heal(
-            by="chaosk3s cleanup")
+        runs = FaultSession(ledger, TargetPorts(name),
+                            node_state_dir(name)).heal(by="chaosk3s cleanup")
     except ChaosK3sError as exc:  # e.g. it turned unreadable
         report.open.append(f"run {ledger.run_id}: {exc}")
         return
@@ -100,7 +105,7 @@ def sweep_nodes(target: Target) -> list[Node]:
 def _sweep(target: Target, report: CleanupReport) -> None:
     nodes = {n.name: n for n in sweep_nodes(target)}
     transports = {n: target.transport(node) for n, node in nodes.items()}
-    found = read_active(transports, strict=False)
+    found = read_active(transports, target.node_state_dir, strict=False)
     with ThreadPoolExecutor(max(1, min(16, len(found)))) as pool:
         lines = list(pool.map(lambda o: _sweep_node(
             target, nodes[o.node], o.active if o.ok else None,
@@ -120,7 +125,8 @@ def _sweep_node(target: Target, node: Node,
     swept, still = [], []
     chains = [f for f in active if f.kind in ("partition", "degradation")]
     if chains:
-        (outcome,) = heal({node.name: transport}, None, strict=False)
+        (outcome,) = heal({node.name: transport}, None,
+                          target.node_state_dir, strict=False)
         if outcome.ok:
             swept += [f"removed {f.chain} on {node.name} (run "
                       f"{f.run_id or '?'})" for f in chains]
@@ -134,7 +140,8 @@ def _sweep_node(target: Target, node: Node,
                          f"{timer.run_id or timer.chain}, starts by itself "
                          f"at {timer.timer.expires_at}: {exc}")
     try:
-        (after,) = read_active({node.name: transport})
+        (after,) = read_active({node.name: transport},
+                               target.node_state_dir)
         still += [f"{f.kind} {f.chain} (run {f.run_id or '?'}) still on "
                   f"{node.name}" for f in after.active
                   if f.chain not in reported]
@@ -155,6 +162,7 @@ def _start_now(target: Target, node: Node, transport,
                 for a in ("start", "status")}
     if not service.read_status(transport, commands["status"]).running:
         service.start(transport, commands, 60, server=False)
-    transport.run(cancel_start_script(setup_for(transport), timer.run_id),
+    setup = setup_for(transport, target.node_state_dir)
+    transport.run(cancel_start_script(setup, timer.run_id),
                   timeout=30, description="cancel a node-side start")
     return f"started k3s on {node.name} (stopped by {timer.run_id or '?'})"

@@ -2,7 +2,11 @@
 
 Activities receive Chaos Toolkit's ``configuration``; its ``target`` key
 (or the CHAOSK3S_TARGET environment variable) is ``lab`` or an inventory
-path. Targets are cached per process so a run reuses API connections.
+path. On the lab, ``lab_name`` (or CHAOSK3S_LAB_NAME) says which lab:
+the target is then ``lab`` for the default lab and ``lab:N`` for lab N,
+the string ledgers record, so runs, cleanups and node-side fault state of
+two labs never mix (chaosk3s.namedlabs). Targets are cached per process
+so a run reuses API connections.
 """
 
 import logging
@@ -13,9 +17,16 @@ from functools import cached_property
 from chaosk3s import consent
 from chaosk3s.consent import Consent
 from chaosk3s.errors import SpecError
+from chaosk3s.faults.partition import DEFAULT_STATE_DIR
 from chaosk3s.inventory import Inventory, load_target
 from chaosk3s.kube import Kube, KubeUnavailable
 from chaosk3s.model import Node, Topology
+from chaosk3s.namedlabs import (
+    LabNames,
+    configured_lab_name,
+    is_lab_target,
+    lab_of_target,
+)
 from chaosk3s.topology import build_topology
 from chaosk3s.transports.base import Transport, transport_for
 
@@ -23,17 +34,39 @@ logger = logging.getLogger("chaostoolkit")
 _cache: dict[str, "Target"] = {}
 
 
+__all__ = ["Target", "forget_targets", "get_target", "is_lab_target",
+           "node_state_dir", "target_name"]
+
+
 def target_name(configuration: dict | None) -> str:
+    """``lab`` or ``lab:N`` (the lab lab_name names), or an inventory
+    path; SpecError for a bad lab name or a lab:N that lab_name
+    contradicts."""
     configuration = configuration or {}
-    return str(configuration.get("target") or
+    name = str(configuration.get("target") or
                os.environ.get("CHAOSK3S_TARGET") or "lab")
+    given = lab_of_target(name)
+    if given is None:
+        return name
+    configured = configured_lab_name(configuration)
+    if name != "lab" and configured not in (given, "default"):
+        raise SpecError(f"target {name} names lab {given}, but lab_name "
+                        f"is {configured}; give the lab once (lab_name)")
+    return LabNames(given if name != "lab" else configured).target
+
+
+def node_state_dir(name: str) -> str:
+    """Where fault scripts keep state on target name's nodes: lab nodes
+    share this machine's filesystem, so each lab has its own."""
+    lab = lab_of_target(name)
+    return DEFAULT_STATE_DIR if lab is None else LabNames(lab).fault_state_dir
 
 
 def get_target(configuration: dict | None) -> "Target":
     name = target_name(configuration)
-    # `lab` means the lab of the current state directory.
-    key = f"lab:{os.environ.get('CHAOSK3S_STATE_DIR', '')}" \
-        if name == "lab" else name
+    # a lab is the lab of that name in the current state directory
+    key = f"{name}:{os.environ.get('CHAOSK3S_STATE_DIR', '')}" \
+        if is_lab_target(name) else name
     if key not in _cache:
         _cache[key] = Target(name, load_target(name))
     return _cache[key]
@@ -54,6 +87,11 @@ class Target:
     def __post_init__(self) -> None:
         self._transports: dict[str, Transport] = {}
         self._consent: Consent | None = None
+
+    @property
+    def node_state_dir(self) -> str:
+        """Where fault scripts keep their state on this target's nodes."""
+        return node_state_dir(self.name)
 
     def check_consent(self) -> Consent:
         """The cluster's consent to runs with this inventory

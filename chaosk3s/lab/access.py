@@ -12,7 +12,6 @@ from collections.abc import Callable
 import requests
 import yaml
 
-from chaosk3s.lab import hostnet
 from chaosk3s.lab.k3s.context import LB_PORT, SUPERVISOR_PORT
 from chaosk3s.lab.k3s.objects import ready_status
 from chaosk3s.lab.polling import poll_until
@@ -20,7 +19,6 @@ from chaosk3s.lab.spec import LabSpec, NodeSpec
 from chaosk3s.lab.ssh import SshLayout, inventory_transport
 from chaosk3s.lab.state import LabState
 
-CLUSTER_NAME = "chaosk3s-lab"
 _http = requests.Session()
 _http.trust_env = False  # lab traffic never goes through a proxy
 
@@ -34,16 +32,17 @@ def write_access_files(state: LabState, spec: LabSpec,
                        ssh_layout: SshLayout) -> None:
     """A kubeconfig with one context per API server, and the inventory."""
     servers = [n for n in spec.nodes if n.runs_apiserver]
+    cluster = state.names.cluster
     clusters, contexts = [], []
     for index, node in enumerate(servers):
-        name = CLUSTER_NAME if index == 0 else f"{CLUSTER_NAME}-{node.name}"
+        name = cluster if index == 0 else f"{cluster}-{node.name}"
         clusters.append({"name": name, "cluster": {
             "server": f"http://{node.address}:{SUPERVISOR_PORT}"}})
         contexts.append({"name": name, "context": {
             "cluster": name, "user": "lab-admin"}})
     state.kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "clusters": clusters,
-        "contexts": contexts, "current-context": CLUSTER_NAME,
+        "contexts": contexts, "current-context": cluster,
         "users": [{"name": "lab-admin", "user": {}}], "preferences": {}},
         sort_keys=False))
     state.inventory.write_text(yaml.safe_dump(
@@ -77,8 +76,13 @@ def lab_commands(state: LabState) -> dict[str, str]:
     `journalctl -u k3s --since --until` prints.
     """
     python = shlex.quote(sys.executable)
-    ctl = (f"CHAOSK3S_STATE_DIR={shlex.quote(str(state.root))} {python} "
-           f"-m chaosk3s.lab.nodectl {{node}}")
+    root = shlex.quote(str(state.root))
+    # A named lab is named on the command line, never taken from the
+    # environment the command happens to run in.
+    ctl = (f"CHAOSK3S_STATE_DIR={root} {python} -m chaosk3s.lab.nodectl "
+           f"{{node}}") if state.names.is_default else (
+        f"{python} -m chaosk3s.lab.nodectl --state-dir {root} --lab "
+        f"{state.name} {{node}}")
     return {
         "restart": f"{ctl} restart", "stop": f"{ctl} stop",
         "start": f"{ctl} start", "reboot": f"{ctl} reboot",
@@ -112,13 +116,13 @@ def _get(path: str) -> str:
 def inventory(state: LabState, spec: LabSpec,
               ssh_layout: SshLayout) -> dict:
     """The lab as an inventory: netns transports, or ssh with --ssh."""
-    commands = lab_commands(state)
+    commands, names = lab_commands(state), state.names
     return {
-        "cluster": CLUSTER_NAME,
-        "allowed_clusters": [CLUSTER_NAME],
+        "cluster": names.cluster,
+        "allowed_clusters": [names.cluster],
         "kubeconfig": str(state.kubeconfig),
-        "contexts": [CLUSTER_NAME] + [
-            f"{CLUSTER_NAME}-{n.name}" for n in spec.nodes
+        "contexts": [names.cluster] + [
+            f"{names.cluster}-{n.name}" for n in spec.nodes
             if n.runs_apiserver][1:],
         "k3s_version": spec.release.version,
         # The lab exists to be broken: no cap on what a run may fault.
@@ -132,10 +136,10 @@ def inventory(state: LabState, spec: LabSpec,
         "nodes": [{"name": n.name, "role": n.role, "address": n.address,
                    "join_server": n.server,
                    "transport": inventory_transport(
-                       ssh_layout, n.address, sudo=spec.ssh_sudo)
+                       ssh_layout, n.address, sudo=spec.ssh_sudo,
+                       operator_user=names.operator)
                    if spec.ssh else {
-                       "type": "netns",
-                       "namespace": hostnet.netns_name(n.name)}}
+                       "type": "netns", "namespace": names.netns(n.name)}}
                   for n in spec.nodes],
     }
 

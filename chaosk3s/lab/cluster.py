@@ -17,6 +17,7 @@ from chaosk3s.lab.access import (
     wait_supervisor,
     write_access_files,
 )
+from chaosk3s.lab.placement import place, placement_lock
 from chaosk3s.lab.polling import poll_until
 from chaosk3s.lab.shell import require
 from chaosk3s.lab.spec import LabSpec, NodeSpec
@@ -31,8 +32,11 @@ def _quiet(_message: str) -> None:
 
 
 class Lab:
+    """One lab, by its name (its state says which: chaosk3s.lab.state)."""
+
     def __init__(self, state: LabState | None = None):
         self.state = state or LabState()
+        self.names = self.state.names
 
     # -- services ---------------------------------------------------------
     def services(self, spec: LabSpec, node: NodeSpec) -> list[procs.Service]:
@@ -63,51 +67,66 @@ class Lab:
                 spec.timings.restart_delay)
         return procs.Service(
             node=node.name, name=name,
-            namespace=hostnet.netns_name(node.name), argv=tuple(argv),
+            namespace=self.names.netns(node.name), argv=tuple(argv),
             log=self.state.log(node.name, name),
             pidfile=self.state.pidfile(node.name, name))
 
     # -- lifecycle --------------------------------------------------------
     def up(self, spec: LabSpec, progress: Progress = _quiet,
-           timeout: float = 60) -> None:
-        """Create the lab; on any failure undo everything, then raise."""
-        self._preflight(spec)
-        self.state.save(spec, phase="creating")
+           timeout: float = 60) -> LabSpec:
+        """Create the lab; on any failure undo everything, then raise.
+        Returns the spec as placed (a named lab's own subnet)."""
+        started = time.monotonic()
+        # Choosing the subnet and claiming it with the bridge is one step
+        # for every lab on the machine (chaosk3s.lab.placement).
+        with placement_lock():
+            spec = self._preflight(spec)
+            self.state.save(spec, phase="creating")
+            try:
+                self._create_bridge(spec, progress)
+            except BaseException:
+                self.down()
+                raise
         try:
-            self._create(spec, progress, timeout)
+            self._create(spec, progress, started, started + timeout)
         except BaseException:
             progress("lab up failed; removing what was created")
             self.down()
             raise
         self.state.save(spec, phase="up")
+        return spec
 
-    def _create(self, spec: LabSpec, progress: Progress,
-                timeout: float) -> None:
-        started = time.monotonic()
+    def _create_bridge(self, spec: LabSpec, progress: Progress) -> None:
         progress(f"creating {len(spec.nodes)} node namespaces on "
-                 f"{hostnet.BRIDGE} ({spec.subnet})")
+                 f"{self.names.bridge} ({spec.subnet}), lab "
+                 f"{self.names.name}")
         prefix6 = spec.subnet6.split("/")[1] if spec.subnet6 else None
-        hostnet.create_bridge(f"{spec.host_address}/{spec.prefix_length}",
-                              spec.subnet6 and
-                              f"{spec.host_address6}/{prefix6}")
+        hostnet.create_bridge(
+            self.names, f"{spec.host_address}/{spec.prefix_length}",
+            spec.subnet6 and f"{spec.host_address6}/{prefix6}")
+
+    def _create(self, spec: LabSpec, progress: Progress, started: float,
+                deadline: float) -> None:
+        prefix6 = spec.subnet6.split("/")[1] if spec.subnet6 else None
         for index, node in enumerate(spec.nodes):
             hostnet.create_node_network(
-                node.name, index, f"{node.address}/{spec.prefix_length}",
+                self.names, node.name, index,
+                f"{node.address}/{spec.prefix_length}",
                 node.address6 and f"{node.address6}/{prefix6}")
             self._boot(node.name)
         if spec.ssh:
-            self._start_sshd(spec, progress, started + timeout)
+            self._start_sshd(spec, progress, deadline)
         etcd_nodes = [n for n in spec.nodes if n.runs_etcd]
         progress(f"starting etcd on {', '.join(n.name for n in etcd_nodes)}")
         for node in etcd_nodes:
             procs.start(self._service(spec, node, "etcd"))
-        self.wait_etcd_healthy(spec, started + timeout)
+        self.wait_etcd_healthy(spec, deadline)
         progress(f"etcd healthy after {time.monotonic() - started:.1f}s; "
                  f"starting k3s ({spec.release.version}) on every node")
         # As operators do: the cluster-init server first, then the rest.
         first = next(n for n in spec.nodes if n.server is None)
         procs.start(self._service(spec, first, "k3s"))
-        wait_supervisor(first, started + timeout)
+        wait_supervisor(first, deadline)
         # The first API server registered before any other, so etcd-only
         # servers (whose load-balancer default becomes the first address
         # they read) always pick the same one: experiments that stop the
@@ -116,7 +135,7 @@ class Lab:
         if api_first is not None and api_first is not first:
             procs.start(self._service(spec, api_first, "k3s"))
         if api_first is not None:
-            wait_registered(api_first, started + timeout)
+            wait_registered(api_first, deadline)
         for node in spec.nodes:
             if node not in (first, api_first):
                 procs.start(self._service(spec, node, "k3s"))
@@ -125,7 +144,7 @@ class Lab:
             procs.start(self._service(spec, first, "virtual"))
         write_access_files(self.state, spec, self.ssh_layout)
         progress("waiting for every node to be Ready")
-        wait_all_ready(spec, started + timeout, progress)
+        wait_all_ready(spec, deadline, progress)
         progress(f"all {len(spec.nodes)} nodes Ready after "
                  f"{time.monotonic() - started:.1f}s")
         uid = opt_in(self.state)
@@ -141,9 +160,9 @@ class Lab:
         progress("starting sshd on every node (lab up --ssh)")
         ssh.ensure_client_key(self.ssh_layout)
         if spec.ssh_sudo:
-            progress(f"adding the operator account {operator.OPERATOR} "
+            progress(f"adding the operator account {self.names.operator} "
                      f"(passwordless sudo for sh; lab down removes it)")
-            operator.add()
+            operator.add(self.names)
         for node in spec.nodes:
             ssh.prepare_node(self.ssh_layout, node.name, node.address,
                              sudo=spec.ssh_sudo)
@@ -164,7 +183,8 @@ class Lab:
             f"etcd not healthy in time on {', '.join(sick)}; see "
             f"{self.state.log(sick[0], 'etcd')}"), interval=0.1)
 
-    def _preflight(self, spec: LabSpec) -> None:
+    def _preflight(self, spec: LabSpec) -> LabSpec:
+        """Refuse, before anything changes; the spec as placed."""
         etcd.check_lab_extra()
         check_privileges()
         require("ip")
@@ -172,20 +192,32 @@ class Lab:
         if spec.ssh:
             require("sshd")
         if spec.ssh_sudo:
-            operator.check_can_add()
+            operator.check_can_add(self.names)
+        self.names.veth(len(spec.nodes) - 1)  # link names must fit
+        down = self.command("down")
         if self.state.exists():
             raise LabStateError(
-                f"a lab is already up (state in {self.state.root}); run "
-                f"`chaosk3s lab down` first, or `chaosk3s lab status`")
-        leftovers = hostnet.list_lab_namespaces() + hostnet.list_lab_links()
+                f"a lab{self._called} is already up (state in "
+                f"{self.state.root}); run `{down}` first, or "
+                f"`{self.command('status')}`")
+        leftovers = (hostnet.list_lab_namespaces(self.names)
+                     + hostnet.list_lab_links(self.names))
         if leftovers:
             raise LabStateError(
-                f"leftovers of an earlier lab exist "
-                f"({', '.join(leftovers[:6])}); run `chaosk3s lab down` to "
-                f"remove them")
-        hostnet.check_subnet_free(spec.subnet)
-        if spec.subnet6:
-            hostnet.check_subnet_free(spec.subnet6, "subnet6")
+                f"leftovers of an earlier lab{self._called} exist "
+                f"({', '.join(leftovers[:6])}); run `{down}` to remove "
+                f"them")
+        return place(spec, self.names)
+
+    @property
+    def _called(self) -> str:
+        """" named N" in messages (nothing for the default lab)."""
+        return "" if self.names.is_default else f" named {self.names.name}"
+
+    def command(self, verb: str) -> str:
+        """How a user types `chaosk3s lab VERB` for this lab."""
+        named = "" if self.names.is_default else f" --name {self.names.name}"
+        return f"chaosk3s lab {verb}{named}"
 
     def down(self, progress: Progress = _quiet) -> list[str]:
         """Remove every process, namespace and link of the lab.
@@ -196,16 +228,18 @@ class Lab:
         """
         check_privileges()
         removed = self._stop_recorded_services()
-        namespaces = hostnet.list_lab_namespaces()
+        namespaces = hostnet.list_lab_namespaces(self.names)
         pids = [pid for ns in namespaces for pid in hostnet.namespace_pids(ns)]
         procs.signal_and_wait(pids, grace=2.0)
         for namespace in namespaces:
             hostnet.delete_namespace(namespace)
-        links = hostnet.list_lab_links()
-        for link in sorted(links, key=lambda name: name == hostnet.BRIDGE):
+        links = hostnet.list_lab_links(self.names)
+        for link in sorted(links, key=lambda name: name == self.names.bridge):
             hostnet.delete_link(link)
         self._archive_logs()
-        removed += namespaces + links + operator.remove()
+        removed += namespaces + links + operator.remove(self.names)
+        if not self.names.is_default:  # the lab's own node-side fault dir
+            shutil.rmtree(self.names.fault_state_dir, ignore_errors=True)
         progress(f"removed {len(namespaces)} namespaces, {len(links)} links"
                  f" and {len(pids)} stray processes")
         return removed
@@ -243,8 +277,9 @@ class Lab:
     def spec(self) -> LabSpec:
         if not self.state.exists():
             raise LabStateError(
-                f"no lab is up (no {self.state.record}); start one with "
-                f"`chaosk3s lab up`")
+                f"no lab{self._called} is up (no {self.state.record}); "
+                f"start one with `{self.command('up')}` (`chaosk3s lab "
+                f"list` lists the labs that are)")
         return self.state.load()[0]
 
     def status(self) -> list[dict]:
@@ -303,11 +338,11 @@ class Lab:
         spec = self.spec()
         everything = self.services(spec, spec.node(name))
         procs.stop(list(reversed(everything)))
-        hostnet.flush_node_iptables(name)
-        hostnet.set_node_link(name, up=False)
+        hostnet.flush_node_iptables(self.names, name)
+        hostnet.set_node_link(self.names, name, up=False)
         time.sleep(spec.timings.reboot_delay if delay is None else delay)
         self._boot(name)
-        hostnet.set_node_link(name, up=True)
+        hostnet.set_node_link(self.names, name, up=True)
         for service in everything:
             procs.start(service)
 

@@ -2,7 +2,9 @@
 
 Each node namespace has loopback, an ``eth0`` with the node's address and
 no default route, so lab traffic can only reach the lab subnet. The host
-owns ``.1`` on the bridge and so reaches every node directly.
+owns ``.1`` on the bridge and so reaches every node directly. Names come
+from the lab's name (chaosk3s.namedlabs), so every function here touches
+one lab only.
 """
 
 import ipaddress
@@ -10,30 +12,20 @@ import json
 
 from chaosk3s.errors import EnvironmentProblem
 from chaosk3s.lab.shell import require, run
-
-NETNS_PREFIX = "ck3s-"
-LINK_PREFIX = "ck3s"
-BRIDGE = "ck3s-br0"
+from chaosk3s.namedlabs import LabNames, owner
 
 
-def netns_name(node: str) -> str:
-    return NETNS_PREFIX + node
-
-
-def host_veth(index: int) -> str:
-    return f"{LINK_PREFIX}-v{index}"  # link names are limited to 15 chars
-
-
-def check_subnet_free(subnet: str, key: str = "subnet") -> None:
-    """Refuse a lab subnet (IPv4, or IPv6 for key subnet6) that overlaps
-    any route or address of the host."""
+def overlapping_route(subnet: str, own_bridge: str | None = None
+                      ) -> str | None:
+    """The first host route (or address) that overlaps subnet, as
+    "DST (dev DEV)", or None; routes on own_bridge do not count."""
     require("ip")
     lab = ipaddress.ip_network(subnet)
     routes = json.loads(run(["ip", "-j", f"-{lab.version}", "route", "show",
                              "table", "all"]).stdout or "[]")
     for route in routes:
         dst = route.get("dst", "default")
-        if dst == "default" or route.get("dev") == BRIDGE:
+        if dst == "default" or route.get("dev") == own_bridge:
             continue
         try:
             network = ipaddress.ip_network(dst, strict=False)
@@ -42,29 +34,40 @@ def check_subnet_free(subnet: str, key: str = "subnet") -> None:
         # loopback, and IPv6's multicast table (ff00::/8), never clash
         if network.overlaps(lab) and not network.is_loopback and \
                 not network.is_multicast:
-            raise EnvironmentProblem(
-                f"lab {key} {subnet} overlaps the host route {dst} "
-                f"(dev {route.get('dev', '?')}); choose another {key} in "
-                f"the lab spec ({key}: ...)")
+            return f"{dst} (dev {route.get('dev', '?')})"
+    return None
 
 
-def create_bridge(host_cidr: str, host_cidr6: str | None = None) -> None:
-    run(["ip", "link", "add", BRIDGE, "type", "bridge"])
-    run(["ip", "addr", "add", host_cidr, "dev", BRIDGE])
+def check_subnet_free(subnet: str, key: str = "subnet",
+                      own_bridge: str | None = None) -> None:
+    """Refuse a lab subnet (IPv4, or IPv6 for key subnet6) that overlaps
+    any route or address of the host (another lab's bridge included)."""
+    clash = overlapping_route(subnet, own_bridge)
+    if clash:
+        raise EnvironmentProblem(
+            f"lab {key} {subnet} overlaps the host route {clash}; choose "
+            f"another {key} in the lab spec ({key}: ...)")
+
+
+def create_bridge(names: LabNames, host_cidr: str,
+                  host_cidr6: str | None = None) -> None:
+    bridge = names.bridge
+    run(["ip", "link", "add", bridge, "type", "bridge"])
+    run(["ip", "addr", "add", host_cidr, "dev", bridge])
     if host_cidr6:  # nodad: usable at once, no duplicate detection wait
-        run(["ip", "-6", "addr", "add", host_cidr6, "dev", BRIDGE, "nodad"])
-    run(["ip", "link", "set", BRIDGE, "up"])
+        run(["ip", "-6", "addr", "add", host_cidr6, "dev", bridge, "nodad"])
+    run(["ip", "link", "set", bridge, "up"])
 
 
-def create_node_network(node: str, index: int, cidr: str,
+def create_node_network(names: LabNames, node: str, index: int, cidr: str,
                         cidr6: str | None = None) -> None:
     """Namespace + veth pair; the node side is created directly inside.
     With cidr6 the node is dual-stack (IPv6 on the same link)."""
-    namespace, veth = netns_name(node), host_veth(index)
+    namespace, veth = names.netns(node), names.veth(index)
     run(["ip", "netns", "add", namespace])
     run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0",
          "netns", namespace])
-    run(["ip", "link", "set", veth, "master", BRIDGE, "up"])
+    run(["ip", "link", "set", veth, "master", names.bridge, "up"])
     ns = ["ip", "-n", namespace]
     run([*ns, "link", "set", "lo", "up"])
     run([*ns, "addr", "add", cidr, "dev", "eth0"])
@@ -73,33 +76,35 @@ def create_node_network(node: str, index: int, cidr: str,
     run([*ns, "link", "set", "eth0", "up"])
 
 
-def set_node_link(node: str, up: bool) -> None:
+def set_node_link(names: LabNames, node: str, up: bool) -> None:
     """Take a node's eth0 down or up (a powered-off node does not answer)."""
-    run(["ip", "-n", netns_name(node), "link", "set", "eth0",
+    run(["ip", "-n", names.netns(node), "link", "set", "eth0",
          "up" if up else "down"])
 
 
-def flush_node_iptables(node: str) -> None:
+def flush_node_iptables(names: LabNames, node: str) -> None:
     """What a reboot does to non-persistent rules: every table emptied,
     IPv4 and (where the kernel filters it) IPv6."""
     require("iptables")
-    tools = ["iptables"] + (["ip6tables"] if _has_ip6tables(node) else [])
+    namespace = names.netns(node)
+    tools = ["iptables"] + (["ip6tables"] if _has_ip6tables(namespace)
+                            else [])
     for tool in tools:
         for table in ("filter", "nat", "mangle", "raw"):
             for flag in ("-F", "-X"):
-                run(["ip", "netns", "exec", netns_name(node), tool, "-w",
+                run(["ip", "netns", "exec", namespace, tool, "-w",
                      "-t", table, flag])
             for chain in _builtin_chains(table):
-                run(["ip", "netns", "exec", netns_name(node), tool, "-w",
+                run(["ip", "netns", "exec", namespace, tool, "-w",
                      "-t", table, "-P", chain, "ACCEPT"])
 
 
-def _has_ip6tables(node: str) -> bool:
+def _has_ip6tables(namespace: str) -> bool:
     try:
         require("ip6tables")
     except EnvironmentProblem:
         return False
-    return run(["ip", "netns", "exec", netns_name(node), "ip6tables", "-w",
+    return run(["ip", "netns", "exec", namespace, "ip6tables", "-w",
                 "-S"], check=False).returncode == 0
 
 
@@ -109,16 +114,38 @@ def _builtin_chains(table: str) -> tuple[str, ...]:
             "mangle": ()}[table]
 
 
-def list_lab_namespaces() -> list[str]:
+def all_namespaces() -> list[str]:
     out = run(["ip", "-j", "netns", "list"], check=False).stdout or "[]"
-    return sorted(item["name"] for item in json.loads(out)
-                  if item["name"].startswith(NETNS_PREFIX))
+    return sorted(item["name"] for item in json.loads(out))
 
 
-def list_lab_links() -> list[str]:
+def all_links() -> list[str]:
     out = run(["ip", "-j", "link", "show"]).stdout or "[]"
-    return sorted(item["ifname"] for item in json.loads(out)
-                  if item["ifname"].startswith(LINK_PREFIX))
+    return sorted(item["ifname"] for item in json.loads(out))
+
+
+def list_lab_namespaces(names: LabNames) -> list[str]:
+    """The namespaces of lab names (and of no other lab)."""
+    return [ns for ns in all_namespaces() if names.owns(ns)]
+
+
+def list_lab_links(names: LabNames) -> list[str]:
+    """The host links (bridge, veths) of lab names, and of no other."""
+    return [link for link in all_links() if names.owns(link)]
+
+
+def labs_on_machine() -> dict[str, dict[str, list[str]]]:
+    """Lab name -> {"namespaces": [...], "links": [...]}, for every lab
+    that has any on this machine (whatever state dir it was made with)."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for kind, items in (("namespaces", all_namespaces()),
+                        ("links", all_links())):
+        for item in items:
+            name = owner(item)
+            if name is not None:
+                lab = found.setdefault(name, {"namespaces": [], "links": []})
+                lab[kind].append(item)
+    return found
 
 
 def namespace_pids(namespace: str) -> list[int]:

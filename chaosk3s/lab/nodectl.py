@@ -22,11 +22,14 @@ user-facing `chaosk3s lab node` runs the same functions.
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from chaosk3s.errors import ChaosK3sError
 from chaosk3s.lab import procs
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.nodelogs import since_epoch, window
+from chaosk3s.lab.state import LabState
+from chaosk3s.namedlabs import DEFAULT
 
 ACTIONS = ("start", "stop", "restart", "reboot", "show", "boot-id",
            "logs")
@@ -62,9 +65,11 @@ def logs(lab: Lab, name: str, since: str, until: str) -> str:
 
 
 def run(name: str, action: str, service: str | None = None,
-        since: str = "@0", until: str = "@0") -> str:
-    """Do action on node name; return what it prints."""
-    lab = Lab()
+        since: str = "@0", until: str = "@0",
+        state: LabState | None = None) -> str:
+    """Do action on node name of the lab of state; return what it
+    prints."""
+    lab = Lab(state)
     if action == "logs":
         return logs(lab, name, since, until)
     if action == "show":
@@ -88,10 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service", help="only this service (etcd, k3s)")
     parser.add_argument("--since", default="@0", help="logs: from @SECONDS")
     parser.add_argument("--until", default="@0", help="logs: to @SECONDS")
+    parser.add_argument("--lab", default=DEFAULT,
+                        help="the lab's name (not read from the "
+                        "environment: the inventory says which lab)")
+    parser.add_argument("--state-dir", type=Path,
+                        help="the lab's own state dir (default: the "
+                        "lab's under $CHAOSK3S_STATE_DIR)")
     args = parser.parse_args(argv)
     try:
         out = run(args.node, args.action, args.service, args.since,
-                  args.until)
+                  args.until, LabState(args.state_dir, args.lab))
     except ChaosK3sError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -9,7 +9,9 @@ exactly `sh` as root without a password (chaosk3s runs every command as
 root, which is what chaosk3s needs on a node).
 
 The lab's namespaces share this machine's users and /etc, so the account
-and the drop-in are this machine's: `lab down` removes both (found by
+and the drop-in are this machine's, one of each per lab name
+(chaosk3s.namedlabs: ck3s-operator for the default lab, ck3sN-operator
+for lab N): `lab down` removes its lab's two (found by
 their marker whatever the lab's state says), together with anything sudo
 keeps per user (its timestamp and lecture files), so nothing is left.
 An existing account of that name that the lab did not make is never
@@ -22,75 +24,85 @@ from pathlib import Path
 
 from chaosk3s.errors import EnvironmentProblem
 from chaosk3s.lab.shell import require, run
+from chaosk3s.namedlabs import LabNames
 
-OPERATOR = "ck3s-operator"
 MARKER = "chaosk3s lab operator, removed by lab down"
-SUDOERS = Path("/etc/sudoers.d/chaosk3s-lab")
-_SUDO_STATE = (Path("/run/sudo/ts") / OPERATOR,
-               Path("/var/lib/sudo/lectured") / OPERATOR)
-# sh by both names: Debian's sudo finds it as /usr/bin/sh (secure_path),
-# a node whose /bin is not merged into /usr as /bin/sh.
-SUDOERS_TEXT = (
-    f"# {MARKER}\n"
-    f"Defaults:{OPERATOR} !lecture, !syslog, !pam_session, !use_pty\n"
-    f"{OPERATOR} ALL=(root) NOPASSWD: /bin/sh, /usr/bin/sh\n")
+SUDOERS_DIR = Path("/etc/sudoers.d")
+OPERATOR = LabNames().operator  # the default lab's account
+SUDOERS = SUDOERS_DIR / LabNames().sudoers
 
 
-def ours() -> bool:
-    """True when OPERATOR exists and is the lab's."""
+def _sudo_state(user: str) -> tuple[Path, ...]:
+    return (Path("/run/sudo/ts") / user,
+            Path("/var/lib/sudo/lectured") / user)
+
+
+def sudoers_text(user: str) -> str:
+    # sh by both names: Debian's sudo finds it as /usr/bin/sh
+    # (secure_path), a node whose /bin is not merged into /usr as /bin/sh.
+    return (f"# {MARKER}\n"
+            f"Defaults:{user} !lecture, !syslog, !pam_session, !use_pty\n"
+            f"{user} ALL=(root) NOPASSWD: /bin/sh, /usr/bin/sh\n")
+
+
+def ours(names: LabNames) -> bool:
+    """True when the lab's operator exists and is the lab's."""
     try:
-        return pwd.getpwnam(OPERATOR).pw_gecos == MARKER
+        return pwd.getpwnam(names.operator).pw_gecos == MARKER
     except KeyError:
         return False
 
 
-def check_can_add() -> None:
+def check_can_add(names: LabNames) -> None:
     """Before anything is created: the tools exist and the name is free
     (or a leftover of an earlier lab)."""
     for binary in ("useradd", "userdel", "sudo", "visudo"):
         require(binary)
     try:
-        pwd.getpwnam(OPERATOR)
+        pwd.getpwnam(names.operator)
     except KeyError:
         return
-    if not ours():
+    if not ours(names):
         raise EnvironmentProblem(
-            f"a user {OPERATOR} exists that the lab did not create; the "
-            f"lab will not touch it: remove or rename it to use --ssh-sudo")
+            f"a user {names.operator} exists that the lab did not create; "
+            f"the lab will not touch it: remove or rename it to use "
+            f"--ssh-sudo")
 
 
-def add() -> None:
+def add(names: LabNames) -> None:
     """The account and its sudoers drop-in (checked by visudo first)."""
-    check_can_add()
-    if not ours():
+    check_can_add(names)
+    user, sudoers = names.operator, SUDOERS_DIR / names.sudoers
+    if not ours(names):
         run([require("useradd"), "--system", "--no-create-home",
              "--home-dir", "/nonexistent", "--shell", "/bin/sh",
-             "--comment", MARKER, "--password", "*", OPERATOR])
+             "--comment", MARKER, "--password", "*", user])
     # sudo skips include files whose name has a dot: the draft is inert.
-    draft = SUDOERS.with_name(SUDOERS.name + ".new")
-    draft.write_text(SUDOERS_TEXT)
+    draft = sudoers.with_name(sudoers.name + ".new")
+    draft.write_text(sudoers_text(user))
     draft.chmod(0o440)
     try:
         run([require("visudo"), "-c", "-q", "-f", str(draft)])
-        draft.replace(SUDOERS)
+        draft.replace(sudoers)
     finally:
         draft.unlink(missing_ok=True)
 
 
-def remove() -> list[str]:
-    """Remove what add() made; returns what was removed."""
+def remove(names: LabNames) -> list[str]:
+    """Remove what add() made for this lab; returns what was removed."""
     removed = []
+    sudoers = SUDOERS_DIR / names.sudoers
     try:
-        if MARKER in SUDOERS.read_text():
-            SUDOERS.unlink()
-            removed.append(str(SUDOERS))
+        if MARKER in sudoers.read_text():
+            sudoers.unlink()
+            removed.append(str(sudoers))
     except OSError:
         pass
-    if ours():
+    if ours(names):
         run([shutil.which("userdel", path="/usr/sbin:/sbin") or "userdel",
-             OPERATOR])
-        removed.append(f"user {OPERATOR}")
-    for path in _SUDO_STATE:
+             names.operator])
+        removed.append(f"user {names.operator}")
+    for path in _sudo_state(names.operator):
         if path.exists():
             path.unlink()
             removed.append(str(path))

@@ -137,21 +137,23 @@ def check_config(layout: SshLayout, node: str) -> dict[str, str]:
 
 
 def client_access(layout: SshLayout, address: str,
-                  port: int = SSH_PORT, sudo: bool = False) -> Access:
-    """How the inventory reaches a lab node over SSH: root (or the
+                  port: int = SSH_PORT, sudo: bool = False,
+                  operator_user: str = operator.OPERATOR) -> Access:
+    """How the inventory reaches a lab node over SSH: root (or the lab's
     operator with become sudo), the lab key, and only the host keys the
     lab generated."""
     return Access(transport="ssh", host=address, port=port,
-                  user=operator.OPERATOR if sudo else "root",
+                  user=operator_user if sudo else "root",
                   key_file=str(layout.client_key),
                   known_hosts=str(layout.known_hosts),
                   become="sudo" if sudo else None)
 
 
 def inventory_transport(layout: SshLayout, address: str,
-                        port: int = SSH_PORT, sudo: bool = False) -> dict:
+                        port: int = SSH_PORT, sudo: bool = False,
+                        operator_user: str = operator.OPERATOR) -> dict:
     """The inventory YAML ``transport`` mapping for a lab node."""
-    access = client_access(layout, address, port, sudo)
+    access = client_access(layout, address, port, sudo, operator_user)
     return {"type": "ssh", "host": address, "port": port,
             "user": access.user, "key_file": access.key_file,
             "known_hosts": access.known_hosts,

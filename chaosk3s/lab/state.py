@@ -1,8 +1,10 @@
 """Where a lab keeps its state, so any process can manage it.
 
 ``<state>/lab.json`` is written *before* anything is created, so ``lab
-down`` can undo a half-made lab too. Override the location with the
-``CHAOSK3S_STATE_DIR`` environment variable.
+down`` can undo a half-made lab too. The base directory is
+``/var/lib/chaosk3s`` or ``$CHAOSK3S_STATE_DIR``; the default lab's state
+is the base itself (as it always was), lab N's is ``<base>/labs/N``. The
+lab name is ``$CHAOSK3S_LAB_NAME`` unless given (chaosk3s.namedlabs).
 """
 
 import dataclasses
@@ -10,20 +12,52 @@ import json
 import os
 from pathlib import Path
 
+from chaosk3s.errors import SpecError
 from chaosk3s.lab.spec import LabSpec, parse_spec
+from chaosk3s.namedlabs import (
+    DEFAULT,
+    LabNames,
+    check_lab_name,
+    lab_name_from_env,
+)
 
 DEFAULT_STATE_DIR = "/var/lib/chaosk3s"
+NAMED_DIR = "labs"  # <base>/labs/<name>: the named labs' state
 
 
-def state_dir() -> Path:
-    return Path(os.environ.get("CHAOSK3S_STATE_DIR", DEFAULT_STATE_DIR))
+def base_dir() -> Path:
+    return Path(os.environ.get("CHAOSK3S_STATE_DIR") or DEFAULT_STATE_DIR)
+
+
+def state_dir(name: str = DEFAULT) -> Path:
+    """Lab name's state directory under the base directory."""
+    base = base_dir()
+    return base if check_lab_name(name) == DEFAULT else \
+        base / NAMED_DIR / name
+
+
+def recorded_labs() -> dict[str, Path]:
+    """Lab name -> state dir, for every lab recorded under the base
+    directory (up or half-made)."""
+    found = {}
+    if (base_dir() / "lab.json").exists():
+        found[DEFAULT] = base_dir()
+    for record in sorted((base_dir() / NAMED_DIR).glob("*/lab.json")):
+        try:
+            found[check_lab_name(record.parent.name)] = record.parent
+        except SpecError:  # not a lab name: not a lab's
+            continue
+    return found
 
 
 class LabState:
     """Paths and the saved spec of one lab."""
 
-    def __init__(self, root: Path | None = None):
-        self.root = Path(root) if root else state_dir()
+    def __init__(self, root: Path | None = None, name: str | None = None):
+        self.name = check_lab_name(name) if name is not None else \
+            lab_name_from_env()
+        self.names = LabNames(self.name)
+        self.root = Path(root) if root else state_dir(self.name)
 
     @property
     def record(self) -> Path:

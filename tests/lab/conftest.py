@@ -13,10 +13,17 @@ from chaosk3s.lab import hostnet
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import LabSpec, default_spec
 from chaosk3s.lab.state import LabState
+from chaosk3s.namedlabs import LabNames, lab_name_from_env
 from chaosk3s.run import end_run
 from chaosk3s.target import forget_targets
 
 pytestmark = pytest.mark.lab
+
+
+def lab_names() -> LabNames:
+    """The names of this test process's lab: $CHAOSK3S_LAB_NAME (a
+    parallel worker's own, tests/conftest.py), else the default lab's."""
+    return LabNames(lab_name_from_env())
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,7 +31,8 @@ def no_lab_left_behind(tmp_path_factory):
     """However the session ends (Ctrl-C kills the `chaos run` children
     with SIGKILL), no lab outlives it: removed by the names it uses."""
     yield
-    if hostnet.list_lab_namespaces() or hostnet.list_lab_links():
+    names = lab_names()
+    if hostnet.list_lab_namespaces(names) or hostnet.list_lab_links(names):
         Lab(LabState(tmp_path_factory.mktemp("leftover") / "state")).down()
 
 
@@ -32,7 +40,8 @@ def no_lab_left_behind(tmp_path_factory):
 def state_root(tmp_path, monkeypatch) -> Path:
     """A private state directory, also seen by CLI subprocesses."""
     root = tmp_path / "state"
-    assert hostnet.list_lab_namespaces() == [], "another lab is up"
+    assert hostnet.list_lab_namespaces(lab_names()) == [], \
+        "another lab is up"
     monkeypatch.setenv("CHAOSK3S_STATE_DIR", str(root))
     yield root
     Lab(LabState(root)).down()
@@ -96,7 +105,7 @@ def private_lab(root: Path, spec: LabSpec) -> Iterator[Lab]:
 
 def netns_exec(node: str, *argv: str, check: bool = True
                ) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", "netns", "exec", hostnet.netns_name(node),
+    return subprocess.run(["ip", "netns", "exec", lab_names().netns(node),
                            *argv], capture_output=True, text=True,
                           check=check, timeout=30)
 
@@ -117,15 +126,17 @@ def lab_processes(root: Path) -> list[str]:
     return found
 
 
-def assert_nothing_left(root: Path) -> None:
-    """Checked by listing: no namespace, link, process or mount remains."""
-    assert hostnet.list_lab_namespaces() == []
-    assert hostnet.list_lab_links() == []
+def assert_nothing_left(root: Path, names: LabNames | None = None) -> None:
+    """Checked by listing: no namespace, link, process or mount of the
+    lab (of names, default: this process's) remains."""
+    names = names or lab_names()
+    assert hostnet.list_lab_namespaces(names) == []
+    assert hostnet.list_lab_links(names) == []
     assert lab_processes(root) == []
     mounts = Path("/proc/mounts").read_text()
-    assert f"/run/netns/{hostnet.NETNS_PREFIX}" not in mounts
+    assert f"/run/netns/{names.prefix}" not in mounts
     links = json.loads(subprocess.run(["ip", "-j", "link"],
                                       capture_output=True, text=True,
                                       check=False).stdout)
     assert not [link["ifname"] for link in links
-                if link["ifname"].startswith("ck3s")]
+                if link["ifname"].startswith(names.prefix)]

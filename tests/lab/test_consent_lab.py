@@ -13,6 +13,7 @@ import yaml
 
 from chaosk3s.lab.state import LabState
 from tests.conftest import run_cli
+from tests.lab.conftest import lab_names
 from tests.lab.test_extension import all_rules, lab_pids
 
 pytestmark = pytest.mark.lab
@@ -58,8 +59,8 @@ def test_the_lab_consents_by_itself(lab):
      "has not consented to chaos (no ConfigMap "
      "kube-system/chaosk3s-consent)"),
     (("abort", "--reason", "maintenance", "--by", "ops"),
-     ("abort", "--clear"), "abort switch of cluster 'chaosk3s-lab' is set "
-                           "(by ops at "),
+     ("abort", "--clear"),
+     f"abort switch of cluster '{lab_names().cluster}' is set (by ops at "),
 ])
 def test_a_lab_that_does_not_consent_refuses_before_the_steady_state(
         lab, tmp_path, change, undo, says):

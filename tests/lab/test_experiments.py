@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from chaosk3s.lab import hostnet
-from tests.lab.conftest import assert_nothing_left
+from tests.lab.conftest import assert_nothing_left, lab_names
 
 pytestmark = pytest.mark.lab
 
@@ -85,7 +85,8 @@ def chaos_run(tmp_path: Path, experiment: str, *variables: str,
 
 @pytest.fixture(autouse=True)
 def no_lab_up():
-    assert hostnet.list_lab_namespaces() == [], "another lab is up"
+    assert hostnet.list_lab_namespaces(lab_names()) == [], \
+        "another lab is up"
 
 
 def _seconds(fault: dict) -> float:

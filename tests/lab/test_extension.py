@@ -1,6 +1,7 @@
 """The extension against the lab: faults never outlive their run, bad
 input changes nothing, real clients see what the probes see."""
 
+import ipaddress
 import json
 import os
 import re
@@ -205,7 +206,8 @@ def test_unreachable_node_in_inventory_changes_nothing(lab, tmp_path):
     raw = yaml.safe_load(lab.state.inventory.read_text())
     for node in raw["nodes"]:
         if node["name"] == "agent-1":
-            node["transport"] = {"type": "ssh", "host": "10.213.11.250",
+            node["transport"] = {"type": "ssh", "host": str(
+                ipaddress.IPv4Network(lab.spec().subnet)[250]),
                                  "options": {"ConnectTimeout": "2"}}
     inventory.write_text(yaml.safe_dump(raw))
     before = all_rules(lab)

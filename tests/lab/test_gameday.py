@@ -17,7 +17,7 @@ from chaosk3s.gameday.lock import LeaseLock, utc_now
 from chaosk3s.inventory import load_target
 from chaosk3s.kube import Kube
 from chaosk3s.lab import hostnet
-from tests.lab.conftest import assert_nothing_left
+from tests.lab.conftest import assert_nothing_left, lab_names
 
 pytestmark = pytest.mark.lab
 
@@ -59,7 +59,8 @@ def lab_kube() -> Kube:
 def test_plan_run_with_the_lab_started_by_the_experiments(private_dirs,
                                                           monkeypatch):
     """No lab up: each experiment's control brings one up and down."""
-    assert hostnet.list_lab_namespaces() == [], "another lab is up"
+    assert hostnet.list_lab_namespaces(lab_names()) == [], \
+        "another lab is up"
     monkeypatch.setenv("CHAOSK3S_STATE_DIR", str(private_dirs / "state"))
     plan = write_plan(private_dirs, [{"path": "node_restart.json"}])
     done = gameday(plan)

@@ -25,7 +25,7 @@ from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import default_spec
 from chaosk3s.run import current_run
 from chaosk3s.safe_cleanup import heal_run
-from tests.lab.conftest import private_lab
+from tests.lab.conftest import lab_names, private_lab
 from tests.lab.k3s_helpers import wait_for
 
 pytestmark = pytest.mark.lab
@@ -50,7 +50,7 @@ def k3s_pid(lab: Lab, node: str) -> int | None:
 
 
 def link_up(node: str) -> bool:
-    out = hostnet.run(["ip", "-n", hostnet.netns_name(node), "-j", "link",
+    out = hostnet.run(["ip", "-n", lab_names().netns(node), "-j", "link",
                        "show", "eth0"]).stdout
     return "UP" in json.loads(out)[0]["flags"]
 

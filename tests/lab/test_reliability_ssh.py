@@ -13,7 +13,7 @@ from chaosk3s.lab.spec import default_spec
 from chaosk3s.run import end_run
 from chaosk3s.target import forget_targets
 from tests.conftest import run_cli
-from tests.lab.conftest import netns_exec, private_lab
+from tests.lab.conftest import lab_names, netns_exec, private_lab
 from tests.lab.k3s_helpers import wait_for
 from tests.lab.test_reliability import open_ledger_entries, timer_processes
 
@@ -39,11 +39,11 @@ def test_cleanup_heals_the_rest_and_reports_the_unreachable_node(ssh_lab):
     actions.stop_k3s("name:server-etcd-2", configuration=CONFIG)
     end_run()  # the runner is gone; its ledger stays
     forget_targets()
-    hostnet.set_node_link("agent-1", up=False)
+    hostnet.set_node_link(lab_names(), "agent-1", up=False)
     try:
         first = run_cli("cleanup", timeout=300)
     finally:
-        hostnet.set_node_link("agent-1", up=True)
+        hostnet.set_node_link(lab_names(), "agent-1", up=True)
     assert first.returncode == 1, first.stdout + first.stderr
     still = [line for line in first.stdout.splitlines()
              if line.startswith("STILL OPEN")]

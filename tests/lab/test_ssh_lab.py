@@ -25,7 +25,7 @@ from chaosk3s.lab.state import LabState
 from chaosk3s.run import end_run
 from chaosk3s.target import forget_targets
 from chaosk3s.transports import NodeUnreachable, SshTransport, close_all
-from tests.lab.conftest import assert_nothing_left, netns_exec
+from tests.lab.conftest import assert_nothing_left, lab_names, netns_exec
 
 pytestmark = pytest.mark.lab
 
@@ -53,7 +53,8 @@ def host_accounts() -> dict:
 def ssh_lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("sshlab")
     before = host_accounts()
-    assert not operator.ours(), "a lab operator account is left over"
+    assert not operator.ours(lab_names()), \
+        "a lab operator account is left over"
     os.environ["CHAOSK3S_STATE_DIR"] = str(root / "state")
     os.environ["CHAOSK3S_LEDGER_DIR"] = str(root / "ledger")
     lab = Lab(LabState(root / "state"))
@@ -68,20 +69,20 @@ def ssh_lab(tmp_path_factory):
         for key in ("CHAOSK3S_STATE_DIR", "CHAOSK3S_LEDGER_DIR"):
             os.environ.pop(key, None)
     assert_nothing_left(root / "state")
-    assert not operator.ours()
+    assert not operator.ours(lab_names())
     assert host_accounts() == before  # user, group, sudoers rule: gone
 
 
 def test_the_operator_logs_in_and_escalates_with_sudo(ssh_lab, tmp_path):
     inventory = load_target("lab")
     access = inventory.nodes["agent-0"].access
-    assert (access.user, access.become) == (operator.OPERATOR, "sudo")
+    assert (access.user, access.become) == (lab_names().operator, "sudo")
     assert access.host_key_checking == "strict"
     assert Path(access.known_hosts).exists()
-    assert Path(operator.SUDOERS).exists()
+    assert (operator.SUDOERS_DIR / lab_names().sudoers).exists()
     seen = SshTransport("agent-0", access).run(
         'echo "$(id -u) $SUDO_USER $SSH_CONNECTION"').stdout.split()
-    assert seen[:2] == ["0", operator.OPERATOR]  # root, through sudo
+    assert seen[:2] == ["0", lab_names().operator]  # root, through sudo
     assert seen[4] == access.host  # sudo's env has SSH_CONNECTION again
     plain = dataclasses.replace(access, become=None)
     assert SshTransport("agent-0", plain).run("id -u").stdout != "0\n"
