@@ -3,10 +3,14 @@
 Same shape as the lab (chaosk3s/lab/hostnet.py) but with names of their
 own, so they never touch a running lab: namespaces ``ckt-<name>``, host
 veths ``ckt-v<i>``, bridge ``ckt-br0``, subnet 10.213.99.0/24, host .1.
+On pytest-xdist worker gwK they are ``cktK-...`` and 10.213.(99-K).0/24,
+so parallel workers never share them either (nor any lab's: those start
+with ``ck3s``, and subnets 10.213.11 and 10.213.128-255).
 Teardown order: processes, then namespaces, then links.
 """
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,9 +20,10 @@ from pathlib import Path
 from chaosk3s.lab import procs
 from chaosk3s.lab import ssh as labssh
 
-PREFIX = "ckt-"
-BRIDGE = "ckt-br0"
-SUBNET_PREFIX = "10.213.99."
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+PREFIX = f"ckt{_WORKER}-"
+BRIDGE = f"{PREFIX}br0"
+SUBNET_PREFIX = f"10.213.{99 - int(_WORKER or 0)}."
 HOST_ADDRESS = SUBNET_PREFIX + "1"
 FIRST_HOST = 10
 UNUSED_ADDRESS = SUBNET_PREFIX + "250"  # on the bridge, nobody there
@@ -192,9 +197,10 @@ def start_sshd(net: Net, layout: labssh.SshLayout, node: str
 
 def cleanup_main() -> None:
     """`python -m tests.lab.ckt_net cleanup`: remove a crashed run's state
-    (only ckt- things; also CHAOSK3S timers under /run/chaosk3s/ckt-*)."""
+    (only ckt- things; also CHAOSK3S timers under /run/chaosk3s/ckt-*;
+    PYTEST_XDIST_WORKER=gwK for a parallel worker's cktK- ones)."""
     destroy(None)
-    for state in Path("/run/chaosk3s").glob("ckt-*"):
+    for state in Path("/run/chaosk3s").glob(f"{PREFIX}*"):
         subprocess.run(["rm", "-rf", str(state)], check=False)
     print("ckt- namespaces and links removed")
 

@@ -1,4 +1,11 @@
-"""Lab-tier fixtures: a real lab in network namespaces, always removed."""
+"""Lab-tier fixtures: a real lab in network namespaces, always removed.
+
+Run in parallel (`pytest -n 2 --dist loadfile`, pytest-xdist), each worker
+has a lab of its own: worker gwK's lab is named wK (chaosk3s.namedlabs:
+its own namespaces, bridge, subnet and state), set as $CHAOSK3S_LAB_NAME
+for each lab-tier module, so fixtures, CLI subprocesses and `chaos run`
+all use it. Serially the lab keeps $CHAOSK3S_LAB_NAME or the default.
+"""
 
 import json
 import os
@@ -13,17 +20,39 @@ from chaosk3s.lab import hostnet
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import LabSpec, default_spec
 from chaosk3s.lab.state import LabState
-from chaosk3s.namedlabs import LabNames, lab_name_from_env
+from chaosk3s.namedlabs import ENV, LabNames, lab_name_from_env
 from chaosk3s.run import end_run
 from chaosk3s.target import forget_targets
 
 pytestmark = pytest.mark.lab
 
 
+def worker_lab_name() -> str | None:
+    """wK on pytest-xdist worker gwK; None when not run in parallel."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return f"w{worker.removeprefix('gw')}" if worker else None
+
+
 def lab_names() -> LabNames:
-    """The names of this test process's lab: $CHAOSK3S_LAB_NAME (a
-    parallel worker's own, tests/conftest.py), else the default lab's."""
-    return LabNames(lab_name_from_env())
+    """The names of this test process's lab: the worker's own, else
+    $CHAOSK3S_LAB_NAME, else the default lab's."""
+    return LabNames(worker_lab_name() or lab_name_from_env())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def worker_lab():
+    """A parallel worker's lab name in the environment for the module
+    (autouse: set before the module's lab fixtures); unit tests that the
+    same worker runs afterwards see the environment as it was."""
+    name = worker_lab_name()
+    old = os.environ.get(ENV)
+    if name:
+        os.environ[ENV] = name
+    yield name
+    if name and old is None:
+        os.environ.pop(ENV, None)
+    elif name:
+        os.environ[ENV] = old
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -33,7 +62,8 @@ def no_lab_left_behind(tmp_path_factory):
     yield
     names = lab_names()
     if hostnet.list_lab_namespaces(names) or hostnet.list_lab_links(names):
-        Lab(LabState(tmp_path_factory.mktemp("leftover") / "state")).down()
+        Lab(LabState(tmp_path_factory.mktemp("leftover") / "state",
+                     names.name)).down()
 
 
 @pytest.fixture

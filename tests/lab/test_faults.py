@@ -209,9 +209,10 @@ from chaosk3s.faults.apply import apply_plan
 from chaosk3s.model import Cut, FaultPlan
 from chaosk3s.transports import NetnsTransport
 state, a, b, ttl = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+prefix = sys.argv[5]
 plan = FaultPlan("kill-1", (Cut("a", "b", b), Cut("b", "a", a)),
                  ttl_seconds=ttl)
-apply_plan(plan, {n: NetnsTransport(n, "ckt-" + n) for n in "ab"}, state)
+apply_plan(plan, {n: NetnsTransport(n, prefix + n) for n in "ab"}, state)
 print("applied", flush=True)
 time.sleep(120)
 """
@@ -221,7 +222,8 @@ def test_rules_expire_on_the_node_after_the_runner_is_killed(net,
                                                              state_dir):
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, state_dir, net.nodes["a"],
-         net.nodes["b"], str(TTL)], stdout=subprocess.PIPE, text=True,
+         net.nodes["b"], str(TTL), ckt_net.PREFIX], stdout=subprocess.PIPE,
+        text=True,
         start_new_session=True)
     try:
         assert child.stdout.readline().strip() == "applied"

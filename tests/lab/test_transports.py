@@ -66,7 +66,7 @@ def established_ssh(net, node: str) -> int:
 # -- netns ----------------------------------------------------------------
 
 def test_netns_runs_scripts_and_argv_inside_the_namespace(net):
-    t = NetnsTransport("a", "ckt-a")
+    t = NetnsTransport("a", ckt_net.PREFIX + "a")
     out = t.run("ip -o -4 addr show dev eth0 | awk '{print $4}'").stdout
     assert out.strip() == net.nodes["a"] + "/24"
     result = t.run(["sh", "-c", 'printf "%s|" "$@"', "x", "two words",
@@ -76,7 +76,7 @@ def test_netns_runs_scripts_and_argv_inside_the_namespace(net):
 
 
 def test_netns_failure_names_node_command_code_and_stderr():
-    t = NetnsTransport("a", "ckt-a")
+    t = NetnsTransport("a", ckt_net.PREFIX + "a")
     with pytest.raises(CommandFailed) as info:
         t.run("echo boom >&2; exit 3", description="explode on purpose")
     err = info.value
@@ -86,18 +86,19 @@ def test_netns_failure_names_node_command_code_and_stderr():
 
 
 def test_netns_timeout_and_missing_namespace_are_clear_errors():
-    t = NetnsTransport("a", "ckt-a")
+    t = NetnsTransport("a", ckt_net.PREFIX + "a")
     started = time.monotonic()
     with pytest.raises(CommandFailed, match="timed out after 0.5s"):
         t.run("sleep 5", timeout=0.5)
     assert time.monotonic() - started < 3
-    with pytest.raises(NodeUnreachable, match="namespace ckt-nowhere"):
-        NetnsTransport("x", "ckt-nowhere").run("true")
+    nowhere = ckt_net.PREFIX + "nowhere"
+    with pytest.raises(NodeUnreachable, match=f"namespace {nowhere}"):
+        NetnsTransport("x", nowhere).run("true")
 
 
 def test_transport_for_follows_the_inventory_access():
     netns = Node("a", "agent", "10.0.0.1", None,
-                 Access("netns", namespace="ckt-a"))
+                 Access("netns", namespace=ckt_net.PREFIX + "a"))
     assert isinstance(transport_for(netns), NetnsTransport)
     ssh = Node("b", "agent", "10.0.0.2", None,
                Access("ssh", host="10.0.0.2"))
