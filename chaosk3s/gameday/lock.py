@@ -41,6 +41,7 @@ from chaosk3s.errors import (
 )
 from chaosk3s.inventory import load_target
 from chaosk3s.kube import Kube
+from chaosk3s.namedlabs import LabNames, lab_name_from_env
 from chaosk3s.report.values import parse_time
 
 LEASE_NAME = "chaosk3s-gameday"
@@ -263,11 +264,13 @@ class LeaseLock:
 def cluster_key(target: str) -> tuple[str, Kube | None]:
     """The lock name of a target and its API (None: no API to lock in,
     i.e. the lab while no lab is up)."""
+    # the lab: the one $CHAOSK3S_LAB_NAME names (lab, or lab:N)
+    lab = LabNames(lab_name_from_env()).target if target == "lab" else None
     try:
         inventory = load_target(target)
     except LabStateError:
-        return "lab", None
-    key = "lab" if target == "lab" else inventory.cluster
+        return lab or target, None
+    key = lab or inventory.cluster
     return key, Kube(inventory.kubeconfig, list(inventory.contexts))
 
 
