@@ -265,12 +265,12 @@ import sys, time
 from chaosk3s.faults.apply import apply_plan
 from chaosk3s.model import Cut, Degradation, FaultPlan, Flap, Netem
 from chaosk3s.transports import NetnsTransport
-state, a, b, c = sys.argv[1:5]
+state, a, b, c, prefix = sys.argv[1:6]
 plan = FaultPlan("flap-1", (Cut("a", "b", b),), ttl_seconds=6,
                  degradations=(Degradation("a", "c", c,
                                            Netem(rate_bits=10**6)),),
                  flap=Flap(period_seconds=2, on_seconds=1, count=3))
-apply_plan(plan, {"a": NetnsTransport("a", "ckt-a")}, state)
+apply_plan(plan, {"a": NetnsTransport("a", prefix + "a")}, state)
 print("applied", flush=True)
 time.sleep(600)
 """
@@ -304,7 +304,8 @@ def test_flapping_goes_on_without_its_runner_and_ends_at_the_ttl(
         net, state_dir):
     runner = subprocess.Popen(
         [sys.executable, "-c", RUNNER, state_dir, net.nodes["a"],
-         net.nodes["b"], net.nodes["c"]], stdout=subprocess.PIPE,
+         net.nodes["b"], net.nodes["c"], ckt_net.PREFIX],
+        stdout=subprocess.PIPE,
         text=True, start_new_session=True)
     try:
         assert runner.stdout.readline().strip() == "applied"
