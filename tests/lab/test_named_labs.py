@@ -123,7 +123,10 @@ def test_a_partition_in_one_lab_has_no_rules_in_the_other(two_labs):
                                    configuration=config)
     try:
         rules = chaosk3s_rules(A)
-        assert rules[f"ck3s{A}-agent-0"] and rules[f"ck3s{A}-server-cp-0"]
+        # the group's side holds the rules: agent-0 drops server-cp-0
+        peer = two_labs[A].spec().node("server-cp-0").address
+        assert any(f"-d {peer}/32" in line and "DROP" in line
+                   for line in rules[f"ck3s{A}-agent-0"])
         assert chaosk3s_rules(B) == {ns: [] for ns in namespaces(B)}
         timers = Path(LabNames(A).fault_state_dir)
         assert list(timers.glob("*/CHAOSK3S-*.timer"))
