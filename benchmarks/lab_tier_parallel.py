@@ -3,8 +3,9 @@
 Run as root:  .venv/bin/python benchmarks/lab_tier_parallel.py [--jobs 0 2]
               [-- PYTEST-ARGS...]
 
-For each value of --jobs, one pytest session over the lab tier without
-the tests marked solo (`-m "lab and not solo" tests/lab`): 0 runs it
+For each value of --jobs, one pytest session over the lab tier as
+scripts/test runs it, without the tests marked solo (`-m "lab and not
+solo and not equivalence and not compat" tests/lab`): 0 runs it
 serially (one lab at a time, the default lab); N > 0 with `-n N --dist
 loadfile`, each worker on a lab of its own (tests/lab/conftest.py), each
 test file on one worker so module-wide labs are built once. Prints, per
@@ -26,7 +27,9 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SELECTION = ["-m", "lab and not solo", "tests/lab"]
+# What scripts/test runs of the lab tier (the equivalence tier apart).
+SELECTION = ["-m", "lab and not solo and not equivalence and not compat",
+             "tests/lab"]
 
 
 def session(jobs: int, extra: list[str]) -> dict:
@@ -59,8 +62,7 @@ def _outcomes(junit: Path) -> tuple[dict, list]:
         outcome = ("failed" if kinds & {"failure", "error"} else
                    "skipped" if "skipped" in kinds else "passed")
         counts[outcome] += 1
-        per_file[case.get("classname", "?").rsplit(".", 1)[0]] += float(
-            case.get("time", 0))
+        per_file[case.get("classname", "?")] += float(case.get("time", 0))
     slowest = sorted(per_file.items(), key=lambda kv: -kv[1])
     return ({k: counts[k] for k in ("passed", "failed", "skipped")},
             [(name, round(seconds)) for name, seconds in slowest])
