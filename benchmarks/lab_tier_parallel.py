@@ -1,7 +1,7 @@
 """Wall time of the lab tier, serially and in parallel labs (pytest-xdist).
 
 Run as root:  .venv/bin/python benchmarks/lab_tier_parallel.py [--jobs 0 2]
-              [-- PYTEST-ARGS...]
+              [--paths tests/lab/test_x.py ...] [-- PYTEST-ARGS...]
 
 For each value of --jobs, one pytest session over the lab tier as
 scripts/test runs it, without the tests marked solo (`-m "lab and not
@@ -28,16 +28,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # What scripts/test runs of the lab tier (the equivalence tier apart).
-SELECTION = ["-m", "lab and not solo and not equivalence and not compat",
-             "tests/lab"]
+SELECTION = ["-m", "lab and not solo and not equivalence and not compat"]
 
 
-def session(jobs: int, extra: list[str]) -> dict:
+def session(jobs: int, paths: list[str], extra: list[str]) -> dict:
     """One pytest session; its wall time and outcome counts."""
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
         argv = [sys.executable, "-m", "pytest", "-q", "-p",
                 "no:cacheprovider", f"--junitxml={junit}", *SELECTION,
+                *paths,
                 *(["-n", str(jobs), "--dist", "loadfile"] if jobs else []),
                 *extra]
         started = time.monotonic()
@@ -76,11 +76,14 @@ def _failed(stdout: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--paths", nargs="+", default=["tests/lab"],
+                        help="test files or directories (default: the "
+                        "whole lab tier)")
     parser.add_argument("extra", nargs="*", help="more pytest arguments")
     args = parser.parse_args()
     results = []
     for jobs in args.jobs:
-        result = session(jobs, args.extra)
+        result = session(jobs, args.paths, args.extra)
         results.append(result)
         label = f"-n {jobs}" if jobs else "serial"
         print(f"{label}: {result['wall_s']:.0f} s wall, {result['passed']} "
