@@ -23,6 +23,7 @@ from chaosk3s.kube import Kube, KubeUnavailable
 from chaosk3s.model import Node, Topology
 from chaosk3s.namedlabs import (
     LabNames,
+    check_lab_name,
     configured_lab_name,
     is_lab_target,
     lab_of_target,
@@ -48,11 +49,16 @@ def target_name(configuration: dict | None) -> str:
     given = lab_of_target(name)
     if given is None:
         return name
-    configured = configured_lab_name(configuration)
-    if name != "lab" and configured not in (given, "default"):
+    if name == "lab":
+        return LabNames(configured_lab_name(configuration)).target
+    # lab:N given: a lab_name in the configuration must agree with it (the
+    # environment's $CHAOSK3S_LAB_NAME is only a default: N wins)
+    named = configuration.get("lab_name")
+    if named not in (None, "") and check_lab_name(named) not in (
+            given, "default"):
         raise SpecError(f"target {name} names lab {given}, but lab_name "
-                        f"is {configured}; give the lab once (lab_name)")
-    return LabNames(given if name != "lab" else configured).target
+                        f"is {named}; give the lab once (lab_name)")
+    return LabNames(given).target
 
 
 def node_state_dir(name: str) -> str:

@@ -147,6 +147,8 @@ def test_target_follows_lab_name_then_the_environment(monkeypatch):
         target_name({"lab_name": "M1"})
     with pytest.raises(SpecError, match="names lab m1, but lab_name is m2"):
         target_name({"target": "lab:m1", "lab_name": "m2"})
+    # an explicit lab:N wins over the environment's default
+    assert target_name({"target": "lab:m3"}) == "lab:m3"
     with pytest.raises(SpecError, match="lab name 'x_y'"):
         lab_of_target("lab:x_y")
 
