@@ -114,6 +114,19 @@ def _refusals(runs: list[RunResult], variables: dict, var_files: tuple
             for (name, line), releases in found.items()]
 
 
+def run_folders(paths: list[Path]) -> dict[Path, str]:
+    """Each experiment's folder in the output directory: its name
+    without .json, numbered when two experiments share one."""
+    folders: dict[Path, str] = {}
+    for path in paths:
+        folder, number = path.stem, 1
+        while folder in folders.values():
+            number += 1
+            folder = f"{path.stem}-{number}"
+        folders[path] = folder
+    return folders
+
+
 def make_plan(paths: list[Path], releases: list[Release],
               expectations: dict[str, str], variables: dict,
               arguments: list[str], var_files: tuple, jobs: int,
@@ -128,11 +141,12 @@ def make_plan(paths: list[Path], releases: list[Release],
     count = len(paths) * len(releases)
     named = all("lab_name" in keys for keys in declared.values())
     names = iter(new_lab_names(count) if named else [DEFAULT_LAB] * count)
+    folders = run_folders(paths)
     runs = []
     for path in paths:
         for release in releases:
             run = RunResult(path, release, next(names),
-                            out / path.stem / release.version,
+                            out / folders[path] / release.version,
                             expected_verdict(release, expectations))
             run.variables = run_variables(declared[path], release, run.lab)
             runs.append(run)

@@ -108,6 +108,7 @@ class _Child:
     process: subprocess.Popen
     began: float
     terminated_at: float | None = None
+    killed: bool = False
 
 
 def _start(plan: Plan, run: RunResult) -> _Child:
@@ -130,8 +131,10 @@ def _finish(plan: Plan, child: _Child, progress: Progress) -> None:
     run = child.run
     run.returncode = child.process.returncode
     run.seconds = round(time.monotonic() - child.began, 1)
-    try:
-        os.killpg(child.process.pid, signal.SIGTERM)
+    try:  # what it started and left (a `process` activity's command);
+        # killed, it may have left them deaf to SIGTERM as it was
+        os.killpg(child.process.pid, signal.SIGKILL if child.killed
+                  else signal.SIGTERM)
     except ProcessLookupError:
         pass  # nothing left in its group
     scrub_run(plan.redactor, run.journal,
@@ -202,6 +205,7 @@ def _stop(plan: Plan, queue: list[RunResult], running: list[_Child],
                      f"nodes after their fault_ttl)")
             child.process.kill()
             child.process.wait()
+            child.killed = True
     return []
 
 

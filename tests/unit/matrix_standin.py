@@ -5,7 +5,15 @@ variables the run was given, without starting a lab. The real control
 on a real lab is tests/lab/test_matrix.py's.
 """
 
+import signal
+
 from chaosk3s.lab.releases import parse_release
+
+
+def configure_control(configuration: dict = None, **_kwargs) -> None:
+    """`ignore_sigterm` set: a run that will not end when asked."""
+    if (configuration or {}).get("ignore_sigterm"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def after_experiment_control(context: dict, state: dict = None,

@@ -364,6 +364,16 @@ def test_each_run_gets_its_release_and_a_lab_of_its_own(tmp_path):
         str(experiment)]
 
 
+def test_experiments_of_one_name_get_folders_of_their_own(tmp_path):
+    (tmp_path / "a").mkdir()
+    copy = tmp_path / "a" / PARTITION.name
+    copy.write_text(PARTITION.read_text())
+    plan = _plan(tmp_path, paths=(PARTITION, copy), releases=FIXED)
+    assert [run.directory.relative_to(tmp_path / "out") for run in
+            plan.runs] == [Path("etcd_only_partition", FIXED),
+                           Path("etcd_only_partition-2", FIXED)]
+
+
 def test_lab_names_skip_those_taken():
     taken = set(new_lab_names(40, taken=lambda name: False))
     assert len(taken) == 40

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +33,8 @@ TINY = {
     "description": "deviates on one release",
     "configuration": {
         "target": "lab", "lab_k3s_version": "v1.28.15+k3s-2d0661e3",
-        "lab_name": "default", "nap": 0, "bad_release": "", "markers": ""},
+        "lab_name": "default", "nap": 0, "bad_release": "", "markers": "",
+        "ignore_sigterm": ""},
     "controls": [{"name": "standin", "provider": {
         "type": "python", "module": "tests.unit.matrix_standin"}}],
     "steady-state-hypothesis": {"title": "no marker", "probes": [
@@ -167,3 +169,37 @@ def test_sigterm_stops_every_run_and_starts_no_more(tmp_path):
     assert not (tmp_path / "out" / "tiny" / "v1.31.4+k3s1").exists()
     data = json.loads((tmp_path / "out" / "matrix.json").read_text())
     assert data["stopped"] and data["exit_code"] == 3
+
+
+def test_a_run_deaf_to_sigterm_is_killed_after_the_grace(tmp_path):
+    """Its faults would then expire on the nodes; the matrix must not
+    wait for ever, nor leave the run's processes behind."""
+    from chaosk3s.matrix import parse_releases
+    from chaosk3s.matrix_check import make_plan
+    from chaosk3s.matrix_run import run_plan
+    variables = {"nap": 119, "ignore_sigterm": "yes",
+                 "markers": str(tmp_path / "markers")}
+    plan = make_plan([tiny(tmp_path)], parse_releases("v1.31.4+k3s1"), {},
+                     variables, [a for k, v in variables.items()
+                                 for a in ("--var", f"{k}={v}")],
+                     (), 1, tmp_path / "out")
+    plan.grace = 2.0
+    said, stop = [], threading.Event()
+    threading.Timer(4.0, stop.set).start()  # after its method began
+    began = time.monotonic()
+    assert run_plan(plan, stop, said.append) is True
+    assert time.monotonic() - began < 20
+    run = plan.runs[0]
+    assert any("did not end 2 s after SIGTERM: killed" in s for s in said)
+    assert run.verdict == "error" and run.returncode == -signal.SIGKILL
+    assert run.reason == "chaos run exited -9 and left no journal"
+    time.sleep(1)
+    assert not [p for p in Path("/proc").glob("[0-9]*/cmdline")
+                if _cmdline(p) == "sleep 119"]  # its method's sleep
+
+
+def _cmdline(path: Path) -> str:
+    try:
+        return path.read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
