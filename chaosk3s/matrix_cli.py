@@ -103,7 +103,8 @@ def matrix_command(experiments: tuple[str, ...], releases: str,
     plan = make_plan(paths, wanted, expected, _parse_vars(variables),
                      arguments, tuple(var_files), jobs, directory)
     check_privileges()
-    command = "chaosk3s " + shlex.join(sys.argv[1:])
+    # As typed, but a secret given with --var is not written anywhere.
+    command = plan.redactor.text("chaosk3s " + shlex.join(sys.argv[1:]))
     code = _run(plan, command, expected, directory, _titles(paths),
                 Path(markdown_copy) if markdown_copy else None)
     sys.exit(code)

@@ -253,7 +253,7 @@ def test_json_markdown_and_html_say_the_same(tmp_path):
     assert rows[2] == ("| v1.31.4+k3s1 | rework | error (expected "
                        "completed) | — | — | — | — | [log]"
                        "(crashed/journal.log) |")
-    assert "chaosk3s matrix x.json --releases ..." in markdown
+    assert "```sh\nchaosk3s matrix x.json --releases ...\n```" in markdown
     assert "](" not in copy.read_text()  # the docs copy links nothing
     assert copy.read_text() == as_markdown(result, links=False)
 

@@ -34,7 +34,7 @@ TINY = {
     "configuration": {
         "target": "lab", "lab_k3s_version": "v1.28.15+k3s-2d0661e3",
         "lab_name": "default", "nap": 0, "bad_release": "", "markers": "",
-        "ignore_sigterm": ""},
+        "ignore_sigterm": "", "api_token": ""},
     "controls": [{"name": "standin", "provider": {
         "type": "python", "module": "tests.unit.matrix_standin"}}],
     "steady-state-hypothesis": {"title": "no marker", "probes": [
@@ -110,7 +110,8 @@ def test_three_releases_two_at_a_time_as_expected(tmp_path):
 def test_without_expectations_a_deviation_is_a_failure(tmp_path):
     done = matrix(tmp_path, "--releases", RELEASES.split(",", 1)[1] +
                   ",v1.28.15+k3s1", "--jobs", "3",
-                  "--var", "bad_release=v1.28.15+k3s1")
+                  "--var", "bad_release=v1.28.15+k3s1",
+                  "--var", "api_token=tok-4242-secret")
     assert done.returncode == 1, done.stderr
     verdicts = {r["release"]: (r["verdict"], r["expected"])
                 for r in runs_of(tmp_path)}
@@ -119,6 +120,11 @@ def test_without_expectations_a_deviation_is_a_failure(tmp_path):
     page = (tmp_path / "out" / "matrix.md").read_text()
     assert "| v1.28.15+k3s1 | buggy | deviated (expected completed) |" \
         in page
+    # a secret given with --var is in no file of the matrix, nor said
+    assert "api_token=" in page and "tok-4242-secret" not in done.stderr
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert "tok-4242-secret" not in path.read_text(), path
 
 
 def test_bad_input_starts_nothing(tmp_path):
