@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chaosk3s.errors import SpecError
 from chaosk3s.gameday.runner import classify
-from chaosk3s.lab.releases import BUGGY, FIX1, REWORK, Release, parse_release
+
+if TYPE_CHECKING:  # the lab is an extra: imported where it is used
+    from chaosk3s.lab.releases import Release
 
 # A run's verdict: the report's (completed, deviated, failed, refused,
 # interrupted), "aborted" as the game day says it, "error" when the run
@@ -23,7 +26,6 @@ from chaosk3s.lab.releases import BUGGY, FIX1, REWORK, Release, parse_release
 # the matrix was stopped before it began.
 VERDICTS = ("completed", "deviated", "failed", "refused", "interrupted",
             "aborted", "error", "not run")
-FAMILIES = (BUGGY, FIX1, REWORK)
 # The verdicts that speak of the release's behaviour: a journal that
 # gives one must say the run used that release.
 JUDGED = ("completed", "deviated", "failed")
@@ -78,6 +80,7 @@ class RunResult:
 def parse_releases(text: str) -> list[Release]:
     """The releases of `--releases R1,R2,...`, each in the lab's release
     table; MatrixError naming every one that is not, or is repeated."""
+    from chaosk3s.lab.releases import parse_release
     names = [part.strip() for part in str(text).split(",")]
     if not any(names):
         raise MatrixError("--releases is empty: give one or more K3s "

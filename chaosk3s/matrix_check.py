@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chaosk3s.errors import ChaosK3sError
-from chaosk3s.lab.releases import Release
 from chaosk3s.matrix import (
     RESERVED_VARIABLES,
     MatrixError,
@@ -28,6 +28,9 @@ from chaosk3s.matrix_run import (
     new_lab_names,
 )
 from chaosk3s.redact import Redactor, for_experiment, secret_values
+
+if TYPE_CHECKING:  # the lab is an extra: imported where it is used
+    from chaosk3s.lab.releases import Release
 
 
 def _declared(path: Path) -> set[str]:
