@@ -137,9 +137,13 @@ def _finish(plan: Plan, child: _Child, progress: Progress) -> None:
                   else signal.SIGTERM)
     except ProcessLookupError:
         pass  # nothing left in its group
-    scrub_run(plan.redactor, run.journal,
-              [run.log, run.directory / "journal.debug.log"])
-    read_outcome(run)
+    try:
+        scrub_run(plan.redactor, run.journal,
+                  [run.log, run.directory / "journal.debug.log"])
+        read_outcome(run)
+    except Exception as exc:  # noqa: BLE001 - this run's, said in it
+        run.verdict = "error"
+        run.reason = f"its journal could not be read: {exc!r}"
     _render(run, progress)
     if lab_is_up(run.lab):
         progress(f"{label(run)}: its lab {run.lab} is still up; taking it "
@@ -170,7 +174,12 @@ def run_plan(plan: Plan, stop: threading.Event, progress: Progress) -> bool:
     while queue or running:
         while queue and len(running) < plan.jobs and not stop.is_set():
             run = queue.pop(0)
-            running.append(_start(plan, run))
+            try:
+                running.append(_start(plan, run))
+            except OSError as exc:  # one run's problem, not the matrix's
+                run.verdict, run.reason = "error", f"not started: {exc}"
+                progress(_ended(run))
+                continue
             progress(f"[{total - len(queue)}/{total}] {label(run)}: "
                      f"running on lab {run.lab} (log {run.log})")
         for child in [c for c in running if c.process.poll() is not None]:
@@ -210,7 +219,8 @@ def _stop(plan: Plan, queue: list[RunResult], running: list[_Child],
 
 
 def _ended(run: RunResult) -> str:
-    said = f"{label(run)}: {run.verdict} in {run.seconds:.0f} s"
+    said = f"{label(run)}: {run.verdict}" + (
+        f" in {run.seconds:.0f} s" if run.seconds is not None else "")
     if run.verdict != run.expected:
         said += f" (expected {run.expected})"
     return said + (f": {run.reason}" if run.reason and run.verdict

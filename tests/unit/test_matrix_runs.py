@@ -209,3 +209,24 @@ def _cmdline(path: Path) -> str:
         return path.read_bytes().replace(b"\0", b" ").decode().strip()
     except OSError:
         return ""
+
+
+def test_a_run_that_cannot_start_is_an_error_and_the_rest_go_on(tmp_path):
+    from chaosk3s.matrix import parse_releases
+    from chaosk3s.matrix_check import make_plan
+    from chaosk3s.matrix_run import run_plan
+    variables = {"markers": str(tmp_path / "markers")}
+    plan = make_plan([tiny(tmp_path)], parse_releases(RELEASES), {},
+                     variables, ["--var", f"markers={tmp_path / 'markers'}"],
+                     (), 2, tmp_path / "out")
+    # where the first run's folder would go, a file
+    plan.runs[0].directory.parent.mkdir(parents=True)
+    plan.runs[0].directory.write_text("in the way")
+    said = []
+    assert run_plan(plan, threading.Event(), said.append) is False
+    first, *others = plan.runs
+    assert first.verdict == "error" and first.seconds is None
+    assert first.reason.startswith("not started: [Errno 17] File exists")
+    assert [r.verdict for r in others] == ["completed", "completed"]
+    assert said[0] == (f"tiny on v1.28.15+k3s1: error (expected "
+                       f"completed): {first.reason}")
