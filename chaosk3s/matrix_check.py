@@ -10,7 +10,6 @@ instead of failing each run on its own lab.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,13 +32,21 @@ if TYPE_CHECKING:  # the lab is an extra: imported where it is used
     from chaosk3s.lab.releases import Release
 
 
-def _declared(path: Path) -> set[str]:
+def read_experiment(path: Path) -> dict:
+    """The experiment as `chaos run` reads it (JSON or YAML)."""
+    from chaoslib.exceptions import ChaosException
+    from chaoslib.loader import parse_experiment_from_file
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        raw = parse_experiment_from_file(str(path))
+    except (OSError, ValueError, ChaosException) as exc:
         raise MatrixError(f"cannot read experiment {path}: {exc}") from None
-    configuration = raw.get("configuration") if isinstance(raw, dict) \
-        else None
+    if not isinstance(raw, dict):
+        raise MatrixError(f"{path}: not an experiment (not a mapping)")
+    return raw
+
+
+def _declared(path: Path) -> set[str]:
+    configuration = read_experiment(path).get("configuration")
     return set(configuration) if isinstance(configuration, dict) else set()
 
 
@@ -169,8 +176,5 @@ def _redactor(paths: list[Path], variables: dict) -> Redactor:
     caller's --var values under secret-looking names."""
     known = secret_values(configuration=variables)
     for path in paths:
-        try:
-            known += for_experiment(json.loads(path.read_text())).known
-        except (OSError, ValueError):
-            pass  # refused above already
+        known += for_experiment(read_experiment(path)).known
     return Redactor(known)

@@ -10,7 +10,6 @@ SIGTERM (every run healed and its lab removed first).
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import threading
@@ -41,13 +40,9 @@ def _parse_vars(values: tuple[str, ...]) -> dict:
 
 
 def _titles(paths: list[Path]) -> dict[Path, str]:
-    titles = {}
-    for path in paths:
-        try:
-            titles[path] = str(json.loads(path.read_text()).get("title", ""))
-        except (OSError, ValueError, AttributeError):
-            titles[path] = path.stem
-    return titles
+    from chaosk3s.matrix_check import read_experiment
+    return {path: str(read_experiment(path).get("title") or path.stem)
+            for path in paths}
 
 
 def _default_out() -> Path:

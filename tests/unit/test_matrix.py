@@ -380,3 +380,17 @@ def test_lab_names_skip_those_taken():
     assert all(re.fullmatch(r"[a-z][a-z0-9]{0,7}", n) for n in taken)
     again = new_lab_names(40, taken=lambda name: name in taken)
     assert not taken & set(again)
+
+
+def test_yaml_experiments_as_chaos_reads_them_and_garbage_refused(tmp_path):
+    import yaml
+    raw = json.loads(with_lab_name(tmp_path).read_text())
+    as_yaml = tmp_path / "partition.yaml"
+    as_yaml.write_text(yaml.safe_dump(raw))
+    plan = _plan(tmp_path, paths=(as_yaml,), releases=FIXED)
+    assert plan.runs[0].variables["lab_k3s_version"] == FIXED
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    with pytest.raises(MatrixError, match=f"cannot read experiment "
+                       f"{garbage}"):
+        _plan(tmp_path, paths=(garbage,))
