@@ -23,6 +23,15 @@ from chaosk3s.report.render import after_heal, environment, href, seconds, when
 
 JSON_NAME, MARKDOWN_NAME, HTML_NAME = ("matrix.json", "matrix.md",
                                        "matrix.html")
+VERDICTS = (
+    "Each verdict is the run's report's (README, \"Verdicts and exit "
+    "codes\"): **completed**, the steady state held; **deviated**, it did "
+    "not after the fault (a finding about the release); **failed**, "
+    "**refused**, **interrupted**: the run did not go as written; "
+    "**error**: it left no journal, or one of another release; **not "
+    "run**: the matrix was stopped first. A release's family (buggy: K3s "
+    "#11311; fix1: PR #11319; rework: PR #11329) is the lab's release "
+    "table's (`chaosk3s lab releases`, docs/k3s-behaviour.md).")
 FIGURES = (
     "Figures come from each run's journal (its `chaosk3s` section), as its "
     "report shows them. **Not recovered**: nodes not Ready at the "
@@ -145,7 +154,7 @@ def as_markdown(result: MatrixResult, links: bool = True) -> str:
              f"{seconds(result.wall_seconds)}"
              f"{'; STOPPED before the end' if result.stopped else ''}. "
              f"Regenerate it with:", "", "```sh", result.command, "```",
-             "", FIGURES]
+             "", VERDICTS, "", FIGURES]
     for experiment in result.experiments():
         lines += ["", f"## {result.titles.get(experiment, '')} "
                   f"(`{shown_path(experiment)}`)", "",
