@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chaosk3s.errors import SpecError
+from chaosk3s.errors import MatrixError
 from chaosk3s.gameday.runner import classify
 
 if TYPE_CHECKING:  # the lab is an extra: imported where it is used
@@ -33,10 +33,6 @@ JUDGED = ("completed", "deviated", "failed")
 RESERVED_VARIABLES = ("lab_name", "lab_k3s_version", "target")
 
 EXIT_MATCHED, EXIT_MISMATCH, EXIT_STOPPED = 0, 1, 3
-
-
-class MatrixError(SpecError):
-    """The matrix was refused before anything started."""
 
 
 @dataclass

@@ -13,10 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chaosk3s.errors import ChaosK3sError
+from chaosk3s.errors import ChaosK3sError, MatrixError
 from chaosk3s.matrix import (
     RESERVED_VARIABLES,
-    MatrixError,
     RunResult,
     expected_verdict,
 )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from chaosk3s.errors import MatrixError
 from chaosk3s.lab.releases import parse_release, release_table
 from chaosk3s.lab.spec import load_spec
 from chaosk3s.lab.state import LabState
@@ -19,7 +20,6 @@ from chaosk3s.matrix import (
     EXIT_MATCHED,
     EXIT_MISMATCH,
     EXIT_STOPPED,
-    MatrixError,
     RunResult,
     exit_code,
     expected_verdict,
