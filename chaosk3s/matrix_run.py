@@ -182,10 +182,12 @@ def run_plan(plan: Plan, stop: threading.Event, progress: Progress) -> bool:
                 continue
             progress(f"[{total - len(queue)}/{total}] {label(run)}: "
                      f"running on lab {run.lab} (log {run.log})")
+            heartbeat = time.monotonic()
         for child in [c for c in running if c.process.poll() is not None]:
             running.remove(child)
             _finish(plan, child, progress)
             progress(_ended(child.run))
+            heartbeat = time.monotonic()
         if stop.is_set():
             queue = _stop(plan, queue, running, progress)
         if running and time.monotonic() - heartbeat >= HEARTBEAT_SECONDS:
