@@ -15,6 +15,7 @@ from chaosk3s.clitools import friendly
 from chaosk3s.consent_cli import abort_command, consent_command
 from chaosk3s.faults_cli import cleanup_command, faults_command
 from chaosk3s.gameday.cli import gameday_group
+from chaosk3s.matrix_cli import matrix_command
 from chaosk3s.report.cli import report_command
 
 _friendly = friendly()
@@ -37,6 +38,7 @@ main.add_command(abort_command)
 main.add_command(cleanup_command)
 main.add_command(faults_command)
 main.add_command(lab)
+main.add_command(matrix_command)
 
 
 @main.command("plan")

@@ -10,6 +10,8 @@ raises on purpose is defined here (tests/unit/test_errors.py keeps it so):
     │   ├── ArgumentError       an activity argument (chaosk3s.arguments)
     │   ├── Refused             what `chaos run` would refuse (plan, one
     │   │                       line per problem)
+    │   ├── MatrixError         a release matrix refused before anything
+    │   │                       started (chaosk3s.matrix; one line each)
     │   └── NotConsented        the cluster has not opted in to chaos, is
     │                           not the inventory's, or its abort switch is
     │                           set (chaosk3s.consent)
@@ -70,6 +72,11 @@ class ArgumentError(SpecError):
 
 class Refused(SpecError):
     """What `chaos run` would refuse: one line per problem."""
+
+
+class MatrixError(SpecError):
+    """`chaosk3s matrix` refused before anything started (releases,
+    expectations, variables, experiments): one line per problem."""
 
 
 class NotConsented(SpecError):
