@@ -2,15 +2,18 @@
 real etcd: written and read back, and each way it can be lost seen as
 lost, read by an independent client (the kubernetes client)."""
 
+import time
+
 import pytest
 from kubernetes import client
 
-from chaosk3s import markers
+from chaosk3s import actions, markers, probes
 from chaosk3s.errors import KubeUnavailable
 from chaosk3s.kube import Kube
 from chaosk3s.tolerances import nothing_lost
 from tests.unit.conftest import write_kubeconfig
 from tests.unit.test_apiserver import kube as api_client
+from tests.unit.test_heal_reproductions import world  # noqa: F401
 
 
 @pytest.fixture
@@ -71,3 +74,35 @@ def test_no_api_raises_rather_than_reporting_a_loss(tmp_path):
 def test_nothing_lost_tolerance_reads_only_a_readback():
     assert not nothing_lost(None) and not nothing_lost([])
     assert not nothing_lost({"checked": ["x"], "lost": ["gone"]})
+
+
+# -- through the public activities, on a consenting cluster -----------------
+
+def test_write_marker_then_readback_through_the_activities(world):  # noqa: F811
+    assert probes.marker_readback(configuration=world.config)[
+        "checked"] == []  # nothing written by this run yet
+    written = actions.write_marker(configuration=world.config)
+    seen = world.core.read_namespaced_config_map(markers.NAME,
+                                                 markers.NAMESPACE)
+    assert seen.data["token"] == written["token"]
+    result = probes.marker_readback(configuration=world.config)
+    assert result["checked"] == [written["configmap"]]
+    assert nothing_lost(result)
+    world.core.delete_namespaced_config_map(markers.NAME, markers.NAMESPACE)
+    assert not nothing_lost(probes.marker_readback(
+        configuration=world.config))
+
+
+def test_api_unanswered_within_counts_an_outage(world):  # noqa: F811
+    """Answered while the API runs; after it stops, every ask is
+    unanswered and the probe still lasts its seconds."""
+    up = probes.api_unanswered_within(seconds=2, configuration=world.config)
+    assert up["unanswered"] == 0 and up["asked"] >= 2
+    assert up["last_answered_after_seconds"] is not None
+    world.stop_api()
+    started = time.monotonic()
+    down = probes.api_unanswered_within(seconds="3",
+                                        configuration=world.config)
+    assert 3 <= time.monotonic() - started < 3 + 2.5
+    assert down["unanswered"] == down["asked"] >= 3
+    assert down["last_answered_after_seconds"] is None
