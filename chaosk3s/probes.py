@@ -97,7 +97,9 @@ def api_unanswered_within(seconds: float = 10,
     return how many asks `asked` and how many no API server answered
     (`unanswered`: refused, timed out after 1 s, or a 5xx such as etcd
     without quorum), and when the last ask was answered
-    (`last_answered_after_seconds`, null if none was).
+    (`last_answered_after_seconds`, null if none was). An API that hangs
+    rather than refuses makes each ask last its client's retries too (up
+    to about 5 s), so the probe may end that much after `seconds`.
 
     Holds a fault while the API may be gone, where
     `nodes_not_ready_within` cannot watch, and records whether it was.

@@ -141,7 +141,8 @@ def test_reboot_during_outage_completes_with_the_fix(tmp_path):
 
 def _cut_from_etcd_ran(journal: dict, spec: dict) -> None:
     """One partition: every control-plane server cut from every etcd
-    member, held partition_seconds (15), healed by the method."""
+    member's client port, held partition_seconds (15), healed by the
+    method."""
     [fault] = journal["chaosk3s"]["faults"]
     nodes = {n["name"]: n["role"] for n in spec["nodes"]}
     assert fault["kind"] == "partition" and fault["healed_by"] == \
@@ -152,8 +153,13 @@ def _cut_from_etcd_ran(journal: dict, spec: dict) -> None:
     assert set(cut["nodes"]) == {n for n, r in nodes.items()
                                  if r == "control-plane"}
     assert set(cut["peers"]) == {n for n, r in nodes.items() if r == "etcd"}
+    assert journal["chaosk3s"]["variables"]["etcd_ports"] == "2379"
+    # At least as long as asked. Not much more is not asserted: while the
+    # API hangs, the control's partial journal reads the nodes after each
+    # activity and waits out the client's timeout and retries (see
+    # docs/scenarios.md).
     held = (_at(fault["ended_at"]) - _at(fault["started_at"]))
-    assert 15 <= held.total_seconds() < 15 + 5
+    assert held.total_seconds() >= 15
 
 
 @pytest.mark.parametrize("release", [
