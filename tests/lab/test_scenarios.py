@@ -4,9 +4,10 @@ journal, that the method did what the verdict rests on (which nodes were
 stopped or cut and when, that the API was really gone, what was read
 back).
 
-The run of each scenario that the verdict hinges on is in the lab tier;
-its pair on the other release family is marked `equivalence` (the slow
-tier, scripts/test-equivalence) to keep the lab tier's wall time.
+To keep the lab tier's wall time (about 3 minutes added), only the
+#11311 strandings (reboot during an outage, the split-server topology)
+and the quorum loss run in it; every other run is marked `equivalence`
+and runs with the slow tier (scripts/test-equivalence).
 """
 
 from datetime import datetime
@@ -70,6 +71,7 @@ def _join_server_down_ran(journal: dict) -> None:
     assert stops["kv-1"]["healed_by"] == "start_k3s"  # the rollback
 
 
+@slow
 def test_join_server_down_during_outage_deviates_before_11333_fix(tmp_path):
     """The control-plane server cannot start without its join server: the
     start is the failed activity and the API stays down."""
@@ -162,8 +164,8 @@ def _cut_from_etcd_ran(journal: dict, spec: dict) -> None:
     assert held.total_seconds() >= 15
 
 
-@pytest.mark.parametrize("release", [
-    AFFECTED_1_28, pytest.param(REWORK, marks=slow)])
+@slow
+@pytest.mark.parametrize("release", [AFFECTED_1_28, REWORK])
 def test_control_plane_cut_from_etcd_heals_on_every_family(tmp_path,
                                                           release):
     """No load balancer falls back (the control plane stays reachable),
