@@ -150,7 +150,7 @@ def _cut_from_etcd_ran(journal: dict, spec: dict) -> None:
     assert fault["kind"] == "partition" and fault["healed_by"] == \
         "heal_partitions"
     assert set(fault["nodes"]) == {n for n, r in nodes.items()
-                                   if r in ("control-plane", "etcd")}
+                                   if r == "control-plane"}
     cut = _runs(journal)["cut-control-plane-from-etcd"]["output"]
     assert set(cut["nodes"]) == {n for n, r in nodes.items()
                                  if r == "control-plane"}
