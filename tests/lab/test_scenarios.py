@@ -45,10 +45,13 @@ def _stops(journal: dict) -> dict[str, dict]:
 
 
 def _api_was_gone(journal: dict, probe: str) -> None:
+    """Every ask unanswered. A refused API is asked about once a second;
+    one that hangs (a black-holed datastore) about every 5 s, as each ask
+    waits out the client's retries: 4 asks in 15 s in the lab."""
     held = _runs(journal)[probe]
     assert held["status"] == "succeeded", held
     output = held["output"]
-    assert output["asked"] >= 5 and output["unanswered"] == output["asked"]
+    assert output["asked"] >= 3 and output["unanswered"] == output["asked"]
 
 
 def _unrecovered(journal: dict) -> set[str]:
