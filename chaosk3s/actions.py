@@ -16,6 +16,7 @@ action past the quorum guard only. Each action returns what it did
 
 import logging
 
+from chaosk3s import markers
 from chaosk3s.arguments import (
     NODES,
     NOT_NEGATIVE,
@@ -50,7 +51,8 @@ from chaosk3s.target import Target, get_target
 
 __all__ = ["partition_roles", "partition_nodes", "degrade_links",
            "degrade_nodes", "heal_partitions",
-           "restart_k3s", "stop_k3s", "start_k3s", "reboot_nodes"]
+           "restart_k3s", "stop_k3s", "start_k3s", "reboot_nodes",
+           "write_marker"]
 
 logger = logging.getLogger("chaostoolkit")
 PERCENT = Expect("a percentage from 0 to 100",
@@ -500,3 +502,20 @@ def reboot_nodes(nodes: str, one_at_a_time: bool = True,
     machines."""
     return _node_command("reboot", nodes, one_at_a_time, force,
                          configuration, timeout)
+
+
+@activity()
+def write_marker(configuration: dict = None) -> dict:
+    """Write a marker through the API before a fault: the ConfigMap
+    kube-system/chaosk3s-marker, overwritten with this run's id and a
+    fresh random token, then read back (the action fails if the read
+    differs). `marker_readback` later compares the cluster's copy with
+    what this returned. Blast radius: that one ConfigMap, left in place
+    (each run overwrites it)."""
+    target = get_target(configuration)
+    target.check_consent()
+    run = current_run(configuration)
+    run.marker = markers.write(target.kube, run.run_id)
+    logger.info("marker %s written (resourceVersion %s)",
+                run.marker["configmap"], run.marker["resource_version"])
+    return run.marker

@@ -8,11 +8,12 @@ than that before its own heal (heal_partitions, start_k3s), the node
 ends it early and the run would report a hold it did not do. So the
 seconds an experiment certainly spends between a fault and its heal are
 added up, in the order Chaos Toolkit runs them (method, the steady state
-after it, rollbacks): pauses, `nodes_not_ready_within`'s `seconds` and a
-`sleep N` process. Background activities, references and timeouts (an
-upper bound, not a hold) count nothing, so what is refused here would
-certainly expire; what is not may still expire at run time, where
-heal_partitions and start_k3s fail the run naming the fault.
+after it, rollbacks): pauses, the `seconds` of `nodes_not_ready_within`
+and `api_unanswered_within`, and a `sleep N` process. Background
+activities, references and timeouts (an upper bound, not a hold) count
+nothing, so what is refused here would certainly expire; what is not may
+still expire at run time, where heal_partitions and start_k3s fail the
+run naming the fault.
 """
 
 import math
@@ -25,7 +26,8 @@ from chaosk3s.arguments import coerce
 
 DEFAULT_FAULT_TTL = 300.0  # seconds; a stop's node-side start without one
 # chaosk3s probes that last their argument's seconds, whatever they see
-HOLDING = {"nodes_not_ready_within": "seconds", "ready_flaps": "seconds"}
+HOLDING = {"nodes_not_ready_within": "seconds", "ready_flaps": "seconds",
+           "api_unanswered_within": "seconds"}
 
 
 @dataclass

@@ -8,6 +8,7 @@ a node cannot be reached).
 import logging
 import time
 
+from chaosk3s import markers
 from chaosk3s.arguments import (
     LABELS,
     NODES,
@@ -21,12 +22,14 @@ from chaosk3s.flaps import flaps
 from chaosk3s.kube import KubeUnavailable, node_state
 from chaosk3s.latency import measure, summarize
 from chaosk3s.readiness import ReadinessWatch, utc_now
+from chaosk3s.run import current_run
 from chaosk3s.selectors import select
 from chaosk3s.target import get_target
 from chaosk3s.topology import build_topology
 
 __all__ = ["all_nodes_ready", "nodes_not_ready", "wait_for_nodes_ready",
            "nodes_not_ready_within", "api_server_available",
+           "api_unanswered_within", "marker_readback",
            "at_risk_nodes", "nodes_pinned_to_etcd_only",
            "etcd_quorum_healthy", "active_faults", "ready_flaps",
            "api_latency"]
@@ -85,6 +88,42 @@ def api_server_available(timeout: float = 30,
     except KubeUnavailable as exc:
         logger.info("no API server answered in %ss: %s", timeout, exc)
         return False
+
+
+@activity(seconds=NOT_NEGATIVE)
+def api_unanswered_within(seconds: float = 10,
+                          configuration: dict = None) -> dict:
+    """Ask the API for the node list about once a second for `seconds`;
+    return how many asks `asked` and how many no API server answered
+    (`unanswered`: refused, timed out after 1 s, or a 5xx such as etcd
+    without quorum), and when the last ask was answered
+    (`last_answered_after_seconds`, null if none was). An API that hangs
+    rather than refuses makes each ask last its client's retries too (up
+    to about 5 s), so the probe may end that much after `seconds`.
+
+    Holds a fault while the API may be gone, where
+    `nodes_not_ready_within` cannot watch, and records whether it was.
+    Blast radius: none (read-only).
+    """
+    kube = get_target(configuration).kube
+    started = time.monotonic()
+    asked = unanswered = 0
+    answered_at = None
+    while True:
+        asked += 1
+        try:
+            kube.call("list_node", timeout=1)
+            answered_at = round(time.monotonic() - started, 3)
+        except KubeUnavailable:
+            unanswered += 1
+        left = started + float(seconds) - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(1.0, left))
+    logger.info("API: %d of %d asks in %ss unanswered", unanswered, asked,
+                seconds)
+    return {"asked": asked, "unanswered": unanswered,
+            "last_answered_after_seconds": answered_at}
 
 
 @activity(timeout=POSITIVE, nodes=NODES)
@@ -147,6 +186,22 @@ def nodes_not_ready_within(seconds: float = 20,
     finally:
         watch.stop()
     return sorted(seen)
+
+
+@activity()
+def marker_readback(configuration: dict = None) -> dict:
+    """Read back the marker this run wrote with `write_marker` and say
+    whether it still holds what was written: `checked` (the markers
+    compared: none before the run wrote one) and `lost` (how each
+    differs: gone, or other contents). Use the tolerance
+    `chaosk3s.tolerances.nothing_lost`. Blast radius: none (read-only).
+    """
+    written = current_run(configuration).marker
+    result = markers.check(get_target(configuration).kube, written)
+    logger.info("markers checked: %s; lost: %s",
+                result["checked"] or "none written yet",
+                result["lost"] or "none")
+    return result
 
 
 @activity()

@@ -81,6 +81,8 @@ class TargetPorts:
 class Run:
     ledger: Ledger
     session: FaultSession
+    # What write_marker wrote (chaosk3s.markers), for marker_readback.
+    marker: dict | None = None
 
     @property
     def run_id(self) -> str:

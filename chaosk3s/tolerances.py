@@ -9,7 +9,7 @@ BOUND}}`` (for probes that return a mapping, such as ready_flaps and
 api_latency).
 """
 
-__all__ = ["is_empty", "within"]
+__all__ = ["is_empty", "within", "nothing_lost"]
 
 
 def is_empty(value: object = None) -> bool:
@@ -30,3 +30,9 @@ def within(value: object = None, limits: dict = None) -> bool:
         if figure > float(limit):
             return False
     return True
+
+
+def nothing_lost(value: object = None) -> bool:
+    """True when `marker_readback` found every marker it checked as
+    written (its `lost` list is empty)."""
+    return isinstance(value, dict) and not value.get("lost")

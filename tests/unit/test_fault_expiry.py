@@ -5,6 +5,7 @@ happens at run time anyway. Driven through the public functions on the
 emulated API server and the fake nodes (tests/unit/fakecluster.py)."""
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -80,6 +81,28 @@ def test_a_stop_held_past_the_fault_ttl_is_refused():
     assert checked(raw, fault_ttl=30, first_outage_seconds=40) == []
     (bad,) = checked(raw, fault_ttl="abc")
     assert bad.startswith("configuration fault_ttl='abc' is invalid")
+
+
+@pytest.mark.parametrize("name,hold,heal", [
+    ("control_plane_etcd_cut.json", "partition_seconds", "heal-partition"),
+    ("etcd_quorum_loss.json", "outage_seconds", "start-etcd-members"),
+    ("join_server_down_during_outage.json", "outage_seconds",
+     "start-control-plane-without-join-server"),
+])
+def test_the_api_outage_hold_counts_against_the_ttl(name, hold, heal):
+    """api_unanswered_within holds its seconds like
+    nodes_not_ready_within: the scenarios that hold an API outage with it
+    are refused when their fault_ttl is not above the hold."""
+    raw = experiment(name)
+    assert checked(raw) == []
+    lines = checked(raw, fault_ttl=30, **{hold: 40})
+    # one line per fault held: the join server's stop is held until the
+    # rollback, the control plane's until the method's start
+    assert any(f"activity '{heal}'" in line for line in lines), lines
+    for line in lines:
+        assert "after 30 s (the value of variable fault_ttl)" in line
+        held = re.search(r"holds it at least (\d+) s", line)
+        assert held and int(held[1]) >= 40, line
 
 
 def expire_partition(world, fault_id: str) -> None:  # noqa: F811
