@@ -54,13 +54,8 @@ class Plan:
 def _lab(name: str):
     """The lab of that name (imported here: the lab is optional)."""
     from chaosk3s.lab.cluster import Lab
-    from chaosk3s.lab.state import LabState, state_dir
-    try:
-        return Lab(LabState(name=name))
-    except TypeError:  # TEMPORARY until named labs land on main
-        root = state_dir() if name == DEFAULT_LAB else \
-            state_dir() / "labs" / name
-        return Lab(LabState(root))
+    from chaosk3s.lab.state import LabState
+    return Lab(LabState(name=name))
 
 
 def lab_is_up(name: str) -> bool:
