@@ -2,7 +2,7 @@
 tiny process experiments: it records in the journal, where the real
 control does (`chaosk3s.lab`, `chaosk3s.variables`), the release and
 variables the run was given, without starting a lab. The real control
-on a real lab is tests/lab/test_matrix.py's.
+on a real lab is tests/lab/test_matrix_lab.py's.
 """
 
 import signal

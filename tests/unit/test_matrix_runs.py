@@ -2,7 +2,7 @@
 of tiny process experiments (the release they are given decides whether
 they deviate; tests/unit/matrix_standin.py records it where the chaosk3s
 control would), run in parallel, judged, reported, stopped by SIGTERM.
-The same on real labs is tests/lab/test_matrix.py."""
+The same on real labs is tests/lab/test_matrix_lab.py."""
 
 import json
 import os
