@@ -77,6 +77,9 @@ class Lab:
         """Create the lab; on any failure undo everything, then raise.
         Returns the spec as placed (a named lab's own subnet)."""
         started = time.monotonic()
+        # Before the lock: its file is root's, and a non-root user must
+        # hear what to do, not a PermissionError on /run/lock.
+        check_privileges()
         # Choosing the subnet and claiming it with the bridge is one step
         # for every lab on the machine (chaosk3s.lab.placement).
         with placement_lock():
