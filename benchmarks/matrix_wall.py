@@ -49,13 +49,10 @@ def _memory(pids: list[int]) -> tuple[int, int]:
 
 
 def lab_pids() -> dict[str, list[int]]:
-    """Each lab's processes, by the lab part of its namespaces' names
-    (`ck3s` for the default lab, `ck3sNAME` for lab NAME)."""
-    found: dict[str, list[int]] = {}
-    for namespace in hostnet.list_lab_namespaces():
-        lab = namespace.split("-", 1)[0]
-        found.setdefault(lab, []).extend(hostnet.namespace_pids(namespace))
-    return found
+    """Each lab's processes (in its node namespaces), by lab name."""
+    return {name: [pid for namespace in lab["namespaces"]
+                   for pid in hostnet.namespace_pids(namespace)]
+            for name, lab in hostnet.labs_on_machine().items()}
 
 
 def chaos_pids(marker: str) -> list[int]:
