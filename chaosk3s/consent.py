@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 
 from chaosk3s.errors import KubeError, KubeRejected, NotConsented, SpecError
 from chaosk3s.inventory import Inventory
-from chaosk3s.kube import Kube
+from chaosk3s.kube import Kube, config_map
 
 NAMESPACE = "kube-system"
 NAME = "chaosk3s-consent"
@@ -109,15 +109,6 @@ def read_consent(kube: Kube, timeout: float | tuple = API_TIMEOUT
     return None if raw is None else _parse(raw)
 
 
-def _body(data: dict, resource_version: str | None = None) -> dict:
-    metadata = {"name": NAME, "namespace": NAMESPACE,
-                "labels": {"app.kubernetes.io/managed-by": "chaosk3s"}}
-    if resource_version:
-        metadata["resourceVersion"] = resource_version
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
-            "data": data}
-
-
 def _change(kube: Kube, change) -> dict:
     """Read, change(data) -> data, write back only if nobody wrote in
     between (resourceVersion); retried a few times on a conflict."""
@@ -130,9 +121,9 @@ def _change(kube: Kube, change) -> dict:
         data = change(dict(raw.get("data") or {}))
         try:
             return kube.call("replace_namespaced_config_map", API_TIMEOUT,
-                             name=NAME, namespace=NAMESPACE, body=_body(
-                                 data, raw["metadata"].get(
-                                     "resourceVersion")))
+                             name=NAME, namespace=NAMESPACE,
+                             body=config_map(NAMESPACE, NAME, data, raw[
+                                 "metadata"].get("resourceVersion")))
         except KubeRejected as exc:
             if exc.status != 409:
                 raise
@@ -149,8 +140,9 @@ def grant(kube: Kube, cluster: str, by: str | None = None) -> Consent:
     if _read_raw(kube) is None:
         try:
             kube.call("create_namespaced_config_map", API_TIMEOUT,
-                      namespace=NAMESPACE, body=_body(data))
-            return _parse(_body(data))
+                      namespace=NAMESPACE,
+                      body=config_map(NAMESPACE, NAME, data))
+            return _parse(config_map(NAMESPACE, NAME, data))
         except KubeRejected as exc:
             if exc.status != 409:  # created meanwhile: update it below
                 raise

@@ -238,3 +238,16 @@ def _json_line(line: bytes) -> dict:
     except ValueError as exc:
         raise KubeUnavailable(f"a watch sent a line that is not JSON: "
                               f"{exc}") from exc
+
+
+def config_map(namespace: str, name: str, data: dict,
+               resource_version: str | None = None) -> dict:
+    """The body of a ConfigMap chaosk3s writes, labelled as managed by
+    it; with resource_version a replace applies only over that version
+    (the API answers 409 to a writer that came in between)."""
+    metadata = {"name": name, "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "chaosk3s"}}
+    if resource_version:
+        metadata["resourceVersion"] = resource_version
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
+            "data": data}

@@ -11,7 +11,7 @@ the cluster now says it holds.
 import secrets
 
 from chaosk3s.errors import ChaosK3sError, KubeRejected
-from chaosk3s.kube import Kube
+from chaosk3s.kube import Kube, config_map
 from chaosk3s.readiness import utc_now
 
 NAMESPACE = "kube-system"
@@ -29,15 +29,6 @@ def _read(kube: Kube) -> dict | None:
         raise
 
 
-def _body(data: dict, resource_version: str | None) -> dict:
-    metadata = {"name": NAME, "namespace": NAMESPACE,
-                "labels": {"app.kubernetes.io/managed-by": "chaosk3s"}}
-    if resource_version:
-        metadata["resourceVersion"] = resource_version
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
-            "data": data}
-
-
 def write(kube: Kube, run_id: str) -> dict:
     """Write this run's marker, read it back, and return what was
     written (`token`, `resource_version`, `written_at`); ChaosK3sError if
@@ -46,11 +37,13 @@ def write(kube: Kube, run_id: str) -> dict:
     current = _read(kube)
     if current is None:
         kube.call("create_namespaced_config_map", TIMEOUT,
-                  namespace=NAMESPACE, body=_body(data, None))
+                  namespace=NAMESPACE,
+                  body=config_map(NAMESPACE, NAME, data))
     else:
         version = current["metadata"]["resourceVersion"]
         kube.call("replace_namespaced_config_map", TIMEOUT, name=NAME,
-                  namespace=NAMESPACE, body=_body(data, version))
+                  namespace=NAMESPACE,
+                  body=config_map(NAMESPACE, NAME, data, version))
     seen = _read(kube)
     if seen is None or seen.get("data") != data:
         raise ChaosK3sError(
