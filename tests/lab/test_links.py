@@ -288,8 +288,8 @@ def flappers(net, node: str) -> list[str]:
     """Command lines in node's namespace that are chaosk3s timers or
     flappers."""
     found = []
-    for pid in net.exec(node, "ip", "netns", "pids", net.ns(node),
-                        check=False).stdout.split():
+    for pid in net.exec(node, "ip", "netns", "pids", net.ns(node)
+                        ).stdout.split():
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 line = f.read()
@@ -312,6 +312,7 @@ def test_flapping_goes_on_without_its_runner_and_ends_at_the_ttl(
         started = time.monotonic()
         runner.kill()  # SIGKILL: nothing of the runner heals anything
         runner.wait(timeout=5)
+        assert flappers(net, "a"), "no flapper seen while flapping"
         seen = ""
         while time.monotonic() - started < 5.5:
             seen += on_off(net)

@@ -127,6 +127,7 @@ def test_a_partition_in_one_lab_has_no_rules_in_the_other(two_labs):
         peer = two_labs[A].spec().node("server-cp-0").address
         assert any(f"-d {peer}/32" in line and "DROP" in line
                    for line in rules[f"ck3s{A}-agent-0"])
+        assert namespaces(B), "lab B has no namespaces to compare"
         assert chaosk3s_rules(B) == {ns: [] for ns in namespaces(B)}
         timers = Path(LabNames(A).fault_state_dir)
         assert list(timers.glob("*/CHAOSK3S-*.timer"))
@@ -144,6 +145,7 @@ def test_a_partition_in_one_lab_has_no_rules_in_the_other(two_labs):
                      two_labs[B].spec().node("server-cp-0").address) == "ok"
     finally:
         actions.heal_partitions(done["fault_id"], configuration=config)
+    assert namespaces(A), "lab A has no namespaces to compare"
     assert chaosk3s_rules(A) == {ns: [] for ns in namespaces(A)}
 
 

@@ -191,7 +191,16 @@ def test_a_run_deaf_to_sigterm_is_killed_after_the_grace(tmp_path):
                      (), 1, tmp_path / "out")
     plan.grace = 2.0
     said, stop = [], threading.Event()
-    threading.Timer(4.0, stop.set).start()  # after its method began
+    seen = []  # the method's sleep, before the stop: what must go
+
+    def stop_once_napping():
+        deadline = time.monotonic() + 15
+        while not seen and time.monotonic() < deadline:
+            seen.extend(p for p in Path("/proc").glob("[0-9]*/cmdline")
+                        if _cmdline(p) == "sleep 119")
+            time.sleep(0.2)
+        stop.set()
+    threading.Thread(target=stop_once_napping, daemon=True).start()
     began = time.monotonic()
     assert run_plan(plan, stop, said.append) is True
     assert time.monotonic() - began < 20
@@ -200,6 +209,7 @@ def test_a_run_deaf_to_sigterm_is_killed_after_the_grace(tmp_path):
     assert run.verdict == "error" and run.returncode == -signal.SIGKILL
     assert run.reason == "chaos run exited -9 and left no journal"
     time.sleep(1)
+    assert seen, "the method's sleep never started: nothing to check"
     assert not [p for p in Path("/proc").glob("[0-9]*/cmdline")
                 if _cmdline(p) == "sleep 119"]  # its method's sleep
 

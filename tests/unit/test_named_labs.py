@@ -180,7 +180,9 @@ def test_a_named_lab_inventory_reaches_its_own_namespaces(tmp_path):
 
 
 def test_every_shipped_experiment_declares_lab_name():
-    for path in sorted((ROOT / "experiments").glob("*.json")):
+    paths = sorted((ROOT / "experiments").glob("*.json"))
+    assert paths, ROOT / "experiments"
+    for path in paths:
         declared = json.loads(path.read_text())["configuration"]["lab_name"]
         assert (declared["type"], declared["key"], declared["default"]) == (
             "env", "CHAOSK3S_LAB_NAME", "default"), path.name

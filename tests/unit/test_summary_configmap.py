@@ -168,8 +168,9 @@ def test_a_summary_and_the_configmap_are_bounded(tmp_path):
     text = json.dumps(one, indent=1, sort_keys=True)
     assert len(text.encode()) <= summary.MAX_RUN_BYTES
     assert one["experiments_left_out"] == 400 - len(one["experiments"]) > 0
-    assert all(len(e["detail"]) <= summary.MAX_TEXT_CHARS + 1
-               for e in one["experiments"])
+    assert one["experiments"] and all(
+        len(e["detail"]) <= summary.MAX_TEXT_CHARS + 1
+        for e in one["experiments"])
     runs = {f"run-2026{i:04d}.json": "y" * 15_000 for i in range(100)}
     merged = summary.merged(runs, "run-2027.json", text, keep=1000)
     assert sum(len(v) for v in merged.values()) <= summary.MAX_TOTAL_BYTES
