@@ -203,29 +203,20 @@ for dev in $(printf '%s\n' $devs | sort -u); do
   done
 done
 echo '#timers'
-for f in "$STATE"/*.timer; do
+# A timer's unit is NAME.timer, a flapper's NAME.service (a flapper's
+# line ends in "flap").
+for f in "$STATE"/*.timer "$STATE"/*.flap; do
   [ -f "$f" ] || continue
-  c=${f##*/}; c=${c%.timer}
+  c=${f##*/}; ext=${c##*.}; c=${c%.*}
   read -r kind id expires fault < "$f"
-  alive=no
+  alive=no unit=timer tail=
+  [ "$ext" = flap ] && unit=service tail=' flap'
   case $kind in
     pid) tr '\0' ' ' < "/proc/$id/cmdline" 2>/dev/null |
            grep -q -- "chaosk3s_timer=$c;" && alive=yes ;;
-    systemd) systemctl is-active --quiet "$id.timer" && alive=yes ;;
+    systemd) systemctl is-active --quiet "$id.$unit" && alive=yes ;;
   esac
-  echo "$c $kind $id $expires $alive ${fault:--}"
-done
-for f in "$STATE"/*.flap; do
-  [ -f "$f" ] || continue
-  c=${f##*/}; c=${c%.flap}
-  read -r kind id expires fault < "$f"
-  alive=no
-  case $kind in
-    pid) tr '\0' ' ' < "/proc/$id/cmdline" 2>/dev/null |
-           grep -q -- "chaosk3s_timer=$c;" && alive=yes ;;
-    systemd) systemctl is-active --quiet "$id.service" && alive=yes ;;
-  esac
-  echo "$c $kind $id $expires $alive ${fault:--} flap"
+  echo "$c $kind $id $expires $alive ${fault:--}$tail"
 done
 echo "#now $(date +%s)"
 exit 0"""
