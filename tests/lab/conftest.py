@@ -125,12 +125,17 @@ def private_lab(root: Path, spec: LabSpec) -> Iterator[Lab]:
         forget_targets()
         end_run()
         lab.down()
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_env(old)
     assert_nothing_left(root / "state")
+
+
+def restore_env(old: dict[str, str | None]) -> None:
+    """Environment variables back as they were (None: was unset)."""
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def netns_exec(node: str, *argv: str, check: bool = True

@@ -23,7 +23,7 @@ from chaosk3s.namedlabs import LabNames
 from chaosk3s.run import end_run
 from chaosk3s.target import forget_targets
 from tests.conftest import run_cli
-from tests.lab.conftest import assert_nothing_left, worker_lab_name
+from tests.lab.conftest import assert_nothing_left, restore_env, worker_lab_name
 
 pytestmark = pytest.mark.lab
 
@@ -79,11 +79,7 @@ def two_labs(tmp_path_factory) -> Iterator[dict[str, Lab]]:
         end_run()
         for lab in labs.values():
             lab.down()
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_env(old)
     for name in (A, B):
         assert_nothing_left(root / "state", LabNames(name))
         assert not Path(LabNames(name).fault_state_dir).exists()
