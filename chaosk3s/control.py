@@ -107,7 +107,6 @@ class _State:
         self.nodes_at_start: dict = {}
         self.interrupted = False
         self.final_nodes: list | None = None  # at the steady state after
-        self.last_nodes: list = []  # as last read, for in-activity writes
         self.redactor = Redactor()
         self.journal: dict | None = None  # chaos's own, to amend at cleanup
         self.healer: threading.Thread | None = None  # SIGTERM, abort
@@ -270,7 +269,7 @@ def _on_abort(info: dict) -> None:
 
 def _ledger_changed() -> None:
     """Every ledger write: the journal-so-far, and the faults' Events."""
-    _write_partial(read_nodes=False)
+    _write_partial()
     if _state.link is not None:
         try:
             _state.link.faults_changed(_state.run.ledger.entries())
@@ -425,7 +424,7 @@ def _amend_journal() -> None:
                    "faults": journal_faults(entries)}
         _state.journal["chaosk3s"] = redact_journal(
             {"chaosk3s": section}, _state.redactor)["chaosk3s"]
-    _write_partial(read_nodes=False)
+    _write_partial()
 
 
 # -- journal ---------------------------------------------------------------
@@ -505,21 +504,19 @@ def _owner_only(path: Path) -> None:
         logger.debug("chaosk3s: cannot protect the journal: %s", exc)
 
 
-def _write_partial(read_nodes: bool = True) -> None:
-    """read_nodes=False while a fault is being applied: an API read
-    there would delay the fault (or hang on the very outage it causes),
-    so the nodes as last read stand in."""
+def _write_partial() -> None:
+    """The journal so far, with the nodes as the readiness watch last saw
+    them: never an API read here. Between activities one would hold the
+    fault just applied for as long as its tries take when the API hangs
+    under that very fault (a 15 s cut was held over 60 s)."""
     if _state.run is None:
         return
-    if read_nodes and _state.final_nodes is None:
-        _state.last_nodes = journal_section.read_nodes(
-            get_target(_state.configuration).kube)
     # No status and no end: readers take it for an unfinished run.
     final = _state.final_nodes
+    seen = _state.watch.nodes() if _state.watch else []
     try:
         journal = redact_journal({**_state.partial, "chaosk3s": _section(
-            final=_state.last_nodes if final is None else final)},
-            _state.redactor)
+            final=seen if final is None else final)}, _state.redactor)
         write_atomically(_state.journal_path,
                          json.dumps(journal, indent=2, default=str))
     except Exception as exc:  # noqa: BLE001 - best effort: a ledger set

@@ -27,6 +27,7 @@ class ReadinessWatch:
         self.label_selector = label_selector
         self.watch_seconds = watch_seconds
         self.states: dict[str, NodeState] = {}
+        self._objects: dict[str, dict] = {}  # the Node objects last seen
         self.timeline: list[dict] = []  # {"node", "at", "ready"}
         self.error: str | None = None
         self._changed = threading.Condition()
@@ -47,6 +48,13 @@ class ReadinessWatch:
         self._stop.set()
         with self._changed:
             self._changed.notify_all()
+
+    def nodes(self) -> list[dict]:
+        """The Node objects as last listed or watched: what the run knows
+        of the nodes without asking the API (which may hang under the
+        very fault just applied)."""
+        with self._changed:
+            return list(self._objects.values())
 
     def wait(self, predicate: Predicate, timeout: float) -> bool:
         """Block until predicate(states) holds or timeout; return which."""
@@ -77,11 +85,12 @@ class ReadinessWatch:
         relisted = self._listed.is_set()  # after a gap in the watch
         seen = set()
         for item in listing.get("items", []):
-            self._record(node_state(item), relisted)
+            self._record(item, relisted)
             seen.add(item["metadata"]["name"])
         with self._changed:
             for gone in set(self.states) - seen:
                 del self.states[gone]
+                self._objects.pop(gone, None)
             self._changed.notify_all()
         self._listed.set()
         return listing.get("metadata", {}).get("resourceVersion", "")
@@ -97,14 +106,17 @@ class ReadinessWatch:
             if kind == "DELETED":
                 with self._changed:
                     self.states.pop(obj["metadata"]["name"], None)
+                    self._objects.pop(obj["metadata"]["name"], None)
                     self._changed.notify_all()
             elif kind in ("ADDED", "MODIFIED"):
-                self._record(node_state(obj))
+                self._record(obj)
 
-    def _record(self, state: NodeState, relisted: bool = False) -> None:
+    def _record(self, node: dict, relisted: bool = False) -> None:
+        state = node_state(node)
         with self._changed:
             before = self.states.get(state.name)
             self.states[state.name] = state
+            self._objects[state.name] = node
             if before is None or before.ready != state.ready:
                 now = utc_now()
                 entry = {"node": state.name, "at": now, "ready": state.ready}

@@ -159,12 +159,11 @@ def _cut_from_etcd_ran(journal: dict, spec: dict) -> None:
                                  if r == "control-plane"}
     assert set(cut["peers"]) == {n for n, r in nodes.items() if r == "etcd"}
     assert journal["chaosk3s"]["variables"]["etcd_ports"] == "2379"
-    # At least as long as asked. Not much more is not asserted: while the
-    # API hangs, the control's partial journal reads the nodes after each
-    # activity and waits out the client's timeout and retries (see
-    # docs/scenarios.md).
+    # As long as asked, and not much more: the probe's last ask may wait
+    # out the client's retries while the API hangs (docs/scenarios.md);
+    # between activities nothing asks the API (was: 40 s per activity).
     held = (_at(fault["ended_at"]) - _at(fault["started_at"]))
-    assert held.total_seconds() >= 15
+    assert 15 <= held.total_seconds() < 25, held
 
 
 @slow
