@@ -380,7 +380,8 @@ def _raise_if_expired(entries: list[dict], action: str) -> None:
 
 def _node_command(action: str, nodes: str, one_at_a_time: bool,
                   force: bool, configuration: dict | None,
-                  timeout: float, duration: float = 0) -> dict:
+                  timeout: float, duration: float = 0,
+                  drain_timeout: float | None = None) -> dict:
     target = get_target(configuration)
     if action != "start":  # starting heals: it needs no consent
         target.check_consent()
@@ -404,17 +405,41 @@ def _node_command(action: str, nodes: str, one_at_a_time: bool,
             check = at_once if not one_at_a_time else fault_guard(
                 target, topology, f"{action} of {node.name}", [node.name],
                 down={node.name: f"this {action}"}, force=force)
+            drained = _cordon(run, target, topology, node, drain_timeout)
             evidence = run.session.node_fault(
                 action, node, commands, float(timeout), check,
                 start_after=_deadline(duration, configuration),
                 back=one_at_a_time and action != "stop",
                 self_start="duration" if float(duration) > 0 else
                 "fault_ttl")
+            if drained is not None:
+                evidence = {**evidence, "drain": drained,
+                            "uncordoned_at": _uncordon(run, drained)}
         logger.info("%s on %s: seen (%s)", action, node.name,
                     _summary(evidence))
         done.append({**evidence, "at": utc_now()})
     _raise_if_expired(expired, "start_k3s")  # every node started first
     return {"action": action, "nodes": done}
+
+
+def _cordon(run, target: Target, topology: Topology, node: Node,
+            drain_timeout: float | None) -> dict | None:
+    """The maintenance form's start (drain_timeout given): the node
+    cordoned and drained, within the blast-radius caps."""
+    if drain_timeout is None:
+        return None
+    return run.session.cordon(node, float(drain_timeout), fault_guard(
+        target, topology, f"cordon of {node.name}", [node.name]))
+
+
+def _uncordon(run, drained: dict) -> str:
+    """The maintenance form's end: the node, back, is uncordoned by the
+    heal of its cordon (the one way a cordon ends)."""
+    report = run.session.heal(drained["fault_id"], by="uncordon")
+    if not report.ok:
+        raise ChaosK3sError(f"{drained['node']} is still cordoned after "
+                            f"its restart: " + "; ".join(report.lines()))
+    return utc_now()
 
 
 def _deadline(duration: float, configuration: dict | None) -> float:
@@ -435,10 +460,11 @@ def _summary(evidence: dict) -> str:
             f"{after['main_pid']} {after['active_state']}")
 
 
-@activity(nodes=NODES, timeout=POSITIVE)
+@activity(nodes=NODES, timeout=POSITIVE, drain_timeout=POSITIVE)
 def restart_k3s(nodes: str = "agent", one_at_a_time: bool = True,
                 force: bool = False, timeout: float = 120,
-                configuration: dict = None) -> dict:
+                configuration: dict = None, drain: bool = False,
+                drain_timeout: float = 60) -> dict:
     """Restart the K3s service on the selected nodes (a group as in
     `partition_roles`). Uses the inventory's restart command (default
     `systemctl restart k3s` or `k3s-agent`), then reads the unit's state
@@ -450,10 +476,26 @@ def restart_k3s(nodes: str = "agent", one_at_a_time: bool = True,
     node Ready with a renewed Lease) within `timeout` before the next
     starts, and the quorum guard is checked before each node; without
     it, the guard counts every selected node down at once. The result
-    carries the evidence (before and after). Blast radius: the selected
-    nodes' K3s processes."""
+    carries the evidence (before and after).
+
+    With `drain` (the operator's maintenance form; needs
+    `one_at_a_time`), each node is first cordoned and drained with
+    chaostoolkit-kubernetes (chaosk8s.node.actions.drain_nodes: pods
+    that a controller other than a DaemonSet owns are evicted; an
+    unmanaged pod fails the drain; `drain_timeout` seconds for the
+    evicted pods to go), then restarted, then, once back, uncordoned.
+    The cordon is a fault in the run's ledger, recorded before the
+    drain: whatever stops the run, the control's cleanup or `chaosk3s
+    cleanup` uncordons the node. A node that is already cordoned is
+    refused (someone else's maintenance). Blast radius: the selected
+    nodes' K3s processes; with `drain`, also their evicted pods."""
+    if drain and not one_at_a_time:
+        raise SpecError("restart_k3s: drain (the maintenance form) works "
+                        "one node at a time; set one_at_a_time to true; "
+                        "nothing was changed")
     return _node_command("restart", nodes, one_at_a_time, force,
-                         configuration, timeout)
+                         configuration, timeout,
+                         drain_timeout=drain_timeout if drain else None)
 
 
 @activity(nodes=NODES, duration=NOT_NEGATIVE, timeout=POSITIVE)

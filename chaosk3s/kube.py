@@ -81,6 +81,11 @@ class Kube:
                     f"the inventory's kubeconfig and contexts") from exc
         return self._clients[context]
 
+    def server(self, context: str | None) -> tuple[str, str | None]:
+        """The API server URL and proxy context's client talks to."""
+        configuration = self._client(context).configuration
+        return configuration.host, configuration.proxy
+
     def call(self, method: str, timeout: float | tuple = 10,
              api: type = client.CoreV1Api, **kwargs):
         """Raw JSON of a generated API call (CoreV1Api unless `api` says
@@ -170,7 +175,7 @@ def _api_client(kubeconfig: str | None, context: str | None
     """kubectl's order: the kubeconfig given, else $KUBECONFIG or
     ~/.kube/config, else (in a pod, e.g. a game-day CronJob) the pod's
     service account."""
-    if kubeconfig is None and context is None and _in_pod_only():
+    if kubeconfig is None and context is None and in_pod_only():
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)
         return client.ApiClient(configuration)
@@ -178,7 +183,7 @@ def _api_client(kubeconfig: str | None, context: str | None
                                          context=context)
 
 
-def _in_pod_only() -> bool:
+def in_pod_only() -> bool:
     default = os.environ.get("KUBECONFIG") or os.path.expanduser(
         config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION)
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not any(

@@ -32,7 +32,7 @@ __all__ = ["all_nodes_ready", "nodes_not_ready", "wait_for_nodes_ready",
            "api_unanswered_within", "marker_readback",
            "at_risk_nodes", "nodes_pinned_to_etcd_only",
            "etcd_quorum_healthy", "active_faults", "ready_flaps",
-           "api_latency"]
+           "api_latency", "nodes_cordoned", "all_nodes_schedulable"]
 
 logger = logging.getLogger("chaostoolkit")
 SUPERVISOR_PORT = 6443
@@ -71,6 +71,31 @@ def nodes_not_ready(nodes: str = "all", label_selector: str = "",
                                      nodes)}
     return sorted(state.name for state in map(node_state, items)
                   if state.ready != "True" and state.name in wanted)
+
+
+@activity(nodes=NODES)
+def nodes_cordoned(nodes: str = "all", configuration: dict = None) -> list:
+    """Names of the selected nodes that are cordoned (spec.unschedulable
+    true: `kubectl cordon` or a drain), whoever cordoned them.
+    Blast radius: none (read-only)."""
+    target = get_target(configuration)
+    items = target.kube.list_nodes()["items"]
+    wanted = {n.name for n in select(build_topology(items, target.inventory),
+                                     nodes)}
+    return sorted(item["metadata"]["name"] for item in items
+                  if (item.get("spec") or {}).get("unschedulable")
+                  and item["metadata"]["name"] in wanted)
+
+
+@activity(nodes=NODES)
+def all_nodes_schedulable(nodes: str = "all",
+                          configuration: dict = None) -> bool:
+    """True when no selected node is cordoned (see `nodes_cordoned`).
+    Blast radius: none (read-only)."""
+    cordoned = nodes_cordoned(nodes, configuration)
+    if cordoned:
+        logger.info("cordoned: %s", ", ".join(cordoned))
+    return not cordoned
 
 
 @activity(timeout=POSITIVE)

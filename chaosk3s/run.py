@@ -14,7 +14,7 @@ from kubernetes import client
 
 from chaosk3s.errors import ChaosK3sError
 from chaosk3s.faults.session import FaultSession
-from chaosk3s.kube import ready_status
+from chaosk3s.kube import Kube, ready_status
 from chaosk3s.ledger import Ledger, new_run_id
 from chaosk3s.model import Node
 from chaosk3s.target import Target, get_target, node_state_dir, target_name
@@ -52,6 +52,10 @@ class TargetPorts:
         inventory = self.target.inventory
         return {action: inventory.command(node.role, action, node.name)
                 for action in inventory.commands_for(node.role)}
+
+    def api(self) -> Kube:
+        """The target's API (a cordon's apply and heal go through it)."""
+        return self.target.kube
 
     def _renewed(self, node: str) -> str | None:
         lease = self.target.kube.call(

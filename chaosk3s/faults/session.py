@@ -16,11 +16,14 @@ control's cleanup and SIGTERM path and `chaosk3s cleanup` all call it.
   running again), or when nothing that could change it was ever sent
   (NOT_APPLIED); the fault ends when no node is left open. Whatever an
   action raises, what reads back gone is closed.
-- One heal walk: every open fault, links first, then K3s services, newest
-  first within each; per fault per node, with bounded retries; nothing
-  one node, fault or malformed entry does stops the rest, nor does a
-  Ctrl-C or SystemExit (kept, and raised once the walk is done); what
-  stays open, on which node and why, is the report.
+- A cordon (with its drain) lives in the API, not on a node: it cannot
+  expire by itself; its heal (an uncordon) needs an API server, and runs
+  after the links and services are healed.
+- One heal walk: every open fault, links first, then K3s services, then
+  cordons, newest first within each; per fault per node, with bounded
+  retries; nothing one node, fault or malformed entry does stops the
+  rest, nor does a Ctrl-C or SystemExit (kept, and raised once the walk
+  is done); what stays open, on which node and why, is the report.
 - Apply and heal are serialized (faults/serial.py): a heal waits for
   applies in flight (an apply that lands after a heal began is healed
   too), applies wait for a heal, and once closed (SIGTERM, cleanup)
@@ -41,7 +44,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from chaosk3s.errors import ChaosK3sError
-from chaosk3s.faults import service
+from chaosk3s.faults import cordon, service
 from chaosk3s.faults.apply import FaultError, apply_plan
 from chaosk3s.faults.node_work import NodeWork, on_the_node
 from chaosk3s.faults.partition import DEFAULT_STATE_DIR
@@ -50,6 +53,7 @@ from chaosk3s.faults.undo import (
     EXPIRED,
     LINK_KINDS,
     HealReport,
+    heal_cordon,
     heal_order,
     heal_partition,
     heal_service,
@@ -58,6 +62,7 @@ from chaosk3s.faults.undo import (
     past,
     settle_expired,
 )
+from chaosk3s.kube import Kube
 from chaosk3s.ledger import Ledger
 from chaosk3s.model import FaultPlan, Node
 from chaosk3s.readiness import utc_now
@@ -85,6 +90,8 @@ class Ports(Protocol):
     def readiness_mark(self, node: str) -> object: ...
 
     def ready_since(self, node: str, mark: object) -> bool: ...
+
+    def api(self) -> Kube: ...
 
 
 class FaultSession:
@@ -226,6 +233,30 @@ class FaultSession:
                 self._date_back(fault_id, evidence)
             return {**evidence, "fault_id": fault_id}
 
+    def cordon(self, node: Node, drain_timeout: float,
+               check: Check | None = None) -> dict:
+        """Record, then cordon and drain node through chaostoolkit-
+        kubernetes (chaosk3s.faults.cordon). A node already cordoned is
+        refused (someone else's maintenance). If the drain fails, what
+        reads back schedulable is closed; a node left cordoned stays
+        open for the heal (uncordon). Returns the drain's evidence."""
+        kube = self.ports.api()
+        with self._applying():
+            cordon.refuse_if_cordoned(kube, node.name)
+            fault_id = self.ledger.add(self._entry(
+                cordon.KIND, [node], f"cordon and drain {node.name}"),
+                check)
+            try:
+                evidence = on_the_node(lambda: cordon.drain(
+                    kube, node.name, drain_timeout))
+            except Exception as exc:
+                self._settle(fault_id, "drain failed")
+                raise ChaosK3sError(f"cordon {fault_id}: the drain of "
+                                    f"{node.name} failed: {exc}") from exc
+            self.ledger.update(fault_id, applied_at=evidence["drained_at"],
+                               evicted=evidence["evicted"])
+            return {**evidence, "fault_id": fault_id}
+
     def _date_back(self, fault_id: str, evidence: dict) -> None:
         """A restart or reboot seen back ended when it was confirmed
         running (the new process; the new boot), not when read back."""
@@ -342,10 +373,11 @@ class FaultSession:
                 if entry["kind"] in LINK_KINDS:
                     left = heal_partition(self, entry, left, by, read_only)
                 else:
+                    undo = heal_cordon if entry["kind"] == cordon.KIND \
+                        else heal_service
                     left = [n for n in left
-                            if not self.attempt(entry, n, lambda n=n: (
-                                heal_service(self, entry, n, by,
-                                             read_only)))]
+                            if not self.attempt(entry, n, lambda n=n, u=undo: (
+                                u(self, entry, n, by, read_only)))]
                 if not left or attempt == (attempts or self.attempts):
                     return
                 time.sleep(self.retry_delay * attempt)

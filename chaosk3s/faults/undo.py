@@ -4,9 +4,11 @@ Per kind: a partition's chain or a degradation's qdiscs (both named by
 the fault's chain name) are removed (and the node timer cancelled) on
 every node still open, then read back; a stopped, restarted or
 rebooted K3s is started if it is not running, its node-side start
-cancelled, then read back. Each node's part is closed by the session's
-one rule (read back gone), or noted open with why. Nothing here needs
-the API: the ledger entry says how to reach each node and which commands
+cancelled, then read back; a cordon is uncordoned through
+chaostoolkit-kubernetes and read back from the API (chaosk3s.faults
+.cordon). Each node's part is closed by the session's one rule (read
+back gone), or noted open with why. Only a cordon needs the API: for
+the rest the ledger entry says how to reach each node and which commands
 start and read K3s (the inventory fills in for older entries).
 """
 
@@ -15,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from chaosk3s.errors import ChaosK3sError
-from chaosk3s.faults import service
+from chaosk3s.faults import cordon, service
 from chaosk3s.faults.apply import heal, read_active, setup_for
 from chaosk3s.faults.partition import chain_name
 from chaosk3s.faults.timers import (
@@ -73,11 +75,14 @@ def open_nodes(entry: dict) -> list[dict]:
 
 
 def heal_order(entries: list[dict]) -> list[dict]:
-    """Links first (a node must be reachable to serve), then services;
-    newest first within each, undoing in the reverse of the run."""
+    """Links first (a node must be reachable to serve), then services,
+    then cordons (an uncordon needs the API, and a node back before it
+    takes work again); newest first within each, undoing in the reverse
+    of the run."""
     newest = list(reversed(entries))
     return [e for e in newest if e["kind"] in LINK_KINDS] + \
-        [e for e in newest if e["kind"] not in LINK_KINDS]
+        [e for e in newest if e["kind"] not in (*LINK_KINDS, cordon.KIND)] \
+        + [e for e in newest if e["kind"] == cordon.KIND]
 
 
 def iso_in(seconds: float) -> str:
@@ -171,6 +176,14 @@ def heal_service(session: "FaultSession", entry: dict, name: str, by: str,
             timeout=30, description=f"cancel the node-side start of {name}")
     session.close_node(entry["id"], name, EXPIRED if expired else by,
                        started_at)
+
+
+def heal_cordon(session: "FaultSession", entry: dict, name: str, by: str,
+                read_only: bool = False) -> None:
+    """Uncordon name (read_only: only read it back) and close its part
+    once the API shows it schedulable; raise while it is cordoned."""
+    cordon.undo(session.ports.api(), name, read_only)
+    session.close_node(entry["id"], name, by)
 
 
 def _started_by_node(session: "FaultSession", transport,

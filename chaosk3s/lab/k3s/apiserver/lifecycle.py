@@ -4,6 +4,11 @@ leader among control-plane nodes (see controllers.Controllers).
 Silence is measured on this controller's own monotonic clock: it records
 when it last saw a node's lease renewTime or Ready heartbeat *change*, so
 a freshly elected leader gives every node a full grace period.
+
+It also keeps the node.kubernetes.io/unschedulable NoSchedule taint in
+line with spec.unschedulable, as kube-controller-manager's
+doNoScheduleTaintingPass does (there on every node update; here at the
+next monitor period, node_monitor_period).
 """
 
 import asyncio
@@ -35,6 +40,10 @@ WATCHED_CONDITIONS = (READY, "MemoryPressure", "DiskPressure",
                       "PIDPressure")
 UNREACHABLE = "node.kubernetes.io/unreachable"
 UNREACHABLE_EFFECTS = ("NoSchedule", "NoExecute")
+# kube-controller-manager's doNoScheduleTaintingPass (node lifecycle
+# controller): a node whose spec.unschedulable is true (a cordon) gets
+# this NoSchedule taint, which goes when the node is schedulable again.
+UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 
 
 @dataclass
@@ -93,6 +102,33 @@ def remove_unreachable_taints(node: dict) -> dict:
     return node
 
 
+def cordoned(node: dict) -> bool:
+    return bool(node.get("spec", {}).get("unschedulable"))
+
+
+def has_unschedulable_taint(node: dict) -> bool:
+    return any(t.get("key") == UNSCHEDULABLE
+               for t in node.get("spec", {}).get("taints") or [])
+
+
+def sync_unschedulable_taint(node: dict) -> dict:
+    """The taint in line with spec.unschedulable (read again inside the
+    store's mutate, so a cordon or uncordon in between is honoured)."""
+    spec = node.setdefault("spec", {})
+    taints = spec.get("taints") or []
+    others = [t for t in taints if t.get("key") != UNSCHEDULABLE]
+    if cordoned(node):
+        others.append(next((t for t in taints
+                            if t.get("key") == UNSCHEDULABLE),
+                           {"key": UNSCHEDULABLE, "effect": "NoSchedule",
+                            "timeAdded": now_rfc3339()}))
+    if others:
+        spec["taints"] = others
+    else:
+        spec.pop("taints", None)
+    return node
+
+
 async def every(period: float, step: Callable[[], Awaitable[None]],
                 log: logging.Logger, what: str) -> None:
     """A controller's loop: step, then wait period, for ever; a storage or
@@ -131,6 +167,9 @@ class NodeLifecycle:
 
     async def check(self, node: dict, renew: str | None) -> None:
         name, now = node["metadata"]["name"], time.monotonic()
+        if cordoned(node) != has_unschedulable_taint(node):
+            await self.store.mutate(NODES, None, name,
+                                    sync_unschedulable_taint)
         beat = _heartbeat(node, renew)
         seen = self.observed.get(name)
         if seen is None or seen.heartbeat != beat:
