@@ -228,6 +228,11 @@ def _node_step(target: Target, topology, func: str, args: dict,
     names = {n.name for n in chosen}
     lines = [f"    {n.name}: {target.inventory.command(n.role, action, n.name)}"
              for n in chosen]
+    if action == "restart" and args.get("drain"):
+        lines = [line for n, command in zip(chosen, lines, strict=True)
+                 for line in (f"    {n.name}: cordon and drain "
+                              f"(chaostoolkit-kubernetes drain_nodes)",
+                              command, f"    {n.name}: uncordon once back")]
     force = bool(args.get("force"))
     if action == "start":
         guard.start(names)

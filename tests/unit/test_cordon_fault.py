@@ -3,19 +3,23 @@ healed (uncordoned) by the session's heal walk, read back from the API.
 Real HTTP, real etcd, the emulated API server and chaosk8s's own
 actions; the ledger is a real file. Root-free."""
 
+import json
 import os
 
 import pytest
 from kubernetes import client
 from kubernetes.config import kube_config
 
+from chaosk3s import actions
 from chaosk3s.errors import ChaosK3sError, SpecError
 from chaosk3s.faults import cordon
 from chaosk3s.faults.session import FaultSession
 from chaosk3s.faults.undo import heal_order
 from chaosk3s.kube import Kube
-from chaosk3s.ledger import Ledger
+from chaosk3s.ledger import Ledger, ledger_dir
 from chaosk3s.model import Access, Node
+from chaosk3s.plan import describe
+from tests.unit import test_heal_reproductions as heal_tests
 from tests.unit.conftest import write_kubeconfig
 from tests.unit.test_apiserver import kube, node_body
 from tests.unit.test_apiserver_drain import pod
@@ -146,3 +150,55 @@ def test_the_maintenance_form_needs_one_node_at_a_time():
     with pytest.raises(SpecError, match="one node at a time"):
         restart_k3s(nodes="agent", one_at_a_time=False, drain=True,
                     configuration={"target": "/nonexistent/inventory.yaml"})
+
+
+world = heal_tests.world  # the fake cluster behind the emulated API
+
+
+def _maintenance(tmp_path, target: str) -> str:
+    path = tmp_path / "maintenance.json"
+    path.write_text(json.dumps({
+        "title": "maintenance", "description": "x",
+        "configuration": {"target": target},
+        "method": [{"type": "action", "name": "maintain", "provider": {
+            "type": "python", "module": "chaosk3s.actions",
+            "func": "restart_k3s", "arguments": {
+                "nodes": "agent", "drain": "true"}}}]}))
+    return str(path)
+
+
+def test_restart_k3s_drain_cordons_restarts_then_uncordons(world):
+    for agent in ("agent-0", "agent-1"):
+        world.core.create_namespaced_pod("default", pod(
+            f"web-{agent}", agent, "ReplicaSet"))
+    done = actions.restart_k3s("agent", drain="true", drain_timeout="10",
+                               configuration=world.config)
+    assert world.cluster.sent("restart") == ["agent-0", "agent-1"]
+    assert [n["drain"]["evicted"] for n in done["nodes"]] == [
+        ["default/web-agent-0"], ["default/web-agent-1"]]
+    assert world.core.list_namespaced_pod("default").items == []
+    assert not any(n.spec.unschedulable
+                   for n in world.core.list_node().items)
+    faults = [e for p in ledger_dir().glob("*.json")
+              for e in json.loads(p.read_text())["faults"]]
+    for agent in ("agent-0", "agent-1"):
+        [held] = [f for f in faults
+                  if f["kind"] == "cordon" and f["nodes"] == [agent]]
+        [restart] = [f for f in faults
+                     if f["kind"] == "restart" and f["nodes"] == [agent]]
+        assert held["healed_by"] == "uncordon"
+        assert held["started_at"] <= restart["started_at"]
+        assert restart["ended_at"] <= held["ended_at"]
+
+
+def test_plan_shows_the_cordon_around_each_restart(world, tmp_path):
+    text = describe(_maintenance(tmp_path, world.config["target"]), {})
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip().startswith("agent-")]
+    assert lines == [
+        "agent-0: cordon and drain (chaostoolkit-kubernetes drain_nodes)",
+        "agent-0: systemctl restart k3s", "agent-0: uncordon once back",
+        "agent-1: cordon and drain (chaostoolkit-kubernetes drain_nodes)",
+        "agent-1: systemctl restart k3s", "agent-1: uncordon once back"]
+    assert not any(n.spec.unschedulable      # a plan changes nothing
+                   for n in world.core.list_node().items)

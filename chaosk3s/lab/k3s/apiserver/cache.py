@@ -81,7 +81,9 @@ class PrefixCache:
                     self._apply(changed, revision)
                     return self._sorted, revision
             kvs, revision = await self.etcd.range_prefix(self.prefix)
-            self._entries = {}
+            # read whole: rebuilt even when nothing is left (the last
+            # object deleted must not be listed again)
+            self._entries, self._sorted = {}, None
             self._apply(kvs, revision)
             return self._sorted, revision
 

@@ -1,0 +1,256 @@
+"""The maintenance form of node_restart on the lab, watched from outside.
+
+`chaos run experiments/node_restart_maintenance.json` runs as a user
+runs it, against a lab this module brings up (so pods can be put on the
+agents first: the lab runs no workloads, its pods are API records). A
+watcher thread reads what the run does not report itself: every node's
+spec.unschedulable, taints and Ready condition through the kubernetes
+client, and each agent's k3s MainPID from /proc (chaosk3s.lab.nodectl),
+five times a second.
+"""
+
+import html
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from chaosk3s.lab.nodectl import show
+from tests.lab.conftest import lab_names
+from tests.unit.test_apiserver_drain import pod
+
+pytestmark = pytest.mark.lab
+
+EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / \
+    "node_restart_maintenance.json"
+AGENTS = ("agent-0", "agent-1")
+UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
+
+
+@dataclass(frozen=True)
+class Sample:
+    round: int  # one node listing: the samples of a round are one moment
+    node: str
+    cordoned: bool
+    tainted: bool
+    ready: bool
+    pid: int
+
+
+class Watcher:
+    """Samples every node (API) and each agent's k3s MainPID (/proc)."""
+
+    def __init__(self, lab, v1: client.CoreV1Api):
+        self.lab, self.v1 = lab, v1
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Watcher":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        rounds = 0
+        while not self._stop.wait(0.2):
+            try:
+                nodes = self.v1.list_node(_request_timeout=2).items
+            except Exception:  # noqa: BLE001 - the API may blink; sample on
+                continue
+            rounds += 1
+            for node in nodes:
+                self.samples.append(self._sample(rounds, node))
+
+    def _sample(self, rounds: int, node) -> Sample:
+        name = node.metadata.name
+        ready = any(c.type == "Ready" and c.status == "True"
+                    for c in node.status.conditions or [])
+        return Sample(rounds, name, bool(node.spec.unschedulable),
+                      any(t.key == UNSCHEDULABLE
+                          for t in node.spec.taints or []), ready,
+                      main_pid(self.lab, name) if name in AGENTS else 0)
+
+    def of(self, name: str) -> list[Sample]:
+        return [s for s in self.samples if s.node == name]
+
+
+def main_pid(lab, name: str) -> int:
+    return int(show(lab, name).splitlines()[0].split("=")[1])
+
+
+@pytest.fixture(scope="module")
+def v1(lab) -> client.CoreV1Api:
+    api = config.new_client_from_config(str(lab.state.kubeconfig))
+    api.configuration.proxy = None
+    return client.CoreV1Api(api)
+
+
+@pytest.fixture
+def workload(v1):
+    """On each agent a ReplicaSet's pod (evicted by a drain) and a
+    DaemonSet's (kept); whatever a test leaves is removed afterwards."""
+    for agent in AGENTS:
+        v1.create_namespaced_pod("default", pod(f"web-{agent}", agent,
+                                                "ReplicaSet"))
+        v1.create_namespaced_pod("default", pod(f"logs-{agent}", agent,
+                                                "DaemonSet"))
+    yield
+    for item in v1.list_namespaced_pod("default").items:
+        v1.delete_namespaced_pod(item.metadata.name, "default")
+    for node in v1.list_node().items:
+        if node.spec.unschedulable:
+            v1.patch_node(node.metadata.name,
+                          {"spec": {"unschedulable": False}})
+
+
+def pods(v1) -> set[tuple[str, str]]:
+    return {(p.metadata.name, p.spec.node_name)
+            for p in v1.list_namespaced_pod("default").items}
+
+
+def chaos(lab, tmp_path: Path) -> tuple[list[str], dict]:
+    argv = [str(Path(sys.executable).parent / "chaos"), "run",
+            "--var", f"lab_k3s_version={lab.spec().release.version}",
+            "--var", f"lab_name={lab_names().name}", str(EXPERIMENT)]
+    env = {**os.environ, "CHAOSK3S_STATE_DIR": str(lab.state.root),
+           "CHAOSK3S_LEDGER_DIR": str(tmp_path / "ledger")}
+    return argv, env
+
+
+def journal_of(tmp_path: Path) -> dict:
+    return json.loads((tmp_path / "journal.json").read_text())
+
+
+def cordons(faults: list[dict]) -> dict[str, dict]:
+    return {f["nodes"][0]: f for f in faults if f["kind"] == "cordon"}
+
+
+def ledger_faults(tmp_path: Path) -> list[dict]:
+    [path] = (tmp_path / "ledger").glob("*.json")
+    return json.loads(path.read_text())["faults"]
+
+
+def stamp(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def test_maintenance_cordons_drains_restarts_then_uncordons(
+        lab, v1, workload, tmp_path):
+    before = {agent: main_pid(lab, agent) for agent in AGENTS}
+    argv, env = chaos(lab, tmp_path)
+    with Watcher(lab, v1) as watcher:
+        result = subprocess.run(argv, cwd=tmp_path, env=env, timeout=110,
+                                capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    journal = journal_of(tmp_path)
+    assert journal["status"] == "completed" and not journal["deviated"]
+    # evicted: the ReplicaSets' pods; kept: the DaemonSets'
+    assert pods(v1) == {(f"logs-{a}", a) for a in AGENTS}
+    for agent in AGENTS:
+        seen = watcher.of(agent)
+        restarted = [s for s in seen if s.pid != before[agent]]
+        assert restarted, f"{agent}'s k3s was never seen restarting"
+        # the restart began while the node was cordoned, the lifecycle
+        # controller tainted it, and it was uncordoned (and the taint
+        # gone) only once the new k3s ran and the node was Ready
+        assert restarted[0].cordoned, restarted[0]
+        assert any(s.tainted for s in seen if s.cordoned)
+        last_cordoned = max(i for i, s in enumerate(seen) if s.cordoned)
+        after = seen[last_cordoned + 1:]
+        assert after and all(s.pid not in (0, before[agent]) and s.ready
+                             and not s.cordoned and not s.tainted
+                             for s in after), after[:3]
+    # one node at a time: never both agents cordoned in one listing
+    cordoned: dict[int, set[str]] = {}
+    for s in watcher.samples:
+        if s.cordoned:
+            cordoned.setdefault(s.round, set()).add(s.node)
+    assert cordoned and all(len(n) == 1 for n in cordoned.values())
+    assert {s.node for s in watcher.samples if s.cordoned} == set(AGENTS)
+    check_journal(tmp_path, journal)
+
+
+def check_journal(tmp_path: Path, journal: dict) -> None:
+    """Each cordon is a fault with its times, around its node's restart,
+    ended by the uncordon; the report shows it."""
+    faults = journal["chaosk3s"]["faults"]
+    found = cordons(faults)
+    assert set(found) == set(AGENTS)
+    for agent, fault in found.items():
+        [restart] = [f for f in faults if f["kind"] == "restart"
+                     and f["nodes"] == [agent]]
+        assert fault["healed_by"] == "uncordon", fault
+        assert stamp(fault["started_at"]) <= stamp(restart["started_at"])
+        assert stamp(restart["ended_at"]) <= stamp(fault["ended_at"])
+        assert fault["evicted"] == [f"default/web-{agent}"]
+    from chaosk3s.report import render_journal
+    page = html.unescape(render_journal(tmp_path / "journal.json",
+                                        tmp_path).read_text())
+    for agent, fault in found.items():
+        assert f"fault {fault['id']} (cordon): cordon and drain {agent}" \
+            in page
+
+
+def test_sigterm_after_the_cordon_leaves_the_node_uncordoned(
+        lab, v1, workload, tmp_path):
+    argv, env = chaos(lab, tmp_path)
+    runner = subprocess.Popen(argv, cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(n.spec.unschedulable for n in v1.list_node().items):
+            assert runner.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        runner.send_signal(signal.SIGTERM)
+        stderr = runner.communicate(timeout=90)[1]
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert runner.returncode != 0, stderr[-2000:]
+    assert not any(n.spec.unschedulable or n.spec.taints
+                   for n in v1.list_node().items)
+    [fault] = cordons(ledger_faults(tmp_path)).values()
+    assert fault["ended_at"] and fault["healed_by"] == "cleanup", fault
+    assert fault["open_nodes"] == []
+
+
+def test_a_drain_that_fails_after_the_cordon_is_uncordoned_by_cleanup(
+        lab, v1, workload, tmp_path):
+    """A pod no controller owns: chaosk8s cordons the node, then cannot
+    evict it; the method fails, and the control's cleanup uncordons."""
+    first = AGENTS[0]
+    bare = pod("debug", first, "ReplicaSet")
+    del bare["metadata"]["ownerReferences"]
+    v1.create_namespaced_pod("default", bare)
+    pid = main_pid(lab, first)
+    argv, env = chaos(lab, tmp_path)
+    with Watcher(lab, v1) as watcher:
+        result = subprocess.run(argv, cwd=tmp_path, env=env, timeout=110,
+                                capture_output=True, text=True, check=False)
+    assert result.returncode == 1, result.stderr[-3000:]
+    journal = journal_of(tmp_path)
+    assert journal["status"] == "failed"
+    [failed] = journal["chaosk3s"]["failed_activities"]
+    assert "default/debug" in failed["error"], failed
+    assert any(s.cordoned for s in watcher.of(first))
+    assert not any(s.cordoned for s in watcher.of(AGENTS[1]))
+    assert main_pid(lab, first) == pid  # never restarted
+    assert not any(n.spec.unschedulable or n.spec.taints
+                   for n in v1.list_node().items)
+    [fault] = cordons(journal["chaosk3s"]["faults"]).values()
+    assert fault["healed_by"] == "cleanup" and fault["ended_at"], fault
