@@ -19,6 +19,8 @@ from chaosk3s.kube import Kube
 from chaosk3s.ledger import Ledger, ledger_dir
 from chaosk3s.model import Access, Node
 from chaosk3s.plan import describe
+from chaosk3s.run import end_run
+from chaosk3s.target import get_target
 from tests.unit import test_heal_reproductions as heal_tests
 from tests.unit.conftest import write_kubeconfig
 from tests.unit.test_apiserver import kube, node_body
@@ -202,3 +204,21 @@ def test_plan_shows_the_cordon_around_each_restart(world, tmp_path):
         "agent-1: systemctl restart k3s", "agent-1: uncordon once back"]
     assert not any(n.spec.unschedulable      # a plan changes nothing
                    for n in world.core.list_node().items)
+
+
+def test_chaosk3s_cleanup_lists_and_uncordons_a_cordon_left_open(world):
+    """A runner that died after the cordon (its ledger left open):
+    `chaosk3s faults` lists it, `chaosk3s cleanup` uncordons it."""
+    from chaosk3s.faults_cli import listing
+    from chaosk3s.run import current_run
+    from chaosk3s.safe_cleanup import heal_everything
+    agent = get_target(world.config).topology().node("agent-1")
+    current_run(world.config).session.cordon(agent, 10)
+    end_run()  # the runner is gone; its ledger stays
+    assert world.core.read_node("agent-1").spec.unschedulable is True
+    [found] = listing(world.config)["recorded"]
+    assert (found["kind"], found["open_nodes"]) == ("cordon", ["agent-1"])
+    report = heal_everything(world.config)
+    assert report.ok and len(report.healed) == 1, report
+    assert world.core.read_node("agent-1").spec.unschedulable is False
+    assert listing(world.config)["recorded"] == []
