@@ -222,3 +222,14 @@ def test_chaosk3s_cleanup_lists_and_uncordons_a_cordon_left_open(world):
     assert report.ok and len(report.healed) == 1, report
     assert world.core.read_node("agent-1").spec.unschedulable is False
     assert listing(world.config)["recorded"] == []
+
+
+def test_the_maintenance_experiment_fits_one_node_per_role():
+    from chaosk3s.blast import Caps
+    from tests.unit.test_blast import _problems
+    one = Caps.of({"per_fault": {"default": 1}, "per_run": {"default": 1}})
+    assert _problems("node_restart_maintenance.json", one) == []
+    none = Caps.of({"per_fault": {"default": 1, "agent": 0}})
+    assert [p.split(":")[0] for p in _problems(
+        "node_restart_maintenance.json", none)] == [
+        "method activity 'maintain-nodes-one-at-a-time'"]
