@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from chaosk3s.lab.k3s.apiserver.cache import Entry, PrefixCache, decode
 from chaosk3s.lab.k3s.apiserver.resources import (
+    PODS,
     ApiError,
     Resource,
     already_exists,
@@ -126,6 +127,11 @@ class Store:
         if res.has_status:  # defaulted like the real API server does
             obj.setdefault("spec", {})
             obj.setdefault("status", {})
+        if res is PODS:  # kube-apiserver's podStrategy.PrepareForCreate:
+            # a new pod's status is reset to Pending, whatever was sent
+            # (its qosClass is not computed here); the kubelet, or a
+            # client, sets it later through pods/status
+            obj["status"] = {"phase": "Pending"}
         return obj
 
     async def update(self, res: Resource, ns: str | None, name: str,
