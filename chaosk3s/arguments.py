@@ -167,8 +167,9 @@ SOME_LABELS = Check("a Kubernetes label selector",
                     _parses(_label_selector(required=True)))
 K3S_VERSION = Check(f"a K3s version, {FORM}",
                     _test(lambda v: is_k3s_version(v)))
-SOME_K3S_VERSION = Check(f"empty, or a K3s version, {FORM}",
-                         _test(lambda v: v == "" or is_k3s_version(v)))
+SOME_K3S_VERSION = Check(f"empty or any, or a K3s version, {FORM}",
+                         _test(lambda v: v in ("", "any") or
+                               is_k3s_version(v)))
 
 
 # -- coercion ---------------------------------------------------------------

@@ -371,12 +371,14 @@ def nodes_at_version(version: str, nodes: str = "all",
     expected until the experiment's method starts (as the chaosk3s
     control sees it): a steady-state hypothesis checked before a roll
     expects the release the cluster starts on, and after it the one the
-    roll goes to. Nodes at another version are logged. Blast radius:
-    none (read-only)."""
+    roll goes to (`any`: not checked before the method). Nodes at another
+    version are logged. Blast radius: none (read-only)."""
     target = get_target(configuration)
     run = current_run(configuration)
     expected = before_method if before_method and \
         not run.method_started else version
+    if expected == "any":
+        return True
     versions = upgrade.kubelet_versions(target)
     wanted = select(target.topology(), nodes)
     other = {n.name: versions.get(n.name) or "none" for n in wanted
