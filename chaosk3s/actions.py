@@ -518,13 +518,14 @@ def upgrade_k3s(nodes: str, version: str, timeout: float = 300,
     `status.nodeInfo.kubeletVersion` of the node at `version`, before
     the next node starts. Fails naming the node that did not rejoin, and
     upgrades no further node. Refused before any node is touched: a
-    downgrade of any selected node, or an inventory without an upgrade
-    command. A node already at `version` is skipped (said in the
-    result), so a roll run again goes on where it stopped. Each node
-    passes the blast-radius caps and the quorum guard (an etcd member is
-    down while it upgrades; `force` lifts the guard only) and is
-    recorded in the ledger. The result has each node's version before
-    and after. Blast radius: one node's K3s at a time."""
+    downgrade of any selected node or a jump over a minor release, or
+    an inventory without an upgrade command. A node already at
+    `version` is skipped (said in the result), so a roll run again goes
+    on where it stopped. Each node passes the blast-radius caps and the
+    quorum guard (an etcd member is down while it upgrades; `force`
+    lifts the guard only) and is recorded in the ledger. The result has
+    each node's version before and after. Blast radius: one node's K3s
+    at a time."""
     target = get_target(configuration)
     target.check_consent()
     topology = target.topology()

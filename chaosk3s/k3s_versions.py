@@ -34,3 +34,20 @@ def is_k3s_version(version: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def upgrade_problem(current: str, target: str) -> str | None:
+    """Why going from current to target is no supported K3s upgrade, or
+    None: a downgrade (K3s does not support one; k3s-io/k3s #7537 made
+    its upgrade job refuse it), or a jump over a minor release (the
+    Kubernetes version skew policy, which docs.k3s.io/upgrades/automated
+    tells K3s users to keep: no intermediate minor skipped)."""
+    now, then = version_order(current), version_order(target)
+    if then < now:
+        return (f"{target} is older than {current}; K3s does not support "
+                f"downgrades (k3s-io/k3s #7537)")
+    if then[0] > now[0] + 1:
+        return (f"{target} skips a minor release after {current}; "
+                f"upgrade one minor at a time (Kubernetes version skew "
+                f"policy, docs.k3s.io/upgrades/automated)")
+    return None

@@ -11,8 +11,9 @@ The version a node runs is the one its kubelet reports through the API
 version, e.g. v1.31.4+k3s1): the same place `kubectl get nodes` shows it.
 
 Refused before any node is touched: a version that is no K3s version, a
-downgrade of any selected node (K3s does not support downgrades:
-docs.k3s.io/upgrades), and an inventory without an `upgrade` command. A
+downgrade of any selected node or a jump over a minor release
+(chaosk3s.k3s_versions.upgrade_problem), and an inventory without an
+`upgrade` command. A
 node already at the version is skipped, and the result says so: running
 the roll again after a failure goes on where it stopped.
 """
@@ -21,7 +22,7 @@ import shlex
 import time
 
 from chaosk3s.errors import ChaosK3sError, SpecError
-from chaosk3s.k3s_versions import version_order
+from chaosk3s.k3s_versions import upgrade_problem
 from chaosk3s.kube import ready_status
 from chaosk3s.model import Node
 from chaosk3s.target import Target
@@ -39,25 +40,23 @@ def kubelet_versions(target: Target) -> dict[str, str]:
 def check_roll(nodes: list[Node], versions: dict[str, str], version: str,
                target: Target) -> None:
     """Refuse, before anything runs, what the roll could not finish."""
-    wanted = version_order(version)
-    newer = [f"{n.name} ({versions[n.name]})" for n in nodes
-             if _order(versions.get(n.name)) > wanted]
-    if newer:
-        raise SpecError(
-            f"upgrade_k3s refused, nothing changed: {version} would "
-            f"downgrade {', '.join(newer)}; K3s does not support "
-            f"downgrades (docs.k3s.io/upgrades)")
+    problems = [f"{n.name}: {problem}" for n in nodes
+                if (problem := _problem(versions.get(n.name), version))]
+    if problems:
+        raise SpecError(f"upgrade_k3s refused, nothing changed: "
+                        f"{'; '.join(problems)}")
     for node in nodes:  # each node's own command, or the reason it has none
         target.inventory.command(node.role, "upgrade", node.name)
 
 
-def _order(version: str | None) -> tuple[int, int, int]:
-    """A version's order; one the extension cannot read counts as
-    oldest (the upgrade makes it known)."""
+def _problem(current: str | None, version: str) -> str | None:
+    """What is wrong with upgrading a node at current to version; a
+    version the extension cannot read is no problem (the upgrade makes
+    it known)."""
     try:
-        return version_order(version or "")
+        return upgrade_problem(current or "", version)
     except ValueError:
-        return (-1, -1, -1)
+        return None
 
 
 def with_version(commands: dict[str, str], version: str) -> dict[str, str]:

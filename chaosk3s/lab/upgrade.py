@@ -9,9 +9,9 @@ kubeletVersion in the Node's status. The node keeps its disk (the load
 balancer's state file, its etcd data), as a real upgrade does.
 
 Refused, with nothing changed: a version the release table does not
-model, and a downgrade (K3s does not support one: "downgrades are not
-supported" in the K3s upgrade documentation, docs.k3s.io/upgrades). The
-same version is no upgrade: nothing is done, and it says so.
+model, a downgrade and a jump over a minor release
+(chaosk3s.k3s_versions.upgrade_problem). The same version is no
+upgrade: nothing is done, and it says so.
 """
 
 import fcntl
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from chaosk3s.errors import SpecError
-from chaosk3s.k3s_versions import version_order
+from chaosk3s.k3s_versions import upgrade_problem
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.releases import Release, parse_release
 
@@ -31,11 +31,9 @@ def target_release(current: Release, version: str) -> Release:
         target = parse_release(version)
     except ValueError as exc:
         raise SpecError(f"upgrade refused, nothing changed: {exc}") from None
-    if version_order(target.version) < version_order(current.version):
-        raise SpecError(
-            f"upgrade refused, nothing changed: {target.version} is older "
-            f"than the node's {current.version}; K3s does not support "
-            f"downgrades (docs.k3s.io/upgrades)")
+    problem = upgrade_problem(current.version, target.version)
+    if problem:
+        raise SpecError(f"upgrade refused, nothing changed: {problem}")
     return target
 
 

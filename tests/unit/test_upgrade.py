@@ -38,9 +38,11 @@ def test_what_is_no_k3s_version_is_refused(text):
 
 
 @pytest.mark.parametrize("current,version,says", [
-    (AFFECTED, "v1.28.14+k3s1", "older than the node's v1.28.15+k3s1; "
-     "K3s does not support downgrades"),
-    (FIXED, AFFECTED, "older than the node's v1.28.15+k3s-2d0661e3"),
+    (AFFECTED, "v1.28.14+k3s1", "v1.28.14+k3s1 is older than "
+     "v1.28.15+k3s1; K3s does not support downgrades (k3s-io/k3s #7537)"),
+    (FIXED, AFFECTED, "older than v1.28.15+k3s-2d0661e3"),
+    (AFFECTED, "v1.30.7+k3s1", "v1.30.7+k3s1 skips a minor release after "
+     "v1.28.15+k3s1"),
     (AFFECTED, "v1.28.99+k3s1", "unknown K3s release 'v1.28.99+k3s1': "
      "the lab emulates v1.28.12-v1.28.15+k3sN"),
     (AFFECTED, "v1.28.11+k3s1", "older than the load-balancer code"),
