@@ -24,6 +24,7 @@ from tests.lab.test_experiments import (
 )
 
 pytestmark = pytest.mark.lab
+slow = pytest.mark.equivalence  # about 2 minutes: the slow tier runs it
 EXPERIMENT = "rolling_upgrade_outage.json"
 OLDER_AFFECTED = "v1.28.13+k3s1"
 ETCD = ["server-etcd-0", "server-etcd-1", "server-etcd-2"]
@@ -66,6 +67,12 @@ def _roll_ran(journal: dict, start: str, target: str) -> dict[str, dict]:
     agents_begun = _at(runs["upgrade-agents"]["start"])
     assert all(servers_done <= _at(f["started_at"]) and
                _at(f["ended_at"]) <= agents_begun for f in stops)
+    # no fall-back while the servers rolled one at a time: the agents,
+    # still on the old release then, never went NotReady before the stop
+    stopped = min(_at(f["started_at"]) for f in stops)
+    for agent in AGENTS:
+        assert all(_at(o["not_ready_at"]) >= stopped for o in
+                   journal["chaosk3s"]["nodes"][agent]["outages"])
     upgrades = [f for f in journal["chaosk3s"]["faults"]
                 if f["kind"] == "upgrade"]
     assert sorted(n for f in upgrades for n in f["nodes"]) == sorted(
@@ -111,6 +118,7 @@ def test_affected_to_fixed_roll_completes_the_agents_stranded_until_theirs(
     assert journal["chaosk3s"]["failed_activities"] == []
 
 
+@slow
 def test_a_roll_to_an_affected_release_strands_the_upgraded_etcd_servers(
         tmp_path):
     """The verdict changes with the release: the same roll and outage,
@@ -119,13 +127,13 @@ def test_a_roll_to_an_affected_release_strands_the_upgraded_etcd_servers(
     result, journal = chaos_run(
         tmp_path, EXPERIMENT, f"lab_k3s_version={OLDER_AFFECTED}",
         f"from_version={OLDER_AFFECTED}", f"target_version={AFFECTED_1_28}",
-        "recovery_timeout=15")
+        "recovery_timeout=8")
     assert result.returncode == 1, result.stderr[-3000:]
     assert journal["status"] == "completed" and journal["deviated"]
     _roll_ran(journal, OLDER_AFFECTED, AFFECTED_1_28)
     unrecovered = {n for n, v in journal["chaosk3s"]["nodes"].items()
                    if not v["recovered"]}
     assert unrecovered == {"server-etcd-1", "server-etcd-2"}
-    after = _hypothesis_after(journal)
-    assert after["all-nodes-ready"] is False
-    assert after["all-nodes-at-the-roll-release"] is True
+    # Chaos Toolkit stops the hypothesis at its first failed probe; the
+    # versions after are the upgrades' own reads (_roll_ran)
+    assert _hypothesis_after(journal)["all-nodes-ready"] is False
