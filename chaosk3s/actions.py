@@ -15,9 +15,11 @@ action past the quorum guard only. Each action returns what it did
 """
 
 import logging
+import time
 
-from chaosk3s import markers
+from chaosk3s import markers, upgrade
 from chaosk3s.arguments import (
+    K3S_VERSION,
     NODES,
     NOT_NEGATIVE,
     PORTS,
@@ -52,7 +54,7 @@ from chaosk3s.target import Target, get_target
 __all__ = ["partition_roles", "partition_nodes", "degrade_links",
            "degrade_nodes", "heal_partitions",
            "restart_k3s", "stop_k3s", "start_k3s", "reboot_nodes",
-           "write_marker"]
+           "upgrade_k3s", "write_marker"]
 
 logger = logging.getLogger("chaostoolkit")
 PERCENT = Expect("a percentage from 0 to 100",
@@ -544,6 +546,69 @@ def reboot_nodes(nodes: str, one_at_a_time: bool = True,
     machines."""
     return _node_command("reboot", nodes, one_at_a_time, force,
                          configuration, timeout)
+
+
+@activity(nodes=NODES, version=K3S_VERSION, timeout=POSITIVE)
+def upgrade_k3s(nodes: str, version: str, timeout: float = 300,
+                force: bool = False, configuration: dict = None) -> dict:
+    """Upgrade K3s on the selected nodes (a group as in
+    `partition_roles`) to `version`, one node at a time, in name order:
+    the inventory's `upgrade` command (no default: it must contain
+    `{version}`), then, within `timeout` seconds, a new K3s process (its
+    `status` command), the node back (K3s running, etcd member healthy,
+    Ready with a renewed Lease) and the API's
+    `status.nodeInfo.kubeletVersion` of the node at `version`, before
+    the next node starts. Fails naming the node that did not rejoin, and
+    upgrades no further node. Refused before any node is touched: a
+    downgrade of any selected node or a jump over a minor release, or
+    an inventory without an upgrade command. A node already at
+    `version` is skipped (said in the result), so a roll run again goes
+    on where it stopped. Each node passes the blast-radius caps and the
+    quorum guard (an etcd member is down while it upgrades; `force`
+    lifts the guard only) and is recorded in the ledger. The result has
+    each node's version before and after. Blast radius: one node's K3s
+    at a time."""
+    target = get_target(configuration)
+    target.check_consent()
+    topology = target.topology()
+    chosen = sorted(target.reachable(select(topology, nodes)),
+                    key=lambda n: n.name)
+    before = upgrade.kubelet_versions(target)
+    upgrade.check_roll(chosen, before, version, target)
+    run, done = current_run(configuration), []
+    for node in chosen:
+        row = {"node": node.name, "version_before": before.get(node.name)}
+        if before.get(node.name) == version:
+            logger.info("upgrade_k3s: %s already runs %s; skipped",
+                        node.name, version)
+            done.append({**row, "skipped": f"already at {version}",
+                         "version_after": version, "at": utc_now()})
+            continue
+        done.append({**row, **_upgrade_one(target, topology, run, node,
+                                           version, timeout, force)})
+    return {"action": "upgrade", "version": version, "nodes": done}
+
+
+def _upgrade_one(target: Target, topology: Topology, run, node: Node,
+                 version: str, timeout: float, force: bool) -> dict:
+    """One node's upgrade, proved: new process, back, at version."""
+    started = time.monotonic()
+    commands = upgrade.with_version(run.session.ports.commands(node),
+                                    version)
+    check = fault_guard(target, topology, f"upgrade of {node.name}",
+                        [node.name], down={node.name: "this upgrade"},
+                        force=force)
+    evidence = run.session.node_fault("upgrade", node, commands,
+                                      float(timeout), check, back=True)
+    seen = upgrade.wait_version(target, node.name, version,
+                                float(timeout) - (time.monotonic() -
+                                                  started))
+    logger.info("upgrade_k3s: %s at %s and Ready after %.1fs (%s)",
+                node.name, version, time.monotonic() - started,
+                _summary(evidence))
+    return {**evidence, "version_after": seen["kubelet_version"],
+            "rejoined_seconds": round(time.monotonic() - started, 3),
+            "at": utc_now()}
 
 
 @activity()

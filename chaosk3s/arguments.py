@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaosk3s.errors import ArgumentError, SpecError
+from chaosk3s.k3s_versions import FORM, is_k3s_version
 from chaosk3s.selectors import parse, parse_label_selector
 
 INJECTED = ("configuration", "secrets")  # filled in by Chaos Toolkit
@@ -164,6 +165,11 @@ LABELS = Check("a Kubernetes label selector",
                _parses(_label_selector(required=False)))
 SOME_LABELS = Check("a Kubernetes label selector",
                     _parses(_label_selector(required=True)))
+K3S_VERSION = Check(f"a K3s version, {FORM}",
+                    _test(lambda v: is_k3s_version(v)))
+SOME_K3S_VERSION = Check(f"empty or any, or a K3s version, {FORM}",
+                         _test(lambda v: v in ("", "any") or
+                               is_k3s_version(v)))
 
 
 # -- coercion ---------------------------------------------------------------

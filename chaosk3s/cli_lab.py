@@ -190,7 +190,8 @@ def lab_status(lab_name: str, as_json: bool) -> None:
     for row in rows:
         services = " ".join(f"{k}={v}" for k, v in row["services"].items())
         click.echo(f"{row['name']:<16} {row['role']:<14} "
-                   f"{row['address']:<15} join={row['join']:<14} {services}")
+                   f"{row['address']:<15} join={row['join']:<14} "
+                   f"k3s={row['k3s_version']} {services}")
     click.echo(f"etcd: {healthy}/{len(health)} members healthy, quorum "
                f"{'yes' if quorum else 'NO'}")
 
@@ -209,20 +210,29 @@ def lab_kubeconfig(lab_name: str) -> None:
 @NAME
 @click.argument("name")
 @click.argument("action", type=click.Choice(
-    ["start", "stop", "restart", "reboot", "show", "boot-id"]))
+    ["start", "stop", "restart", "reboot", "show", "boot-id", "upgrade",
+     "version"]))
 @click.option("--service", help="Only this service (etcd or k3s).")
+@click.option("--k3s-version", default="",
+              help="upgrade: the release to switch the node to.")
 @_friendly
 def lab_node(lab_name: str, name: str, action: str,
-             service: str | None) -> None:
+             service: str | None, k3s_version: str) -> None:
     """Start, stop, restart or reboot a lab node (or one service); `show`
     prints its k3s service state as `systemctl show` does, `boot-id` its
-    boot id (new on every reboot)."""
+    boot id (new on every reboot), `version` its K3s release; `upgrade
+    --k3s-version V` stops its K3s, switches it to release V and starts
+    it again (a downgrade or a release the lab does not model is
+    refused, with nothing changed)."""
     from chaosk3s.lab.nodectl import run
     from chaosk3s.lab.state import LabState
     if action == "reboot" and service:
         raise click.UsageError("reboot acts on the whole node; "
                                "drop --service")
-    out = run(name, action, service, LabState(name=lab_name))
+    if k3s_version and action != "upgrade":
+        raise click.UsageError("--k3s-version goes with upgrade only")
+    out = run(name, action, service, state=LabState(name=lab_name),
+              k3s_version=k3s_version)
     if out:
         click.echo(out)
     else:

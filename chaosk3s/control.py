@@ -201,6 +201,9 @@ def before_activity_control(context: dict, **_kwargs) -> None:
     if _state is not None and _state.problem:
         raise InterruptExecution("chaosk3s: the run was refused; nothing "
                                  "runs")
+    if _state is not None and _state.run is not None and context in (
+            _state.partial.get("experiment") or {}).get("method", []):
+        _state.run.method_started = True
     if _state is not None and _state.interrupted:
         raise InterruptExecution("chaosk3s: SIGTERM received; faults were "
                                  "healed, aborting the run")

@@ -40,7 +40,7 @@ from chaosk3s.selectors import select
 FAULTED_BY = {"partition_roles": "group", "partition_nodes": "selector",
               "degrade_links": "group", "degrade_nodes": "selector",
               "restart_k3s": "nodes", "stop_k3s": "nodes",
-              "reboot_nodes": "nodes"}
+              "reboot_nodes": "nodes", "upgrade_k3s": "nodes"}
 
 
 def activities(experiment: dict) -> Iterator[tuple[str, dict]]:
@@ -136,8 +136,8 @@ def check_blast_radius(experiment: dict, configuration: dict,
     the steps played in order: a partition holds its group until
     heal_partitions, a stop its nodes until start_k3s; restarts and
     reboots hold theirs while they last (one node at a time with
-    one_at_a_time). labelled(selector) names a label selector's nodes.
-    Call after check_selectors found nothing."""
+    one_at_a_time; upgrades always one at a time). labelled(selector)
+    names a label selector's nodes. Call after check_selectors found nothing."""
     problems, held = [], {"partition": set(), "stop": set()}
     for phase, activity, func, raw in _each_call(experiment):
         if phase not in ("method", "rollback"):
@@ -154,7 +154,8 @@ def check_blast_radius(experiment: dict, configuration: dict,
             continue
         nodes = _faulted(name, args, topology, labelled)
         try:
-            _play(caps, topology, name, nodes, args.get("one_at_a_time"),
+            _play(caps, topology, name, nodes, args.get(
+                "one_at_a_time", name == "upgrade_k3s"),  # always one
                   held["partition"] | held["stop"])
         except SpecError as exc:  # refused: holds nothing
             problems.append(f"{_where(phase, activity)}: {exc}")

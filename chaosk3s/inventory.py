@@ -60,6 +60,18 @@ DEFAULT_COMMANDS = {
                              "https://127.0.0.1:6444/readyz",
               "logs": f"{_JOURNAL} k3s-agent"},
 }
+# What a command must contain, and why: the node's logs are read only
+# in the window around a transition; an upgrade installs the release the
+# action names (there is no default `upgrade` command: how K3s was
+# installed, and with which options, is the cluster's own).
+_PLACEHOLDERS = {
+    "logs": (("{since}", "{until}"), "whole seconds since the epoch, e.g. "
+             "journalctl --since=@{since} --until=@{until}, so that only "
+             "the window around a transition is read"),
+    "upgrade": (("{version}",), "the K3s release to install, e.g. curl "
+                "-sfL https://get.k3s.io | INSTALL_K3S_VERSION={version} "
+                "sh -s - with the options K3s was installed with"),
+}
 # An etcd-only server has no API server of its own: like an agent, it
 # reaches one through its load balancer.
 _ROLE_DEFAULTS = {"etcd": {"api_request": DEFAULT_COMMANDS["agents"][
@@ -168,16 +180,15 @@ def _commands(top: dict, roles: dict, source: str) -> dict:
     for role, spec in roles.items():
         commands[f"role:{role}"] = dict(spec.get("commands", {}))
     for group, given in commands.items():
-        logs = given.get("logs")
-        if logs is not None and not ("{since}" in logs and "{until}" in
-                                     logs):
+        for action, (needs, example) in _PLACEHOLDERS.items():
+            command = given.get(action)
+            if command is None or all(n in command for n in needs):
+                continue
             where = f"roles.{group[5:]}.commands" if group.startswith(
                 "role:") else f"commands.{group}"
             raise SpecError(
-                f"inventory {source}: {where}.logs must contain {{since}} "
-                f"and {{until}} (whole seconds since the epoch, e.g. "
-                f"journalctl --since=@{{since}} --until=@{{until}}), so that "
-                f"only the window around a transition is read")
+                f"inventory {source}: {where}.{action} must contain "
+                f"{' and '.join(needs)} ({example})")
     return commands
 
 

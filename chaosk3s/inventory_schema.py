@@ -16,10 +16,11 @@ from chaosk3s.model import ROLES
 from chaosk3s.schema import NonEmpty, Port, Strict
 
 COMMANDS = ("restart", "stop", "start", "reboot", "status", "boot_id",
-            "serving", "etcd_health", "api_request", "logs")
+            "serving", "etcd_health", "api_request", "logs", "upgrade")
 
 # Every command is a shell command run on the node; {node} is its name
-# (and in `logs`, {since} and {until} are seconds since the epoch).
+# (and in `logs`, {since} and {until} are seconds since the epoch; in
+# `upgrade`, {version} is the K3s release to install).
 CommandSet = create_model("CommandSet", __base__=Strict, **{
     name: (NonEmpty, None) for name in COMMANDS})
 

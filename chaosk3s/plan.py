@@ -8,6 +8,8 @@ the blast-radius caps included) is reported instead of a plan. The plan
 starts with the caps as they apply to this cluster's roles.
 """
 
+import shlex
+
 from chaoslib import merge_vars, substitute
 from chaoslib.configuration import load_configuration
 from chaoslib.exceptions import ChaosException
@@ -33,7 +35,8 @@ from chaosk3s.selectors import select
 from chaosk3s.target import Target, get_target
 
 _NODE_ACTIONS = {"restart_k3s": "restart", "stop_k3s": "stop",
-                 "start_k3s": "start", "reboot_nodes": "reboot"}
+                 "start_k3s": "start", "reboot_nodes": "reboot",
+                 "upgrade_k3s": "upgrade"}
 
 
 def load_experiment(path: str, variables: dict, var_files: tuple = ()
@@ -226,8 +229,12 @@ def _node_step(target: Target, topology, func: str, args: dict,
     action = _NODE_ACTIONS[func]
     chosen = select(topology, args["nodes"])
     names = {n.name for n in chosen}
-    lines = [f"    {n.name}: {target.inventory.command(n.role, action, n.name)}"
+    lines = [f"    {n.name}: "
+             f"{target.inventory.command(n.role, action, n.name)}"
              for n in chosen]
+    if action == "upgrade":  # the version as the action fills it in
+        lines = [line.replace("{version}", shlex.quote(args["version"]))
+                 for line in lines]
     if action == "restart" and args.get("drain"):
         lines = [line for n, command in zip(chosen, lines, strict=True)
                  for line in (f"    {n.name}: cordon and drain "

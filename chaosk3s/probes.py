@@ -8,12 +8,14 @@ a node cannot be reached).
 import logging
 import time
 
-from chaosk3s import markers
+from chaosk3s import markers, upgrade
 from chaosk3s.arguments import (
+    K3S_VERSION,
     LABELS,
     NODES,
     NOT_NEGATIVE,
     POSITIVE,
+    SOME_K3S_VERSION,
     activity,
 )
 from chaosk3s.errors import ChaosK3sError
@@ -32,7 +34,8 @@ __all__ = ["all_nodes_ready", "nodes_not_ready", "wait_for_nodes_ready",
            "api_unanswered_within", "marker_readback",
            "at_risk_nodes", "nodes_pinned_to_etcd_only",
            "etcd_quorum_healthy", "active_faults", "ready_flaps",
-           "api_latency", "nodes_cordoned", "all_nodes_schedulable"]
+           "api_latency", "nodes_cordoned", "all_nodes_schedulable",
+           "nodes_at_version"]
 
 logger = logging.getLogger("chaostoolkit")
 SUPERVISOR_PORT = 6443
@@ -382,3 +385,31 @@ def api_latency(nodes: str = "agent", requests: int = 3,
                 len(per_node), result["max_median_seconds"],
                 result["failed"])
     return result
+
+
+@activity(version=K3S_VERSION, nodes=NODES, before_method=SOME_K3S_VERSION)
+def nodes_at_version(version: str, nodes: str = "all",
+                     before_method: str = "",
+                     configuration: dict = None) -> bool:
+    """True when every selected node's kubelet reports `version` (the
+    API's `status.nodeInfo.kubeletVersion`, the VERSION column of
+    `kubectl get nodes`). With `before_method`, that version is the one
+    expected until the experiment's method starts (as the chaosk3s
+    control sees it): a steady-state hypothesis checked before a roll
+    expects the release the cluster starts on, and after it the one the
+    roll goes to (`any`: not checked before the method). Nodes at another
+    version are logged. Blast radius: none (read-only)."""
+    target = get_target(configuration)
+    run = current_run(configuration)
+    expected = before_method if before_method and \
+        not run.method_started else version
+    if expected == "any":
+        return True
+    versions = upgrade.kubelet_versions(target)
+    wanted = select(target.topology(), nodes)
+    other = {n.name: versions.get(n.name) or "none" for n in wanted
+             if versions.get(n.name) != expected}
+    if other:
+        logger.info("nodes not at %s: %s", expected, ", ".join(
+            f"{name} at {seen}" for name, seen in sorted(other.items())))
+    return not other

@@ -87,6 +87,9 @@ class Run:
     session: FaultSession
     # What write_marker wrote (chaosk3s.markers), for marker_readback.
     marker: dict | None = None
+    # The experiment's method has begun (the control says so): what the
+    # steady state expects may differ before it (probes.nodes_at_version).
+    method_started: bool = False
 
     @property
     def run_id(self) -> str:

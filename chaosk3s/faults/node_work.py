@@ -35,7 +35,7 @@ def on_the_node(work: Callable[[], dict]) -> dict:
 
 @dataclass
 class NodeWork:
-    action: str  # stop | restart | reboot
+    action: str  # stop | restart | reboot | upgrade
     node: Node
     transport: Transport
     commands: dict[str, str]
@@ -63,8 +63,9 @@ class NodeWork:
             return service.reboot(transport, commands, self.bound,
                                   self.fault_id, self.state_dir,
                                   on_issue=self._issue)
-        return service.restart(transport, commands, self.bound,
-                               on_issue=self._issue)
+        run = service.upgrade if self.action == "upgrade" else \
+            service.restart
+        return run(transport, commands, self.bound, on_issue=self._issue)
 
     def _stop(self, hold: float) -> dict:
         """Stop K3s for hold seconds counted from the stop's confirmation:

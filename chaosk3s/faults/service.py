@@ -156,6 +156,19 @@ def restart(transport: Transport, commands: dict[str, str],
         lambda state: state.started_after(before), on_issue)
 
 
+def upgrade(transport: Transport, commands: dict[str, str],
+            bound: float, on_issue: Issued = None) -> dict:
+    """Run the upgrade command (its {version} already filled in); seen,
+    like a restart, when the unit runs as a new process. That it runs
+    the new release is for the caller to read (the API's kubeletVersion:
+    chaosk3s.upgrade)."""
+    before = read_status(transport, commands["status"])
+    return _service_action(
+        transport, "upgrade", commands, bound, before,
+        "the service started again (new MainPID or start time)",
+        lambda state: state.started_after(before), on_issue)
+
+
 def stop(transport: Transport, commands: dict[str, str],
          bound: float, on_issue: Issued = None) -> dict:
     """Stop the unit; seen when its ActiveState is inactive or failed."""

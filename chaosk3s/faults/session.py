@@ -72,7 +72,7 @@ logger = logging.getLogger("chaostoolkit")
 APPLY_WAIT = 900.0  # seconds a heal waits at most for applies in flight
 ATTEMPTS = 3  # per fault per node, in one heal walk
 RETRY_DELAY = 1.0  # seconds, times the attempt number
-SERVICE_KINDS = ("stop", "restart", "reboot")
+SERVICE_KINDS = ("stop", "restart", "reboot", "upgrade")
 NOT_APPLIED = "not applied (its command never reached the node)"
 Check = Callable[[list[dict]], None]
 
@@ -199,10 +199,11 @@ class FaultSession:
                    start_after: float | None = None,
                    back: bool = False, self_start: str = "fault_ttl"
                    ) -> dict:
-        """Record, then stop, restart or reboot K3s on node and prove it
-        (chaosk3s.faults.service). A stop first arms the node-side start
-        at start_after seconds (self_start: "duration" when that end was
-        asked for, "fault_ttl" when it is only the safety net). back:
+        """Record, then stop, restart, reboot or upgrade K3s on node and
+        prove it (chaosk3s.faults.service). A stop first arms the
+        node-side start at start_after seconds (self_start: "duration"
+        when that end was asked for, "fault_ttl" when it is only the
+        safety net). back:
         then wait, within bound, for the node to be back (K3s running,
         its etcd member healthy, the node Ready) before returning."""
         description = f"{action} k3s on {node.name}"

@@ -73,7 +73,8 @@ def lab_commands(state: LabState) -> dict[str, str]:
     assignment included): an action that backgrounds one (reboot) wraps
     it itself. `status` and `boot_id` print what `systemctl show` and
     /proc/sys/kernel/random/boot_id print on a real node, `logs` what
-    `journalctl -u k3s --since --until` prints.
+    `journalctl -u k3s --since --until` prints; `upgrade` switches the
+    node to release {version} in place (chaosk3s.lab.upgrade).
     """
     python = shlex.quote(sys.executable)
     root = shlex.quote(str(state.root))
@@ -87,6 +88,7 @@ def lab_commands(state: LabState) -> dict[str, str]:
         "restart": f"{ctl} restart", "stop": f"{ctl} stop",
         "start": f"{ctl} start", "reboot": f"{ctl} reboot",
         "status": f"{ctl} show", "boot_id": f"{ctl} boot-id",
+        "upgrade": f"{ctl} upgrade --k3s-version {{version}}",
         "logs": f"{ctl} logs --since @{{since}} --until @{{until}}",
         "serving": f"{python} -c {shlex.quote(_get('6443/ping'))}",
         "etcd_health": f"{python} -c {shlex.quote(_get('2379/health'))}",

@@ -297,6 +297,7 @@ class Lab:
                     else "unhealthy")
             rows.append({"name": node.name, "role": node.role,
                          "address": node.address, "join": node.server or "-",
+                         "k3s_version": spec.release_of(node).version,
                          "services": states})
         return rows
 

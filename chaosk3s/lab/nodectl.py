@@ -13,6 +13,10 @@ check their effect with, in the forms a real node prints them:
 - ``logs --since @SECONDS --until @SECONDS``: the node's k3s and etcd
   log lines written in that window, as ``journalctl -u k3s --since
   --until`` prints them (chaosk3s.lab.nodelogs).
+- ``upgrade --k3s-version V``: the node's K3s stopped, switched to
+  release V and started again (chaosk3s.lab.upgrade), as an upgrade
+  with the install script does; ``version``: the node's release, as
+  ``k3s --version`` prints it (with the lab's family).
 
 The lab inventory's node commands call this module (it imports only the
 lab, so each call costs a fraction of the full `chaosk3s` command); the
@@ -25,14 +29,14 @@ import sys
 from pathlib import Path
 
 from chaosk3s.errors import ChaosK3sError
-from chaosk3s.lab import procs
+from chaosk3s.lab import procs, upgrade
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.nodelogs import since_epoch, window
 from chaosk3s.lab.state import LabState
 from chaosk3s.namedlabs import DEFAULT
 
 ACTIONS = ("start", "stop", "restart", "reboot", "show", "boot-id",
-           "logs")
+           "logs", "upgrade", "version")
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -66,10 +70,12 @@ def logs(lab: Lab, name: str, since: str, until: str) -> str:
 
 def run(name: str, action: str, service: str | None = None,
         since: str = "@0", until: str = "@0",
-        state: LabState | None = None) -> str:
+        state: LabState | None = None, k3s_version: str = "") -> str:
     """Do action on node name of the lab of state; return what it
     prints."""
     lab = Lab(state)
+    if action in ("upgrade", "version"):
+        return _release_action(lab, name, action, service, k3s_version)
     if action == "logs":
         return logs(lab, name, since, until)
     if action == "show":
@@ -86,6 +92,19 @@ def run(name: str, action: str, service: str | None = None,
     return ""
 
 
+def _release_action(lab: Lab, name: str, action: str,
+                    service: str | None, k3s_version: str) -> str:
+    if service:
+        raise ChaosK3sError(f"{action} concerns the node's K3s as a whole; "
+                            f"drop --service")
+    if action == "version":
+        return upgrade.node_version(lab, name)
+    if not k3s_version:
+        raise ChaosK3sError("upgrade needs --k3s-version V (`chaosk3s lab "
+                            "releases` lists the modelled releases)")
+    return upgrade.upgrade_node(lab, name, k3s_version)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaosk3s.lab.nodectl")
     parser.add_argument("node")
@@ -93,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service", help="only this service (etcd, k3s)")
     parser.add_argument("--since", default="@0", help="logs: from @SECONDS")
     parser.add_argument("--until", default="@0", help="logs: to @SECONDS")
+    parser.add_argument("--k3s-version", default="",
+                        help="upgrade: the release to switch the node to")
     parser.add_argument("--lab", default=DEFAULT,
                         help="the lab's name (not read from the "
                         "environment: the inventory says which lab)")
@@ -102,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         out = run(args.node, args.action, args.service, args.since,
-                  args.until, LabState(args.state_dir, args.lab))
+                  args.until, LabState(args.state_dir, args.lab),
+                  args.k3s_version)
     except ChaosK3sError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -32,6 +32,9 @@ class NodeSpec:
     address: str
     server: str | None  # join server's node name; None for cluster-init
     address6: str | None = None  # its IPv6 address on a dual-stack lab
+    # The node's own release when it differs from the lab's (a node in
+    # the middle of a rolling upgrade); None: the lab's.
+    k3s_version: str | None = None
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -76,6 +79,11 @@ class LabSpec:
     def host_address6(self) -> str | None:
         return str(ipaddress.ip_network(self.subnet6)[1]) if self.subnet6 \
             else None
+
+    def release_of(self, node: NodeSpec) -> Release:
+        """The release node runs: its own, else the lab's."""
+        return parse_release(node.k3s_version) if node.k3s_version \
+            else self.release
 
     def node(self, name: str) -> NodeSpec:
         for node in self.nodes:
@@ -139,7 +147,7 @@ def _read_yaml(path: Path) -> object:
 _TOP_KEYS = {"subnet", "k3s_version", "timings", "nodes", "virtual_nodes",
              "ssh", "subnet6"}
 DEFAULT_SUBNET6 = "fd13:11::/64"  # `lab up --dual-stack`
-_NODE_KEYS = {"name", "role", "server", "address"}
+_NODE_KEYS = {"name", "role", "server", "address", "k3s_version"}
 
 
 def parse_spec(raw: object, source: str = "<spec>") -> LabSpec:
@@ -267,7 +275,18 @@ def _parse_node(item: object, index: int, hosts: list) -> NodeSpec:
                         f"node address in the subnet (.1 is the host's)")
     server = item.get("server")
     return NodeSpec(name=name, role=role, address=str(address),
-                    server=str(server) if server is not None else None)
+                    server=str(server) if server is not None else None,
+                    k3s_version=_node_release(name, item))
+
+
+def _node_release(name: str, item: dict) -> str | None:
+    """A node's own release (checked like the lab's), or None."""
+    if item.get("k3s_version") is None:
+        return None
+    try:
+        return parse_release(str(item["k3s_version"])).version
+    except ValueError as exc:
+        raise SpecError(f"node {name}: {exc}") from exc
 
 
 def _check_joins(nodes: list[NodeSpec]) -> None:

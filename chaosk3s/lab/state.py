@@ -114,6 +114,8 @@ def spec_to_dict(spec: LabSpec) -> dict:
         "ssh": "sudo" if spec.ssh_sudo else spec.ssh,
         **({"subnet6": spec.subnet6} if spec.subnet6 else {}),
         "nodes": [{"name": n.name, "role": n.role, "address": n.address,
-                   **({"server": n.server} if n.server else {})}
+                   **({"server": n.server} if n.server else {}),
+                   **({"k3s_version": n.k3s_version} if n.k3s_version
+                      else {})}
                   for n in spec.nodes],
     }

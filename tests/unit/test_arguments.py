@@ -12,11 +12,13 @@ from chaosk3s import actions, probes
 from chaosk3s.arguments import (
     CHECKS_ATTRIBUTE,
     INJECTED,
+    K3S_VERSION,
     LABELS,
     NODES,
     NOT_NEGATIVE,
     PORTS,
     POSITIVE,
+    SOME_K3S_VERSION,
     SOME_LABELS,
     ArgumentError,
     coerce,
@@ -41,13 +43,18 @@ BAD_BY_CHECK = {
                 "control-plane[1", "join-server:nobody", "name:a,,oops"],
     id(LABELS): ["a in b", "=x", "a==b==c"],
     id(SOME_LABELS): ["", "  ", "a in b", "=x"],
+    id(K3S_VERSION): ["", "1.31.4+k3s1", "v1.31.4", "v1.31.4+rke2r1",
+                      "v1.31.4+k3s-xyz", "latest", "v1.31.4+k3s1; reboot",
+                      "v1.31.4+k3s1 "],
+    id(SOME_K3S_VERSION): ["v1.31", "stable", "v1.31.4+k3s1\n"],
     id(actions.PERCENT): ["-1", -0.5, 100.5, "101"],
     id(actions.DELAY): [-1, "-5", 60001],
     id(actions.RATE): ["0", "0mbit", "10 furlongs", "1xbit", "-1mbit",
                        "mbit", "1.5"],
 }
 # Valid values for required arguments, so the bad one is the only one.
-REQUIRED = {"selector": "a=b", "peer_selector": "c=d", "nodes": "agent"}
+REQUIRED = {"selector": "a=b", "peer_selector": "c=d", "nodes": "agent",
+            "version": "v1.31.4+k3s1"}
 
 
 def _checks(func) -> dict:

@@ -22,7 +22,7 @@ class NodeContext:
 
     @property
     def release(self) -> Release:
-        return self.spec.release
+        return self.spec.release_of(self.node)
 
     @property
     def timings(self) -> Timings:
