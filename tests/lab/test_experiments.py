@@ -78,9 +78,21 @@ def chaos_run(tmp_path: Path, experiment: str, *variables: str,
                                      str(tmp_path / "ledger")})
     journal = json.loads((tmp_path / "journal.json").read_text())
     assert_nothing_left(tmp_path / "lab")
+    if not journal["chaosk3s"].get("refused"):  # else no lab was made
+        assert_no_fault_state(list(journal["chaosk3s"]["nodes"]))
     if spec is not None:  # the spec's lab ran, not the default one
         assert set(journal["chaosk3s"]["nodes"]) == names(spec)
     return result, journal
+
+
+def assert_no_fault_state(nodes: list[str]) -> None:
+    """The control took its lab down: no node-side timer or log of it
+    (reboot-*.log, CHAOSK3S_START-*.log) is left under /run/chaosk3s."""
+    lab = lab_names()
+    base = Path(lab.fault_state_dir)
+    assert nodes, "the journal names no node"
+    left = [base / n for n in nodes] if lab.is_default else [base]
+    assert [str(p) for p in left if p.exists()] == []
 
 
 @pytest.fixture(autouse=True)
