@@ -107,6 +107,7 @@ class _State:
         self.nodes_at_start: dict = {}
         self.interrupted = False
         self.final_nodes: list | None = None  # at the steady state after
+        self.final_at: datetime | None = None  # when they were read
         self.redactor = Redactor()
         self.journal: dict | None = None  # chaos's own, to amend at cleanup
         self.healer: threading.Thread | None = None  # SIGTERM, abort
@@ -299,6 +300,7 @@ def after_hypothesis_control(context: dict, state: dict = None,
     states[key] = state
     if key == "after":
         # "recovered" means by itself: judged here, before rollbacks.
+        _state.final_at = datetime.now(UTC)
         _state.final_nodes = journal_section.read_nodes(
             get_target(_state.configuration).kube)
     _write_partial()
@@ -431,7 +433,12 @@ def _amend_journal() -> None:
 
 
 # -- journal ---------------------------------------------------------------
-def _section(final: list | None = None) -> dict:
+def _section(final: list | None = None,
+             checked_at: datetime | None = None) -> dict:
+    """final: the nodes as read at checked_at; by default as read at the
+    steady state after the method (if it was checked), else read now."""
+    if final is None:
+        final, checked_at = _state.final_nodes, _state.final_at
     entries = _state.run.ledger.entries()
     return {**journal_section.build(
         target=target_name(_state.configuration),
@@ -439,7 +446,7 @@ def _section(final: list | None = None) -> dict:
         timeline=list(_state.watch.timeline) if _state.watch else [],
         faults=journal_faults(entries),
         kube=get_target(_state.configuration).kube,
-        final=_state.final_nodes if final is None else final),
+        final=final, checked_at=checked_at),
         "open_faults": [o for e in entries for o in open_nodes(e)],
         **_run_facts(), "failed_activities": [], "refused": None,
         "run_id": _state.run.run_id, "aborted": _aborted()}
@@ -515,11 +522,12 @@ def _write_partial() -> None:
     if _state.run is None:
         return
     # No status and no end: readers take it for an unfinished run.
-    final = _state.final_nodes
-    seen = _state.watch.nodes() if _state.watch else []
+    final = (_state.final_nodes, _state.final_at) \
+        if _state.final_nodes is not None else (
+            _state.watch.nodes() if _state.watch else [], datetime.now(UTC))
     try:
         journal = redact_journal({**_state.partial, "chaosk3s": _section(
-            final=seen if final is None else final)}, _state.redactor)
+            *final)}, _state.redactor)
         write_atomically(_state.journal_path,
                          json.dumps(journal, indent=2, default=str))
     except Exception as exc:  # noqa: BLE001 - best effort: a ledger set

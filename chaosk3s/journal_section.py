@@ -140,28 +140,50 @@ def outage_entry(outage: Outage) -> dict:
             "began_before_timeline": outage.began_before_timeline}
 
 
+def holding(faults: list[FaultWindow], name: str,
+            moment: datetime | None) -> FaultWindow | None:
+    """The run's own fault that still acted on the node at moment (it
+    names the node and had started, not yet healed): a node it holds
+    down is where the experiment put it, not a node that failed to
+    recover (a stop the rollback undoes, say)."""
+    if moment is None:
+        return None
+    held = [f for f in faults if name in f.nodes and f.started_at
+            and f.started_at <= moment
+            and (f.ended_at is None or f.ended_at > moment)]
+    return max(held, key=lambda f: f.started_at, default=None)
+
+
 def node_summary(name: str, timeline: list[dict], faults: list[dict],
-                 final: str | None) -> dict:
+                 final: str | None, checked_at: datetime | None = None
+                 ) -> dict:
     """The node's outages (all of them, with the longest that ended) and
-    whether it was Ready at the steady state after the method.
+    whether it recovered: Ready at the steady state after the method.
 
     final: its Ready status then ("True", "False", "Unknown"), None if
-    the API did not list it.
+    the API did not list it; checked_at: when the nodes were read then.
+    A node not Ready while one of the run's faults still held it down
+    (`held_down` names the fault) is not judged: `recovered` is None.
     """
     changes = [(parse_time(e["at"]), e["ready"] == READY)
                for e in timeline if e["node"] == name]
-    outages = find_outages(name, changes, fault_windows(faults))
+    windows = fault_windows(faults)
+    outages = find_outages(name, changes, windows)
     worst = longest(outages)
-    return {"recovered": final == READY,
+    held = None if final == READY else holding(windows, name, checked_at)
+    return {"recovered": None if held else final == READY,
+            "held_down": held.id if held else None,
             "outages": [outage_entry(o) for o in outages],
             "longest_outage_seconds": worst.seconds if worst else None}
 
 
 def section(target: str, cluster: str | None, nodes: dict[str, Node],
             timeline: list[dict], faults: list[dict],
-            final: dict[str, str], versions: list[str]) -> dict:
+            final: dict[str, str], versions: list[str],
+            checked_at: datetime | None = None) -> dict:
     """The section from what was recorded; final maps each node the API
-    listed at the steady state after the method to its Ready status."""
+    listed at the steady state after the method (read at checked_at) to
+    its Ready status."""
     at_risk = {n.name for n in Topology(tuple(nodes.values())).at_risk()}
     summary = {}
     for name in sorted(set(nodes) | set(final)):
@@ -169,11 +191,12 @@ def section(target: str, cluster: str | None, nodes: dict[str, Node],
         summary[name] = {"role": node.role if node else "unknown",
                          "at_risk": name in at_risk,
                          **node_summary(name, timeline, faults,
-                                        final.get(name))}
+                                        final.get(name), checked_at)}
     return {"target": target, "cluster": cluster,
             "k3s_versions": sorted(set(versions) - {""}),
-            "api_reachable": bool(final), "nodes": summary,
-            "timeline": timeline, "faults": faults}
+            "api_reachable": bool(final),
+            "checked_at": checked_at.isoformat() if checked_at else None,
+            "nodes": summary, "timeline": timeline, "faults": faults}
 
 
 def read_nodes(kube: Kube) -> list[dict]:
@@ -187,15 +210,18 @@ def read_nodes(kube: Kube) -> list[dict]:
 
 def build(target: str, nodes: dict[str, Node], timeline: list[dict],
           faults: list[dict], kube: Kube,
-          final: list[dict] | None = None) -> dict:
+          final: list[dict] | None = None,
+          checked_at: datetime | None = None) -> dict:
     """The section. `recovered` is judged on `final`, the nodes as they
-    were when the steady state was checked after the method (before
-    rollbacks put things back), else read now. If no API server answers,
-    no node counts as recovered: from the cluster's view none is Ready."""
+    were when the steady state was checked after the method (read at
+    checked_at, before rollbacks put things back), else read now. If no
+    API server answers, no node counts as recovered: from the cluster's
+    view none is Ready (unless a fault of the run held it down)."""
     from chaosk3s.kube import node_state  # see the module docstring
-    items = final if final is not None else read_nodes(kube)
-    ready = {i["metadata"]["name"]: node_state(i).ready for i in items}
+    if final is None:
+        checked_at, final = datetime.now(UTC), read_nodes(kube)
+    ready = {i["metadata"]["name"]: node_state(i).ready for i in final}
     versions = [i.get("status", {}).get("nodeInfo", {}).get(
-        "kubeletVersion", "") for i in items]
+        "kubeletVersion", "") for i in final]
     return section(target, kube.contexts[0] or None, nodes, timeline,
-                   faults, ready, versions)
+                   faults, ready, versions, checked_at)

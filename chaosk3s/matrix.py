@@ -49,6 +49,9 @@ class RunResult:
     seconds: float | None = None  # wall time of its `chaos run`
     returncode: int | None = None
     not_recovered: list[str] = field(default_factory=list)
+    # not Ready at the check after the method because a fault of the run
+    # still held them down there (a stop its rollback undoes): not judged
+    held_down: list[str] = field(default_factory=list)
     longest_outage: float | None = None  # NotReady to Ready, ended ones
     slowest_after_heal: float | None = None  # a heal to Ready
     nodes: int | None = None  # nodes the journal's section lists
@@ -165,6 +168,7 @@ def read_outcome(run: RunResult) -> None:
         return
     run.nodes = len(k3s.nodes)
     run.not_recovered = [n.name for n in k3s.not_recovered]
+    run.held_down = [n.name for n in k3s.held_down]
     run.longest_outage = k3s.longest_outage
     run.slowest_after_heal = k3s.slowest_after_heal
 

@@ -3,10 +3,11 @@ matrix.html in the output directory; the HTML links each run's report).
 
 Every figure is one of the run's report (chaosk3s.report), under the
 report's own name for it: nodes not recovered (not Ready at the steady
-state after the method), the longest outage (NotReady or Unknown until
-Ready again, of the outages that ended) and the slowest Ready after a
-heal (a fault's heal to its node's Ready). A run that left no journal
-has none: a dash, never a zero.
+state after the method, but for those a fault of the run still held
+down then: they are named as held down, not judged), the longest outage
+(NotReady or Unknown until Ready again, of the outages that ended) and
+the slowest Ready after a heal (a fault's heal to its node's Ready). A
+run that left no journal has none: a dash, never a zero.
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ VERDICTS = (
 FIGURES = (
     "Figures come from each run's journal (its `chaosk3s` section), as its "
     "report shows them. **Not recovered**: nodes not Ready at the "
-    "steady-state check after the method. **Longest outage**: the longest "
-    "a node stayed NotReady or Unknown until it was Ready again, of the "
-    "outages that ended; \"never ended\" when a node was not Ready again "
+    "steady-state check after the method; a node that a fault of the run "
+    "still held down then (a server the method stops until the rollback "
+    "starts it) is not judged and is named after \"held down by the "
+    "run\" instead. **Longest outage**: the longest a node stayed "
+    "NotReady or Unknown until it was Ready again, of the outages that "
+    "ended; \"never ended\" when a node not recovered was not Ready again "
     "by the end of the run. **Slowest Ready after a heal**: the longest "
     "time from a fault's heal to its node being Ready (\"before the "
     "heal\" when it was Ready first). **Run time**: the wall time of the "
@@ -88,6 +92,7 @@ def run_entry(run: RunResult, base: Path) -> dict:
         "verdict": run.verdict, "expected": run.expected,
         "matched": run.matched, "reason": run.reason,
         "nodes": run.nodes, "nodes_not_recovered": run.not_recovered,
+        "nodes_held_down": run.held_down,
         "longest_outage_seconds": run.longest_outage,
         "slowest_ready_after_heal_seconds": run.slowest_after_heal,
         "run_seconds": run.seconds, "returncode": run.returncode,
@@ -119,7 +124,10 @@ def longest_shown(run: RunResult) -> str:
 def not_recovered_shown(run: RunResult) -> str:
     if run.nodes is None:
         return "—"
-    return ", ".join(run.not_recovered) if run.not_recovered else "none"
+    shown = ", ".join(run.not_recovered) if run.not_recovered else "none"
+    if run.held_down:
+        shown += f" (held down by the run: {', '.join(run.held_down)})"
+    return shown
 
 
 def _verdict_shown(run: RunResult) -> str:

@@ -20,7 +20,7 @@ from chaosk3s.lab.access import (
 from chaosk3s.lab.placement import place, placement_lock
 from chaosk3s.lab.polling import poll_until
 from chaosk3s.lab.shell import require
-from chaosk3s.lab.spec import LabSpec, NodeSpec
+from chaosk3s.lab.spec import NODE_NAME, LabSpec, NodeSpec
 from chaosk3s.lab.state import LabState
 
 SERVICES = ("sshd", "etcd", "k3s", "virtual")
@@ -230,8 +230,11 @@ class Lab:
         is cleaned too. Returns what was removed.
         """
         check_privileges()
-        removed = self._stop_recorded_services()
+        spec = self._recorded_spec()
+        removed = self._stop_recorded_services(spec)
         namespaces = hostnet.list_lab_namespaces(self.names)
+        nodes = {n.name for n in spec.nodes} if spec else set()
+        nodes |= {ns.removeprefix(self.names.prefix) for ns in namespaces}
         pids = [pid for ns in namespaces for pid in hostnet.namespace_pids(ns)]
         procs.signal_and_wait(pids, grace=2.0)
         for namespace in namespaces:
@@ -241,18 +244,21 @@ class Lab:
             hostnet.delete_link(link)
         self._archive_logs()
         removed += namespaces + links + operator.remove(self.names)
-        if not self.names.is_default:  # the lab's own node-side fault dir
-            shutil.rmtree(self.names.fault_state_dir, ignore_errors=True)
+        removed += self._remove_fault_state(nodes)
         progress(f"removed {len(namespaces)} namespaces, {len(links)} links"
                  f" and {len(pids)} stray processes")
         return removed
 
-    def _stop_recorded_services(self) -> list[str]:
+    def _recorded_spec(self) -> LabSpec | None:
         if not self.state.exists():
-            return []
+            return None
         try:
-            spec, _phase = self.state.load()
+            return self.state.load()[0]
         except (SpecError, ValueError, KeyError, OSError):
+            return None
+
+    def _stop_recorded_services(self, spec: LabSpec | None) -> list[str]:
+        if spec is None:
             return []
         services = [s for node in spec.nodes
                     for s in reversed(self.services(spec, node))]
@@ -260,6 +266,23 @@ class Lab:
         # all stop together wait seconds for a leader transfer in vain.
         procs.stop(services, grace=0.5)
         return [f"{s.node}/{s.name}" for s in services]
+
+    def _remove_fault_state(self, nodes: set[str]) -> list[str]:
+        """The lab's node-side fault state: timers and the logs node
+        actions leave (reboot-*.log, CHAOSK3S_START-*.log), which would
+        pile up in /run/chaosk3s lab after lab. A named lab has a
+        directory of its own; the default lab's are its nodes' own, beside
+        the named labs' lab.N (node names have no dot), which stay."""
+        base = self.names.fault_state_dir
+        if not self.names.is_default:
+            found = [base] if os.path.isdir(base) else []
+        else:  # only names a spec accepts: never a path of another lab
+            found = [f"{base}/{node}" for node in sorted(nodes)
+                     if NODE_NAME.match(node)
+                     and os.path.isdir(f"{base}/{node}")]
+        for directory in found:
+            shutil.rmtree(directory, ignore_errors=True)
+        return found
 
     def _archive_logs(self) -> None:
         """Keep the last lab's logs for post-mortems; drop everything else."""

@@ -21,7 +21,7 @@ APISERVER_ROLES = ("control-plane", "server")
 # The fixed 1.28 build that the write-up of the #11311 fix validated.
 DEFAULT_VERSION = "v1.28.15+k3s-2d0661e3"
 DEFAULT_SUBNET = "10.213.11.0/24"
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,28}[a-z0-9])?$")
+NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,28}[a-z0-9])?$")
 FIRST_NODE_HOST = 10  # node addresses start at .10; .1 is the host
 
 
@@ -261,7 +261,7 @@ def _parse_node(item: object, index: int, hosts: list) -> NodeSpec:
     if unknown:
         raise SpecError(f"node {name}: unknown key(s) {', '.join(unknown)}; "
                         f"known keys: {', '.join(sorted(_NODE_KEYS))}")
-    if not _NAME.match(name):
+    if not NODE_NAME.match(name):
         raise SpecError(
             f"node name {name!r} must be 1-30 lower-case letters, digits or "
             f"'-', starting and ending with a letter or digit")

@@ -98,6 +98,12 @@ class K3sData:
     def down_at_end(self) -> list[NodeReport]:
         return [node for node in self.nodes if node.down_at_end]
 
+    @property
+    def held_down(self) -> list[NodeReport]:
+        """Nodes a fault of the run still held down at the steady-state
+        check after the method: not judged, neither recovered nor not."""
+        return [node for node in self.nodes if node.held_down]
+
     @cached_property
     def longest(self) -> tuple[NodeReport, OutageReport] | None:
         """The longest outage that ended, and its node."""

@@ -10,7 +10,9 @@ The figures are the report's, under the report's names: the outage is
 NotReady to Ready again; the time after the heal is from the heal of the
 node's fault to Ready. A node that never went NotReady has no outage
 series; one that never came back has `chaosk3s_node_recovered 0` and no
-outage length (it has none).
+outage length (it has none); one the run itself still held down at the
+steady-state check after the method (`held_down`) has no
+`chaosk3s_node_recovered` at all: it was not judged.
 """
 
 from __future__ import annotations
@@ -85,7 +87,9 @@ class _Gauges:
                 continue
             labels = (*run, node.name, node.role)
             self.outages.labels(*labels).set(len(node.outages))
-            self.recovered.labels(*labels).set(int(not node.down_at_end))
+            if not node.held_down:  # held down by the run: not judged
+                self.recovered.labels(*labels).set(
+                    int(not node.down_at_end))
             if node.longest:
                 self.outage.labels(*labels).set(node.longest.seconds)
             healed = [o.to_ready_after_heal for o in node.outages

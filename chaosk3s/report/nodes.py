@@ -64,8 +64,13 @@ class NodeReport:
     name: str
     role: str
     at_risk: bool
-    recovered: bool | None  # None: never NotReady, nothing to recover
+    # None: never NotReady, nothing to recover; or held down
+    recovered: bool | None
     outages: list[OutageReport] = field(default_factory=list)
+    # the run's own fault that still held it down when the steady state
+    # was checked after the method ("" none): where the experiment put
+    # it (a stop its rollback undoes), not a node that did not recover
+    held_down: str = ""
     segments: list[Segment] = field(default_factory=list)
 
     @property
@@ -81,7 +86,11 @@ class NodeReport:
 
     @property
     def down_at_end(self) -> bool:
-        return bool(self.outages) and self.outages[-1].ready_at is None
+        """Not Ready again by the end of the run, and not because the run
+        held it down until its rollback (then the journal ends before its
+        Ready can be seen)."""
+        return not self.held_down and bool(self.outages) \
+            and self.outages[-1].ready_at is None
 
     def outage_at(self, moment: datetime) -> OutageReport | None:
         """The outage covering moment (outages are in time order and do
@@ -175,12 +184,15 @@ def node_report(name: str, raw: dict, changes: Changes,
                 faults: list[FaultWindow], span: tuple[datetime, datetime]
                 ) -> NodeReport:
     found = outages(name, raw, changes, faults)
+    held = text(raw.get("held_down"))
     recovered: Any = raw.get("recovered")
-    if not isinstance(recovered, bool):
+    if held:
+        recovered = None  # not judged: the run itself held it down
+    elif not isinstance(recovered, bool):
         recovered = None if not found else found[-1].ready_at is not None
     node = NodeReport(name=name, role=text(raw.get("role"), "unknown"),
                       at_risk=raw.get("at_risk") is True,
-                      recovered=recovered, outages=found)
+                      recovered=recovered, outages=found, held_down=held)
     node.segments = segments(changes, node, *span)
     return node
 

@@ -146,6 +146,13 @@ def _notes(journal: Journal, reason: str) -> list[str]:
                 "Never Ready again: " + _names([n.name for n in lost])
                 + (f" (at risk, joined through an etcd-only server: "
                    f"{_names(risky)})" if risky else "") + ".")
+        held = journal.k3s.held_down
+        if held:
+            notes.append(
+                "Held down by the run's own fault at the steady-state "
+                "check after the method, so not judged recovered or not: "
+                + _names([f"{n.name} ({n.held_down})" for n in held])
+                + ".")
         unhealed = journal.k3s.unhealed
         if len(unhealed) > _UNHEALED_NOTES:
             notes.append(f"{len(unhealed)} faults have no end: the "

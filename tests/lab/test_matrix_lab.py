@@ -57,7 +57,7 @@ def test_the_11311_pair_side_by_side(tmp_path):
         assert section["lab"]["release"] == run["release"]  # what ran
         assert section["k3s_versions"] == [run["release"]]
         assert sorted(run["nodes_not_recovered"]) == sorted(
-            n for n, v in section["nodes"].items() if not v["recovered"])
+            n for n, v in section["nodes"].items() if v["recovered"] is False)
         # the report measures from the timeline; the section rounds to ms
         assert run["longest_outage_seconds"] == pytest.approx(
             _longest_ended(section), abs=0.001)

@@ -56,7 +56,7 @@ def _api_was_gone(journal: dict, probe: str) -> None:
 
 def _unrecovered(journal: dict) -> set[str]:
     return {n for n, v in journal["chaosk3s"]["nodes"].items()
-            if not v["recovered"]}
+            if v["recovered"] is False}  # None: held down by the run
 
 
 # -- a. the join server down during a control-plane outage -----------------

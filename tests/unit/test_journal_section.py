@@ -56,7 +56,7 @@ def test_the_demo_run_outage_is_not_the_heal_to_ready_time():
 
 def test_node_never_not_ready_has_no_outage():
     node = summary(changes("agent-0", (0, "True")), [fault("p1", 8, 20)])
-    assert node == {"recovered": True, "outages": [],
+    assert node == {"recovered": True, "held_down": None, "outages": [],
                     "longest_outage_seconds": None}
 
 
