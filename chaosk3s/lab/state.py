@@ -29,9 +29,9 @@ def base_dir() -> Path:
     return Path(os.environ.get("CHAOSK3S_STATE_DIR") or DEFAULT_STATE_DIR)
 
 
-def state_dir(name: str = DEFAULT) -> Path:
-    """Lab name's state directory under the base directory."""
-    base = base_dir()
+def state_dir(name: str = DEFAULT, base: Path | None = None) -> Path:
+    """Lab name's state directory under base (default: base_dir())."""
+    base = Path(base) if base is not None else base_dir()
     return base if check_lab_name(name) == DEFAULT else \
         base / NAMED_DIR / name
 

@@ -19,7 +19,7 @@ import pytest
 from chaosk3s.lab import hostnet
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import LabSpec, default_spec
-from chaosk3s.lab.state import LabState
+from chaosk3s.lab.state import LabState, state_dir
 from chaosk3s.namedlabs import ENV, LabNames, lab_name_from_env
 from chaosk3s.run import end_run
 from chaosk3s.target import forget_targets
@@ -37,6 +37,15 @@ def lab_names() -> LabNames:
     """The names of this test process's lab: the worker's own, else
     $CHAOSK3S_LAB_NAME, else the default lab's."""
     return LabNames(worker_lab_name() or lab_name_from_env())
+
+
+def lab_state(base: Path) -> LabState:
+    """This process's lab (lab_names()) with its state under base: where
+    CLI subprocesses and `chaos run` find it when $CHAOSK3S_STATE_DIR is
+    base (the default lab's state is base itself, lab N's base/labs/N).
+    Every lab fixture names its lab this way."""
+    name = lab_names().name
+    return LabState(state_dir(name, base), name)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -62,27 +71,29 @@ def no_lab_left_behind(tmp_path_factory):
     yield
     names = lab_names()
     if hostnet.list_lab_namespaces(names) or hostnet.list_lab_links(names):
-        Lab(LabState(tmp_path_factory.mktemp("leftover") / "state",
-                     names.name)).down()
+        Lab(lab_state(tmp_path_factory.mktemp("leftover") / "state")
+            ).down()
 
 
 @pytest.fixture
 def state_root(tmp_path, monkeypatch) -> Path:
-    """A private state directory, also seen by CLI subprocesses."""
-    root = tmp_path / "state"
+    """The lab's private state directory (under a private base, also
+    seen by CLI subprocesses); no lab is up in it yet."""
+    base = tmp_path / "state"
     assert hostnet.list_lab_namespaces(lab_names()) == [], \
         "another lab is up"
-    monkeypatch.setenv("CHAOSK3S_STATE_DIR", str(root))
-    yield root
-    Lab(LabState(root)).down()
-    assert_nothing_left(root)
+    monkeypatch.setenv("CHAOSK3S_STATE_DIR", str(base))
+    state = lab_state(base)
+    yield state.root
+    Lab(state).down()
+    assert_nothing_left(state.root)
 
 
 @pytest.fixture(scope="module")
 def default_lab(tmp_path_factory) -> Lab:
     """One default lab shared by a module's tests (read-mostly tests)."""
     root = tmp_path_factory.mktemp("lab") / "state"
-    lab = Lab(LabState(root))
+    lab = Lab(lab_state(root))
     old = os.environ.get("CHAOSK3S_STATE_DIR")
     os.environ["CHAOSK3S_STATE_DIR"] = str(root)
     try:
@@ -117,7 +128,7 @@ def private_lab(root: Path, spec: LabSpec) -> Iterator[Lab]:
     old = {key: os.environ.get(key) for key in keys}
     os.environ.update(CHAOSK3S_STATE_DIR=str(root / "state"),
                       CHAOSK3S_LEDGER_DIR=str(root / "ledger"))
-    lab = Lab(LabState(root / "state"))
+    lab = Lab(lab_state(root / "state"))
     try:
         lab.up(spec)
         yield lab

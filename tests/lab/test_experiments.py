@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from chaosk3s.lab import hostnet
-from tests.lab.conftest import assert_nothing_left, lab_names
+from tests.lab.conftest import assert_nothing_left, lab_names, lab_state
 
 pytestmark = pytest.mark.lab
 
@@ -139,7 +139,8 @@ def check_node_logs(tmp_path: Path, journal: dict, cut_off: set[str]
     API before NotReady, and saying it became ready around Ready."""
     logs = journal["chaosk3s"]["node_logs"]
     assert set(logs) >= cut_off, logs.keys()
-    archive = tmp_path / "lab" / "last-logs"  # kept when the lab went down
+    # kept when the lab went down
+    archive = lab_state(tmp_path / "lab").root / "last-logs"
     for name in cut_off:
         written = {service: set((archive / name / f"{service}.log")
                                 .read_text().splitlines())

@@ -21,10 +21,10 @@ AT_RISK = ["server-etcd-1", "server-etcd-2", "agent-0", "agent-1"]
 
 
 def _up(version: str) -> tuple[Lab, object]:
+    """A lab at version, and its spec as placed: a named lab (a parallel
+    worker's) has a subnet of its own, not the default spec's."""
     lab = Lab()
-    spec = default_spec(version)
-    lab.up(spec)
-    return lab, spec
+    return lab, lab.up(default_spec(version))
 
 
 def _partition_until_not_ready(lab: Lab, spec) -> object:

@@ -30,7 +30,7 @@ from chaosk3s.lab import procs
 from chaosk3s.run import end_run
 from chaosk3s.target import forget_targets
 from tests.conftest import run_cli
-from tests.lab.conftest import netns_exec
+from tests.lab.conftest import lab_names, netns_exec
 from tests.lab.k3s_helpers import wait_for
 
 pytestmark = pytest.mark.lab
@@ -83,14 +83,32 @@ def chains(lab) -> dict[str, list[str]]:
 
 
 def timer_processes() -> list[str]:
+    """chaosk3s timers on this machine, but for those in a namespace of
+    another lab or test net (a parallel worker's, pytest -n): this lab's
+    and any that escaped to the host's or an unnamed namespace count."""
+    theirs = others_namespaces()
     found = []
     for proc in Path("/proc").iterdir():
         try:
             cmdline = (proc / "cmdline").read_bytes()
+            netns = (proc / "ns" / "net").stat().st_ino
         except OSError:
             continue
-        if b"chaosk3s_timer=" in cmdline:
+        if b"chaosk3s_timer=" in cmdline and netns not in theirs:
             found.append(proc.name)
+    return found
+
+
+def others_namespaces() -> set[int]:
+    """The inodes of the named namespaces that are not this lab's."""
+    ours = lab_names()
+    found = set()
+    for netns in Path("/run/netns").glob("*"):
+        try:
+            if not ours.owns(netns.name):
+                found.add(netns.stat().st_ino)
+        except OSError:  # removed meanwhile
+            continue
     return found
 
 

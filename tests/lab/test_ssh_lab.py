@@ -21,11 +21,15 @@ from chaosk3s.inventory import load_target
 from chaosk3s.lab import operator
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import default_spec
-from chaosk3s.lab.state import LabState
 from chaosk3s.run import end_run
 from chaosk3s.target import forget_targets
 from chaosk3s.transports import NodeUnreachable, SshTransport, close_all
-from tests.lab.conftest import assert_nothing_left, lab_names, netns_exec
+from tests.lab.conftest import (
+    assert_nothing_left,
+    lab_names,
+    lab_state,
+    netns_exec,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -57,7 +61,7 @@ def ssh_lab(tmp_path_factory):
         "a lab operator account is left over"
     os.environ["CHAOSK3S_STATE_DIR"] = str(root / "state")
     os.environ["CHAOSK3S_LEDGER_DIR"] = str(root / "ledger")
-    lab = Lab(LabState(root / "state"))
+    lab = Lab(lab_state(root / "state"))
     try:
         lab.up(dataclasses.replace(default_spec(), ssh=True, ssh_sudo=True))
         yield lab
