@@ -16,7 +16,10 @@ from chaosk3s.lab import hostnet
 from chaosk3s.namedlabs import LabNames
 from tests.lab.conftest import assert_nothing_left, lab_names
 
-pytestmark = pytest.mark.lab
+# solo: two labs of its own on an 18 s cut and a 20 s recovery timeout;
+# beside a parallel worker's lab, two cores could starve them into a
+# false deviation.
+pytestmark = [pytest.mark.lab, pytest.mark.solo]
 
 PARTITION = Path(__file__).resolve().parents[2] / "experiments" / \
     "etcd_only_partition.json"
