@@ -8,8 +8,11 @@ each may name the cluster's nodes and what was done to them. Share a
 report by copying it, or by serving the directory as its owner.
 """
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 OWNER_ONLY = 0o600
@@ -56,3 +59,16 @@ def owner_only(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, OWNER_ONLY))
     os.chmod(path, OWNER_ONLY)
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """An flock on path (created if need be) held for the block: one
+    process at a time, across processes, released if the holder dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

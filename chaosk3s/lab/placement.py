@@ -11,15 +11,14 @@ lock, so two `lab up` at once cannot choose the same one. Its IPv6 /64
 follows its /24 (10.213.X.0/24 -> fd13:X in hex::/64).
 """
 
-import fcntl
 import hashlib
 import ipaddress
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 
 from chaosk3s.errors import EnvironmentProblem
+from chaosk3s.files import exclusive_lock
 from chaosk3s.lab.hostnet import check_subnet_free, overlapping_route
 from chaosk3s.lab.spec import (
     DEFAULT_SUBNET,
@@ -34,17 +33,10 @@ NAMED_FIRST = 128  # named labs: 10.213.128.0/24 .. 10.213.255.0/24
 NAMED_SLOTS = 128
 
 
-@contextmanager
-def placement_lock(path: Path = LOCK) -> Iterator[None]:
+def placement_lock(path: Path = LOCK) -> AbstractContextManager[None]:
     """Held while a lab chooses its subnet and claims it with its bridge
     (and while `lab down` removes one), machine-wide."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive_lock(path)
 
 
 def candidates(name: str) -> list[tuple[str, str]]:

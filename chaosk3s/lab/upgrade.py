@@ -14,12 +14,11 @@ model, a downgrade and a jump over a minor release
 upgrade: nothing is done, and it says so.
 """
 
-import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import replace
 
 from chaosk3s.errors import SpecError
+from chaosk3s.files import exclusive_lock
 from chaosk3s.k3s_versions import upgrade_problem
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.releases import Release, parse_release
@@ -66,13 +65,6 @@ def node_version(lab: Lab, name: str) -> str:
     return f"k3s version {release.version} ({release.family})"
 
 
-@contextmanager
-def _spec_lock(lab: Lab) -> Iterator[None]:
+def _spec_lock(lab: Lab) -> AbstractContextManager[None]:
     # under nodes/, which `lab down` removes with the rest
-    path = lab.state.node_dir(".spec.lock")
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive_lock(lab.state.node_dir(".spec.lock"))
