@@ -165,8 +165,10 @@ def chaos(lab, tmp_path: Path) -> tuple[list[str], dict]:
     argv = [str(Path(sys.executable).parent / "chaos"), "run",
             "--var", f"lab_k3s_version={lab.spec().release.version}",
             "--var", f"lab_name={lab_names().name}", str(EXPERIMENT)]
-    env = {**os.environ, "CHAOSK3S_STATE_DIR": str(lab.state.root),
-           "CHAOSK3S_LEDGER_DIR": str(tmp_path / "ledger")}
+    # $CHAOSK3S_STATE_DIR as the lab fixture set it: the base the lab's
+    # state lives under (a parallel worker's lab is in base/labs/wK, its
+    # state.root), so the run finds the lab rather than starting one.
+    env = {**os.environ, "CHAOSK3S_LEDGER_DIR": str(tmp_path / "ledger")}
     return argv, env
 
 
