@@ -28,7 +28,10 @@ from chaosk3s.lab.nodectl import show
 from tests.lab.conftest import lab_names
 from tests.unit.test_apiserver_drain import pod
 
-pytestmark = pytest.mark.lab
+# solo: beside another worker's lab (test_lab_lifecycle), its SIGTERM
+# test failed once in three runs (2026-11-29; 3 of 3 serially, 3 of 3
+# with the file alone on two workers); serial until that is understood.
+pytestmark = [pytest.mark.lab, pytest.mark.solo]
 
 EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / \
     "node_restart_maintenance.json"
