@@ -10,6 +10,7 @@ chaosk3s.matrix_run's, writing the outputs chaosk3s.matrix_output's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,6 +59,9 @@ class RunResult:
     lab_release: str | None = None  # the release the journal says ran
     # What the matrix sets on the run (--var): target, release, lab name.
     variables: dict[str, str] = field(default_factory=dict)
+    # The caller's --var-for for this release that the experiment
+    # declares: {key: the assignment as typed, KEY[:TYPE]=VALUE}.
+    release_variables: dict[str, str] = field(default_factory=dict)
 
     @property
     def journal(self) -> Path:
@@ -132,6 +136,40 @@ def parse_expectations(values: tuple[str, ...] | list[str],
                                 f"{found[key]} and {verdict}")
             else:
                 found[key] = verdict
+    if problems:
+        raise MatrixError("\n".join(problems))
+    return found
+
+
+def parse_release_variables(pairs: tuple[tuple[str, str], ...],
+                            releases: list[Release],
+                            key_of: Callable[[str], str]
+                            ) -> dict[str, dict[str, str]]:
+    """`--var-for RELEASE KEY[:TYPE]=VALUE` (repeatable) as {release:
+    {key: the assignment as typed}}: a variable whose value must suit
+    each release, such as the version a rolling upgrade goes to. key_of
+    is Chaos Toolkit's own --var parsing (ValueError for a bad value)."""
+    versions = [r.version for r in releases]
+    found: dict[str, dict[str, str]] = {}
+    problems = []
+    for release, assignment in pairs:
+        name, sep, _value = str(assignment).partition("=")
+        if release not in versions:
+            problems.append(f"--var-for {release}: not one of the "
+                            f"matrix's releases ({', '.join(versions)})")
+        elif not sep or not name.strip():
+            problems.append(f"--var-for {release} {assignment!r}: "
+                            f"expected KEY[:TYPE]=VALUE, e.g. "
+                            f"target_version=v1.28.15+k3s-2d0661e3")
+        else:
+            try:
+                key = key_of(assignment)
+            except ValueError as exc:
+                problems.append(f"--var-for {release} {assignment}: {exc}")
+                continue
+            if key in found.setdefault(release, {}):
+                problems.append(f"--var-for {release}: {key} given twice")
+            found[release][key] = assignment
     if problems:
         raise MatrixError("\n".join(problems))
     return found

@@ -31,6 +31,26 @@ if TYPE_CHECKING:  # the lab is an extra: imported where it is used
     from chaosk3s.lab.releases import Release
 
 
+def parse_vars(values: tuple[str, ...] | list[str]) -> dict:
+    """--var as Chaos Toolkit parses it (KEY=VALUE, KEY:int=VALUE);
+    click.BadParameter for a value its type refuses."""
+    try:
+        from chaostoolkit.commands.run import validate_vars
+    except ImportError:  # chaostoolkit 1.18 has one commands module
+        from chaostoolkit.cli import validate_vars
+    return validate_vars(None, None, list(values))
+
+
+def var_key(assignment: str) -> str:
+    """The key of one KEY[:TYPE]=VALUE, as Chaos Toolkit parses it;
+    ValueError when its value does not convert to its type."""
+    import click
+    try:
+        return next(iter(parse_vars([assignment])))
+    except click.BadParameter as exc:
+        raise ValueError(exc.message) from None
+
+
 def read_experiment(path: Path) -> dict:
     """The experiment as `chaos run` reads it (JSON or YAML)."""
     from chaoslib.exceptions import ChaosException
@@ -81,6 +101,26 @@ def check_variables(variables: dict) -> None:
             f"its own); drop {'them' if len(taken) > 1 else 'it'}")
 
 
+def check_release_variables(release_variables: dict[str, dict[str, str]],
+                            variables: dict,
+                            declared: dict[Path, set[str]]) -> None:
+    """--var-for may not set what the matrix sets, nor what --var sets
+    for every release, nor a variable no experiment declares."""
+    keys = {key for found in release_variables.values() for key in found}
+    problems = [f"--var-for {key}: the matrix sets this on every run; "
+                f"drop it" for key in sorted(keys & set(RESERVED_VARIABLES))]
+    problems += [f"--var-for {key}: also given with --var; give it one "
+                 f"way (--var for every release, --var-for per release)"
+                 for key in sorted(keys & set(variables))]
+    everywhere = set().union(*declared.values())
+    problems += [f"--var-for {key}: no experiment declares it (check the "
+                 f"spelling against the experiments' configuration)"
+                 for key in sorted(keys - everywhere
+                                   - set(RESERVED_VARIABLES))]
+    if problems:
+        raise MatrixError("\n".join(problems))
+
+
 def check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise MatrixError(f"--out {out}: exists and is not an empty "
@@ -102,8 +142,9 @@ def precheck(run: RunResult, variables: dict, var_files: tuple
              ) -> list[str]:
     """What `chaos run` would refuse this run for, checked here."""
     from chaosk3s.plan import load_experiment  # loads chaoslib
+    given = parse_vars(list(run.release_variables.values()))
     try:
-        load_experiment(str(run.experiment), {**variables,
+        load_experiment(str(run.experiment), {**variables, **given,
                                               **run.variables}, var_files)
     except ChaosK3sError as exc:
         return str(exc).splitlines()
@@ -139,14 +180,19 @@ def run_folders(paths: list[Path]) -> dict[Path, str]:
 def make_plan(paths: list[Path], releases: list[Release],
               expectations: dict[str, str], variables: dict,
               arguments: list[str], var_files: tuple, jobs: int,
-              out: Path) -> Plan:
+              out: Path,
+              release_variables: dict[str, dict[str, str]] | None = None
+              ) -> Plan:
     """The runs, experiment by experiment and release by release, each
-    with a lab name no lab has, or refused (MatrixError)."""
+    with a lab name no lab has, or refused (MatrixError). A run gets
+    the --var-for of its release that its experiment declares."""
     if jobs < 1:
         raise MatrixError(f"--jobs {jobs}: give 1 or more")
     check_variables(variables)
     check_out(out)
     declared = check_experiments(paths, jobs)
+    release_variables = release_variables or {}
+    check_release_variables(release_variables, variables, declared)
     count = len(paths) * len(releases)
     named = all("lab_name" in keys for keys in declared.values())
     names = iter(new_lab_names(count) if named else [DEFAULT_LAB] * count)
@@ -158,6 +204,10 @@ def make_plan(paths: list[Path], releases: list[Release],
                             out / folders[path] / release.version,
                             expected_verdict(release, expectations))
             run.variables = run_variables(declared[path], release, run.lab)
+            run.release_variables = {
+                key: assignment for key, assignment in
+                release_variables.get(release.version, {}).items()
+                if key in declared[path]}
             runs.append(run)
     problems = _refusals(runs, variables, var_files)
     if not named and lab_is_up(DEFAULT_LAB):
@@ -166,14 +216,17 @@ def make_plan(paths: list[Path], releases: list[Release],
                         "first (`chaosk3s lab down`)")
     if problems:
         raise MatrixError("\n".join(problems))
-    return Plan(runs, min(jobs, count), arguments, _redactor(paths,
-                                                             variables))
+    per_release = [parse_vars(list(found.values()))
+                   for found in release_variables.values()]
+    return Plan(runs, min(jobs, count), arguments,
+                _redactor(paths, [variables, *per_release]))
 
 
-def _redactor(paths: list[Path], variables: dict) -> Redactor:
+def _redactor(paths: list[Path], given: list[dict]) -> Redactor:
     """The experiments' secrets and secret-named values, and the
-    caller's --var values under secret-looking names."""
-    known = secret_values(configuration=variables)
+    caller's --var and --var-for values under secret-looking names."""
+    known = [v for variables in given
+             for v in secret_values(configuration=variables)]
     for path in paths:
         known += for_experiment(read_experiment(path)).known
     return Redactor(known)

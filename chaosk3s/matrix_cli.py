@@ -27,16 +27,11 @@ Examples:
     --releases v1.28.15+k3s1,v1.28.15+k3s-2d0661e3,v1.31.4+k3s1 \\
     --expect v1.28.15+k3s1=deviated
   chaosk3s matrix experiments/*.json --releases ... --expect buggy=deviated
+  chaosk3s matrix experiments/rolling_upgrade_outage.json \\
+    --releases v1.28.15+k3s1,v1.31.4+k3s1 \\
+    --var-for v1.28.15+k3s1 target_version=v1.28.15+k3s-2d0661e3 \\
+    --var-for v1.31.4+k3s1 target_version=v1.31.7+k3s1
 """
-
-
-def _parse_vars(values: tuple[str, ...]) -> dict:
-    """--var as Chaos Toolkit parses it (KEY=VALUE, KEY:int=VALUE)."""
-    try:
-        from chaostoolkit.commands.run import validate_vars
-    except ImportError:  # chaostoolkit 1.18 has one commands module
-        from chaostoolkit.cli import validate_vars
-    return validate_vars(None, None, list(values))
 
 
 def _titles(paths: list[Path]) -> dict[Path, str]:
@@ -58,6 +53,11 @@ def _default_out() -> Path:
               " lists them).")
 @click.option("--var", "variables", multiple=True, metavar="KEY[:TYPE]=VALUE",
               help="Passed to every run, exactly as `chaos run --var`.")
+@click.option("--var-for", "release_pairs", multiple=True, nargs=2,
+              metavar="RELEASE KEY[:TYPE]=VALUE",
+              help="Passed to that release's runs only, as `chaos run "
+              "--var`, to the experiments that declare KEY (a value that "
+              "must suit each release, such as an upgrade's target).")
 @click.option("--var-file", "var_files", multiple=True,
               type=click.Path(exists=True, dir_okay=False),
               help="Passed to every run, exactly as `chaos run --var-file`.")
@@ -77,26 +77,34 @@ def _default_out() -> Path:
               "here (how docs/compatibility.md is made).")
 @friendly(2)
 def matrix_command(experiments: tuple[str, ...], releases: str,
-                   variables: tuple[str, ...], var_files: tuple[str, ...],
-                   jobs: int, expectations: tuple[str, ...],
-                   out: str | None, markdown_copy: str | None) -> None:
+                   variables: tuple[str, ...],
+                   release_pairs: tuple[tuple[str, str], ...],
+                   var_files: tuple[str, ...], jobs: int,
+                   expectations: tuple[str, ...], out: str | None,
+                   markdown_copy: str | None) -> None:
     """Run each EXPERIMENT once per K3s release, each run on a lab of its
     own, and write the matrix (release, family, verdict, nodes not
     recovered, longest outage, slowest Ready after a heal) as HTML,
     Markdown and JSON. Nothing starts unless every run would be
     accepted."""
     from chaosk3s.lab.cluster import check_privileges
-    from chaosk3s.matrix import parse_expectations, parse_releases
-    from chaosk3s.matrix_check import make_plan
+    from chaosk3s.matrix import (
+        parse_expectations,
+        parse_release_variables,
+        parse_releases,
+    )
+    from chaosk3s.matrix_check import make_plan, parse_vars, var_key
     paths = list(dict.fromkeys(Path(e).resolve() for e in experiments))
     wanted = parse_releases(releases)
     expected = parse_expectations(expectations, wanted)
+    per_release = parse_release_variables(release_pairs, wanted, var_key)
     directory = Path(out or _default_out()).resolve()
     arguments = [a for v in variables for a in ("--var", v)] + \
         [a for f in var_files for a in ("--var-file",
                                         str(Path(f).resolve()))]
-    plan = make_plan(paths, wanted, expected, _parse_vars(variables),
-                     arguments, tuple(var_files), jobs, directory)
+    plan = make_plan(paths, wanted, expected, parse_vars(variables),
+                     arguments, tuple(var_files), jobs, directory,
+                     per_release)
     check_privileges()
     # As typed, but a secret given with --var is not written anywhere.
     command = plan.redactor.text("chaosk3s " + shlex.join(sys.argv[1:]))

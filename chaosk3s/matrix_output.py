@@ -20,6 +20,7 @@ from pathlib import Path
 
 from chaosk3s.files import write_atomically
 from chaosk3s.matrix import RunResult
+from chaosk3s.redact import REDACTED, secret_key
 from chaosk3s.report.render import after_heal, environment, href, seconds, when
 
 JSON_NAME, MARKDOWN_NAME, HTML_NAME = ("matrix.json", "matrix.md",
@@ -88,6 +89,7 @@ def run_entry(run: RunResult, base: Path) -> dict:
     return {
         "experiment": shown_path(run.experiment),
         "release": run.release.version, "family": run.release.family,
+        "release_variables": release_variables_shown(run),
         "bootstrap_fix": run.release.bootstrap_fix, "lab": run.lab,
         "verdict": run.verdict, "expected": run.expected,
         "matched": run.matched, "reason": run.reason,
@@ -130,13 +132,28 @@ def not_recovered_shown(run: RunResult) -> str:
     return shown
 
 
+def release_variables_shown(run: RunResult) -> list[str]:
+    """What --var-for set for the run's release, as typed, a value under
+    a secret-looking name hidden (the run's files are redacted too)."""
+    return [f"{key}={REDACTED}" if secret_key(key) else assignment
+            for key, assignment in run.release_variables.items()]
+
+
+def release_shown(run: RunResult) -> str:
+    """The release, and what --var-for set for it: the row of a rolling
+    upgrade says where it went as well as where it started."""
+    given = ", ".join(release_variables_shown(run))
+    return f"{run.release.version} with {given}" if given \
+        else run.release.version
+
+
 def _verdict_shown(run: RunResult) -> str:
     return run.verdict if run.matched else \
         f"{run.verdict} (expected {run.expected})"
 
 
 def _row(run: RunResult, base: Path | None) -> list[str]:
-    cells = [run.release.version, run.release.family, _verdict_shown(run),
+    cells = [release_shown(run), run.release.family, _verdict_shown(run),
              not_recovered_shown(run), longest_shown(run),
              after_heal(run.slowest_after_heal), seconds(run.seconds)]
     if base is not None:
@@ -184,6 +201,7 @@ def as_html(result: MatrixResult) -> str:
     return environment().get_template("matrix.html").render(
         result=result, shown_path=shown_path, longest=longest_shown,
         not_recovered=not_recovered_shown, link=report_link,
+        release_variables=release_variables_shown,
         figures=FIGURES.replace("**", "").replace("`", ""),
         generated=when(result.finished))
 

@@ -88,12 +88,15 @@ def _base36(number: int) -> str:
 # -- one child -------------------------------------------------------------
 def command(plan: Plan, run: RunResult) -> list[str]:
     """The child's command line: chaos's debug log beside the journal,
-    the matrix's variables first, then the caller's."""
+    the matrix's variables first, then the caller's for this release
+    (--var-for, as typed), then the caller's for every release."""
     argv = [str(chaos_binary()), "--log-file",
             str(run.directory / "journal.debug.log"), "run",
             "--journal-path", str(run.journal)]
     for key, value in run.variables.items():
         argv += ["--var", f"{key}={value}"]
+    for assignment in run.release_variables.values():
+        argv += ["--var", assignment]
     return [*argv, *plan.arguments, str(run.experiment)]
 
 

@@ -394,3 +394,112 @@ def test_yaml_experiments_as_chaos_reads_them_and_garbage_refused(tmp_path):
     with pytest.raises(MatrixError, match=f"cannot read experiment "
                        f"{garbage}"):
         _plan(tmp_path, paths=(garbage,))
+
+
+# -- --var-for: a value per release ----------------------------------------
+ROLLING = EXPERIMENTS / "rolling_upgrade_outage.json"
+REWORK_PAIR = "v1.28.15+k3s1,v1.31.4+k3s1"
+
+
+def _var_for(releases: str, *pairs: tuple[str, str]) -> dict:
+    from chaosk3s.matrix import parse_release_variables
+    from chaosk3s.matrix_check import var_key
+    return parse_release_variables(pairs, parse_releases(releases), var_key)
+
+
+def test_var_for_reaches_its_release_and_only_experiments_declaring_it(
+        tmp_path):
+    given = _var_for(REWORK_PAIR,
+                     ("v1.28.15+k3s1", "target_version=v1.28.15+k3s-2d0661e3"),
+                     ("v1.31.4+k3s1", "target_version=v1.31.7+k3s1"),
+                     ("v1.31.4+k3s1", "upgrade_timeout:int=90"))
+    found = parse_releases(REWORK_PAIR)
+    plan = make_plan([ROLLING, EXPERIMENTS / "etcd_only_partition.json"],
+                     found, {}, {}, [], (), 4, tmp_path / "out", given)
+    rolling = {r.release.version: r for r in plan.runs
+               if r.experiment == ROLLING}
+    assert rolling["v1.28.15+k3s1"].release_variables == {
+        "target_version": "target_version=v1.28.15+k3s-2d0661e3"}
+    assert rolling["v1.31.4+k3s1"].release_variables == {
+        "target_version": "target_version=v1.31.7+k3s1",
+        "upgrade_timeout": "upgrade_timeout:int=90"}
+    # the partition declares neither: its runs get nothing of them
+    assert all(not r.release_variables for r in plan.runs
+               if r.experiment != ROLLING)
+    argv = command(Plan(plan.runs, 2, ["--var", "outage_seconds:int=8"]),
+                   rolling["v1.31.4+k3s1"])
+    assert argv[argv.index("run"):][3:] == [
+        "--var", "target=lab", "--var", "lab_k3s_version=v1.31.4+k3s1",
+        "--var", f"lab_name={rolling['v1.31.4+k3s1'].lab}",
+        "--var", "target_version=v1.31.7+k3s1",
+        "--var", "upgrade_timeout:int=90", "--var", "outage_seconds:int=8",
+        str(ROLLING)]
+
+
+def test_var_for_bad_input_is_refused_whole(tmp_path):
+    with pytest.raises(MatrixError) as caught:
+        _var_for(REWORK_PAIR, ("v1.31.9+k3s1", "target_version=v1.31.7+k3s1"),
+                 ("v1.31.4+k3s1", "target_version"),
+                 ("v1.31.4+k3s1", "=v1"),
+                 ("v1.31.4+k3s1", "upgrade_timeout:int=soon"),
+                 ("v1.28.15+k3s1", "target_version=v1.28.15+k3s-2d0661e3"),
+                 ("v1.28.15+k3s1", "target_version=v1.29.15+k3s1"))
+    lines = str(caught.value).splitlines()
+    assert lines[0] == ("--var-for v1.31.9+k3s1: not one of the matrix's "
+                        "releases (v1.28.15+k3s1, v1.31.4+k3s1)")
+    assert lines[1].startswith("--var-for v1.31.4+k3s1 'target_version': "
+                               "expected KEY[:TYPE]=VALUE")
+    assert lines[2].startswith("--var-for v1.31.4+k3s1 '=v1': expected")
+    assert lines[3].startswith("--var-for v1.31.4+k3s1 "
+                               "upgrade_timeout:int=soon: ")
+    assert lines[4] == "--var-for v1.28.15+k3s1: target_version given twice"
+    assert len(lines) == 5
+    found = parse_releases(REWORK_PAIR)
+    for given, variables, wanted in (
+            ({"v1.31.4+k3s1": {"lab_name": "lab_name=x"}}, {},
+             "--var-for lab_name: the matrix sets this"),
+            ({"v1.31.4+k3s1": {"outage_seconds": "outage_seconds=3"}},
+             {"outage_seconds": "4"}, "--var-for outage_seconds: also "
+             "given with --var"),
+            ({"v1.31.4+k3s1": {"target_versoin": "target_versoin=v1"}}, {},
+             "--var-for target_versoin: no experiment declares it")):
+        with pytest.raises(MatrixError, match=re.escape(wanted)):
+            make_plan([ROLLING], found, {}, variables, [], (), 2,
+                      tmp_path / "out", given)
+    # a value the experiment's own checks refuse, for its release only
+    with pytest.raises(MatrixError) as caught:
+        make_plan([ROLLING], found, {}, {}, [], (), 2, tmp_path / "out",
+                  _var_for(REWORK_PAIR, ("v1.31.4+k3s1", "target_version=60"),
+                           ("v1.28.15+k3s1", "upgrade_timeout:int=-5")))
+    lines = str(caught.value).splitlines()
+    # each release's runs are refused for their own value only
+    old_lines = [li for li in lines if " on v1.28.15+k3s1: " in li]
+    new_lines = [li for li in lines if " on v1.31.4+k3s1: " in li]
+    assert len(old_lines) + len(new_lines) == len(lines) == 7, lines
+    assert all("timeout=-5 is invalid" in li for li in old_lines)
+    assert all("version='60' is invalid" in li for li in new_lines)
+    assert not (tmp_path / "out").exists()
+
+
+def test_var_for_is_shown_beside_its_release_and_secrets_are_not(tmp_path):
+    from datetime import UTC, datetime
+    out = tmp_path / "out"
+    runs = [run_with(out, lab_journal(), FIXED, name="fixed")]
+    runs[0].release_variables = {
+        "target_version": "target_version=v1.29.15+k3s1",
+        "api_token": "api_token=tok-7070-secret"}
+    began = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
+    result = MatrixResult("chaosk3s matrix ...", runs, 1, began, began,
+                          False, 0, {}, out, {PARTITION: "Agents survive"})
+    page = as_markdown(result)
+    assert (f"| {FIXED} with target_version=v1.29.15+k3s1, "
+            f"api_token=«redacted» | {runs[0].release.family} | "
+            f"completed |") in page
+    written = write_outputs(result)
+    for path in written:
+        text = html.unescape(path.read_text())
+        assert "tok-7070-secret" not in text, path
+        assert "target_version=v1.29.15+k3s1" in text, path
+    entry = json.loads((out / "matrix.json").read_text())
+    assert entry["runs"][0]["release_variables"] == [
+        "target_version=v1.29.15+k3s1", "api_token=«redacted»"]

@@ -127,6 +127,37 @@ def test_without_expectations_a_deviation_is_a_failure(tmp_path):
             assert "tok-4242-secret" not in path.read_text(), path
 
 
+def test_var_for_reaches_only_its_releases_runs_typed(tmp_path):
+    """--var-for RELEASE KEY=VALUE: the child of that release gets it, as
+    Chaos Toolkit types it; the others keep the experiment's default;
+    a secret given so is in no file and not said."""
+    done = matrix(tmp_path, "--releases", RELEASES, "--jobs", "3",
+                  "--var-for", "v1.31.4+k3s1", "bad_release=v1.31.4+k3s1",
+                  "--var-for", "v1.28.15+k3s1", "nap:int=1",
+                  "--var-for", "v1.28.15+k3s1", "api_token=tok-5151-secret",
+                  "--expect", "v1.31.4+k3s1=deviated")
+    assert done.returncode == 0, done.stderr
+    runs = {r["release"]: r for r in runs_of(tmp_path)}
+    assert {v: r["verdict"] for v, r in runs.items()} == {
+        "v1.28.15+k3s1": "completed", "v1.28.15+k3s-2d0661e3": "completed",
+        "v1.31.4+k3s1": "deviated"}
+    given = {v: json.loads((tmp_path / "out" / r["journal"]).read_text())[
+        "chaosk3s"]["variables"] for v, r in runs.items()}
+    assert given["v1.28.15+k3s1"]["nap"] == 1  # an int, as typed
+    assert given["v1.28.15+k3s-2d0661e3"]["nap"] == 0
+    assert given["v1.31.4+k3s1"]["bad_release"] == "v1.31.4+k3s1"
+    assert given["v1.28.15+k3s1"]["bad_release"] == ""
+    assert runs["v1.28.15+k3s1"]["release_variables"] == [
+        "nap:int=1", "api_token=«redacted»"]
+    page = (tmp_path / "out" / "matrix.md").read_text()
+    assert "| v1.31.4+k3s1 with bad_release=v1.31.4+k3s1 | rework | " \
+        "deviated |" in page
+    assert "tok-5151-secret" not in done.stderr
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert "tok-5151-secret" not in path.read_text(), path
+
+
 def test_bad_input_starts_nothing(tmp_path):
     done = matrix(tmp_path, "--releases", "v1.28.15+k3s1,v1.27.1+k3s1",
                   "--expect", "v1.28.15+k3s1=deviated")
