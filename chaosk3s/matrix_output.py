@@ -34,6 +34,10 @@ VERDICTS = (
     "run**: the matrix was stopped first. A release's family (buggy: K3s "
     "#11311; fix1: PR #11319; rework: PR #11329) is the lab's release "
     "table's (`chaosk3s lab releases`, docs/k3s-behaviour.md).")
+GIVEN_PER_RELEASE = (
+    "A release is the one the run's lab starts on, its family that "
+    "release's; \"with KEY=VALUE\" after it is what `--var-for` gave that "
+    "release's runs (the release a rolling upgrade goes to).")
 FIGURES = (
     "Figures come from each run's journal (its `chaosk3s` section), as its "
     "report shows them. **Not recovered**: nodes not Ready at the "
@@ -180,6 +184,8 @@ def as_markdown(result: MatrixResult, links: bool = True) -> str:
              f"{'; STOPPED before the end' if result.stopped else ''}. "
              f"Regenerate it with:", "", "```sh", result.command, "```",
              "", VERDICTS, "", FIGURES]
+    if any(run.release_variables for run in result.runs):
+        lines[-2:-2] = ["", GIVEN_PER_RELEASE]
     for experiment in result.experiments():
         lines += ["", f"## {result.titles.get(experiment, '')} "
                   f"(`{shown_path(experiment)}`)", "",

@@ -495,6 +495,8 @@ def test_var_for_is_shown_beside_its_release_and_secrets_are_not(tmp_path):
     assert (f"| {FIXED} with target_version=v1.29.15+k3s1, "
             f"api_token=«redacted» | {runs[0].release.family} | "
             f"completed |") in page
+    assert "is what `--var-for` gave that release's runs" in page
+    assert "--var-for" not in as_markdown(_result(tmp_path / "plain"))
     written = write_outputs(result)
     for path in written:
         text = html.unescape(path.read_text())
