@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 
 from chaosk3s.abort import AbortWatch
+from chaosk3s.errors import INTERRUPTIONS
 from chaosk3s.events import EventRecorder
 from chaosk3s.kube import Kube
 from chaosk3s.target import Target
@@ -42,6 +43,8 @@ class ClusterLink:
     def faults_changed(self, entries: list[dict]) -> None:
         try:
             self.events.faults_changed(entries)
+        except INTERRUPTIONS:
+            raise  # a signal's (SIGTERM) ends the activity (errors.py)
         except Exception:  # noqa: BLE001 - a record, never the run's end
             logger.exception("chaosk3s: cannot queue the faults' events")
 

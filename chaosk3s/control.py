@@ -64,7 +64,7 @@ from chaoslib.exit import exit_gracefully
 from chaosk3s import journal_section, outcome
 from chaosk3s.cluster_link import ClusterLink
 from chaosk3s.consent import describe_abort
-from chaosk3s.errors import ChaosK3sError, SpecError
+from chaosk3s.errors import INTERRUPTIONS, ChaosK3sError, SpecError
 from chaosk3s.experiment_check import (
     check_arguments,
     check_blast_radius,
@@ -285,6 +285,10 @@ def _heal_now() -> None:
     try:
         if _state.run is not None:
             heal_run(_state.run)
+    except InterruptExecution:  # a SIGTERM mid-walk: the walk went on to
+        # its end first (FaultSession.heal); the cleanup goes on too
+        logger.warning("chaosk3s: SIGTERM during the heal; it went on to "
+                       "its end")
     except Exception as exc:  # noqa: BLE001 - reported; nodes expire too
         logger.error("chaosk3s could not heal everything: %s; run "
                      "`chaosk3s cleanup` (faults also expire on the nodes)",
@@ -530,6 +534,8 @@ def _write_partial() -> None:
             *final)}, _state.redactor)
         write_atomically(_state.journal_path,
                          json.dumps(journal, indent=2, default=str))
+    except INTERRUPTIONS:
+        raise  # a signal's (SIGTERM) ends the activity (errors.py)
     except Exception as exc:  # noqa: BLE001 - best effort: a ledger set
         # aside, or the run's lists changing under a heal's thread
         logger.warning("chaosk3s: cannot write the partial journal: %s",

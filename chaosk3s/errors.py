@@ -51,7 +51,19 @@ emulated API server's metav1 Status answer,
 ``lab.k3s.apiserver.resources.ApiError``; the emulated kubelet's failed
 call, ``lab.k3s.kubelet.APIError``; the load balancer's
 ``lab.k3s.lb_servers.AllServersFailed``, a ConnectionError as in K3s).
+
+Not errors but interruptions: what a signal's handler raises in the main
+thread, at whatever line it runs (INTERRUPTIONS). Chaos Toolkit's SIGTERM
+handler raises InterruptExecution, an Exception: a best-effort ``except
+Exception`` that catches it would swallow the SIGTERM and let the
+activity go on, so such blocks let INTERRUPTIONS through (or keep them
+for the end of a heal walk, chaosk3s.faults.session).
 """
+
+from chaoslib.exceptions import InterruptExecution
+
+# Ctrl-C, the graceful exit (SIGUSR1: the abort switch) and SIGTERM.
+INTERRUPTIONS = (KeyboardInterrupt, SystemExit, InterruptExecution)
 
 
 class ChaosK3sError(Exception):

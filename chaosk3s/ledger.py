@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaosk3s.errors import ChaosK3sError, LedgerUnreadable
+from chaosk3s.errors import INTERRUPTIONS, ChaosK3sError, LedgerUnreadable
 from chaosk3s.files import write_atomically
 
 UNREADABLE = ".unreadable-"  # infix of a ledger moved aside
@@ -113,6 +113,8 @@ class Ledger:
         if self.on_change is not None:
             try:
                 self.on_change()
+            except INTERRUPTIONS:  # a signal's (SIGTERM): it ends the
+                raise  # activity; the entry is on disk already
             except Exception as exc:  # noqa: BLE001 - a mirror, not the
                 # record: the ledger on disk is what counts
                 logger.warning("chaosk3s: ledger %s: %s", self.path, exc)

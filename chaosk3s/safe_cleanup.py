@@ -13,7 +13,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from chaosk3s.errors import ChaosK3sError
+from chaosk3s.errors import INTERRUPTIONS, ChaosK3sError
 from chaosk3s.faults import service
 from chaosk3s.faults.apply import heal, read_active, setup_for
 from chaosk3s.faults.readback import ActiveFault
@@ -63,7 +63,7 @@ def heal_everything(configuration: dict) -> CleanupReport:
     for ledger in ledgers:
         try:
             _heal_ledger(ledger, name, report)
-        except (KeyboardInterrupt, SystemExit) as exc:  # its walk is
+        except INTERRUPTIONS as exc:  # its walk is
             # done (FaultSession.heal); the other runs' still to do
             report.open.append(f"run {ledger.run_id}: interrupted")
             interrupt = interrupt or exc

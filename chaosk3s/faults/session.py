@@ -22,8 +22,9 @@ control's cleanup and SIGTERM path and `chaosk3s cleanup` all call it.
 - One heal walk: every open fault, links first, then K3s services, then
   cordons, newest first within each; per fault per node, with bounded
   retries; nothing one node, fault or malformed entry does stops the
-  rest, nor does a Ctrl-C or SystemExit (kept, and raised once the walk
-  is done); what stays open, on which node and why, is the report.
+  rest, nor does a Ctrl-C, SystemExit or SIGTERM (chaosk3s.errors
+  .INTERRUPTIONS: kept, and raised once the walk is done); what stays
+  open, on which node and why, is the report.
 - Apply and heal are serialized (faults/serial.py): a heal waits for
   applies in flight (an apply that lands after a heal began is healed
   too), applies wait for a heal, and once closed (SIGTERM, cleanup)
@@ -43,7 +44,7 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Protocol
 
-from chaosk3s.errors import ChaosK3sError
+from chaosk3s.errors import INTERRUPTIONS, ChaosK3sError
 from chaosk3s.faults import cordon, service
 from chaosk3s.faults.apply import FaultError, apply_plan
 from chaosk3s.faults.node_work import NodeWork, on_the_node
@@ -252,6 +253,8 @@ class FaultSession:
                     kube, node.name, drain_timeout))
             except Exception as exc:
                 self._settle(fault_id, "drain failed")
+                if isinstance(exc, INTERRUPTIONS):  # a SIGTERM: the drain
+                    raise  # itself ran to its end (on_the_node)
                 raise ChaosK3sError(f"cordon {fault_id}: the drain of "
                                     f"{node.name} failed: {exc}") from exc
             self.ledger.update(fault_id, applied_at=evidence["drained_at"],
@@ -341,14 +344,14 @@ class FaultSession:
         by heal() once every entry was tried."""
         try:
             self._heal_entry(entry, by)
+        except INTERRUPTIONS as exc:  # first: SIGTERM's is an Exception
+            self._interrupted(exc)
+            report.problems.append(f"fault {entry.get('id')}: interrupted "
+                                   f"({type(exc).__name__}) mid-heal")
         except Exception as exc:  # noqa: BLE001 - one fault's trouble
             # (a malformed entry) never stops the others
             report.problems.append(f"fault {entry.get('id')}: "
                                    f"{type(exc).__name__}: {exc}")
-        except (KeyboardInterrupt, SystemExit) as exc:
-            self._interrupted(exc)
-            report.problems.append(f"fault {entry.get('id')}: interrupted "
-                                   f"({type(exc).__name__}) mid-heal")
 
     def _interrupted(self, exc: BaseException) -> None:
         """Keep an interruption for the end of this thread's walk; raise
@@ -382,20 +385,20 @@ class FaultSession:
                 if not left or attempt == (attempts or self.attempts):
                     return
                 time.sleep(self.retry_delay * attempt)
-            except (KeyboardInterrupt, SystemExit) as exc:
+            except INTERRUPTIONS as exc:
                 self._interrupted(exc)
 
     def attempt(self, entry: dict, node: str, work: Callable[[], None]) -> bool:
         try:
             work()
             return True
+        except INTERRUPTIONS as exc:  # first: SIGTERM's is an Exception
+            self._interrupted(exc)
+            self.note(entry["id"], node, f"interrupted ({type(exc).__name__})"
+                                         f" mid-heal; retried")
+            return False
         except Exception as exc:  # noqa: BLE001 - a node's failure is
             # reported and the walk goes on to every other node and fault
             self.note(entry["id"], node, f"{type(exc).__name__}: {exc}"
                        if not isinstance(exc, ChaosK3sError) else str(exc))
-            return False
-        except (KeyboardInterrupt, SystemExit) as exc:
-            self._interrupted(exc)
-            self.note(entry["id"], node, f"interrupted ({type(exc).__name__})"
-                                         f" mid-heal; retried")
             return False

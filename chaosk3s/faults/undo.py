@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from chaosk3s.errors import ChaosK3sError
+from chaosk3s.errors import INTERRUPTIONS, ChaosK3sError
 from chaosk3s.faults import cordon, service
 from chaosk3s.faults.apply import heal, read_active, setup_for
 from chaosk3s.faults.partition import chain_name
@@ -205,6 +205,8 @@ def settle_expired(session: "FaultSession", entry: dict) -> None:
         for name in names:
             try:
                 heal_service(session, entry, name, EXPIRED, read_only=True)
+            except INTERRUPTIONS:
+                raise  # a signal's (SIGTERM): not the node's (errors.py)
             except Exception:  # noqa: BLE001 - only a read: not running
                 continue  # or not readable, the stop keeps counting
         return
@@ -213,6 +215,8 @@ def settle_expired(session: "FaultSession", entry: dict) -> None:
         try:
             transports[name] = session.ports.transport(
                 undo_target(session, entry, name)[0])
+        except INTERRUPTIONS:
+            raise  # a signal's (SIGTERM): not the node's (errors.py)
         except Exception:  # noqa: BLE001 - unreadable: it keeps counting
             continue
     chain = chain_name(entry["id"])
