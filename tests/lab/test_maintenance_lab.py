@@ -28,10 +28,7 @@ from chaosk3s.lab.nodectl import show
 from tests.lab.conftest import lab_names
 from tests.unit.test_apiserver_drain import pod
 
-# solo: beside another worker's lab (test_lab_lifecycle), its SIGTERM
-# test failed once in three runs (2026-11-29; 3 of 3 serially, 3 of 3
-# with the file alone on two workers); serial until that is understood.
-pytestmark = [pytest.mark.lab, pytest.mark.solo]
+pytestmark = pytest.mark.lab
 
 EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / \
     "node_restart_maintenance.json"
@@ -258,17 +255,33 @@ def check_journal(tmp_path: Path, journal: dict) -> None:
             in page
 
 
+def restart_recorded(tmp_path: Path) -> bool:
+    """The run's ledger (written atomically) holds a restart."""
+    return any(f["kind"] == "restart" for path in
+               (tmp_path / "ledger").glob("*.json")
+               for f in json.loads(path.read_text())["faults"])
+
+
+@pytest.mark.parametrize("moment", ["cordon seen", "restart recorded"])
 def test_sigterm_after_the_cordon_leaves_the_node_uncordoned(
-        lab, v1, workload, tmp_path):
+        lab, v1, workload, tmp_path, moment):
+    """SIGTERM once the API shows the cordon, or the moment the restart
+    that follows is on disk: the runner then mirrors that record into
+    the journal so far, where the signal's InterruptExecution used to be
+    logged and lost (the restart went on and the maintenance uncordoned
+    the node itself: healed by "uncordon"; failed 1 in 3 beside another
+    worker's lab, whose load makes that window longer)."""
     argv, env = chaos(lab, tmp_path)
     runner = subprocess.Popen(argv, cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not any(n.spec.unschedulable for n in v1.list_node().items):
+        while not (any(n.spec.unschedulable for n in v1.list_node().items)
+                   if moment == "cordon seen" else
+                   restart_recorded(tmp_path)):
             assert runner.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+            time.sleep(0.1 if moment == "cordon seen" else 0.001)
         runner.send_signal(signal.SIGTERM)
         stderr = runner.communicate(timeout=90)[1]
     finally:
@@ -278,7 +291,8 @@ def test_sigterm_after_the_cordon_leaves_the_node_uncordoned(
     assert runner.returncode != 0, stderr[-2000:]
     assert_uncordoned(v1)
     [fault] = cordons(ledger_faults(tmp_path)).values()
-    assert fault["ended_at"] and fault["healed_by"] == "cleanup", fault
+    assert fault["ended_at"] and fault["healed_by"] == "cleanup", (
+        fault, stderr[-2000:])
     assert fault["open_nodes"] == []
 
 
