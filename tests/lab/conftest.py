@@ -26,6 +26,14 @@ from chaosk3s.target import forget_targets
 
 pytestmark = pytest.mark.lab
 
+# Three nodes: small enough for two labs at once on the machine's two
+# cores (private_labs).
+SMALL_SPEC = {"nodes": [
+    {"name": "server-etcd-0", "role": "etcd"},
+    {"name": "server-cp-0", "role": "control-plane",
+     "server": "server-etcd-0"},
+    {"name": "agent-0", "role": "agent", "server": "server-etcd-0"}]}
+
 
 def worker_lab_name() -> str | None:
     """wK on pytest-xdist worker gwK; None when not run in parallel."""
@@ -39,12 +47,12 @@ def lab_names() -> LabNames:
     return LabNames(worker_lab_name() or lab_name_from_env())
 
 
-def lab_state(base: Path) -> LabState:
-    """This process's lab (lab_names()) with its state under base: where
-    CLI subprocesses and `chaos run` find it when $CHAOSK3S_STATE_DIR is
-    base (the default lab's state is base itself, lab N's base/labs/N).
-    Every lab fixture names its lab this way."""
-    name = lab_names().name
+def lab_state(base: Path, name: str | None = None) -> LabState:
+    """Lab name (default: this process's, lab_names()) with its state
+    under base: where CLI subprocesses and `chaos run` find it when
+    $CHAOSK3S_STATE_DIR is base (the default lab's state is base itself,
+    lab N's base/labs/N). Every lab fixture names its lab this way."""
+    name = name or lab_names().name
     return LabState(state_dir(name, base), name)
 
 
@@ -121,23 +129,37 @@ def lab(default_lab, tmp_path_factory) -> Lab:
 
 @contextmanager
 def private_lab(root: Path, spec: LabSpec) -> Iterator[Lab]:
-    """A lab of its own: its state and ledger dirs under root and in the
-    environment (CLI subprocesses see them too); afterwards the run and
-    targets are dropped, the lab is down and nothing of it is left."""
+    """This process's lab (lab_names()) of its own, as private_labs."""
+    with private_labs(root, spec, [lab_names().name]) as labs:
+        yield next(iter(labs.values()))
+
+
+@contextmanager
+def private_labs(root: Path, spec: LabSpec,
+                 names: list[str]) -> Iterator[dict[str, Lab]]:
+    """Labs of their own, each named (a parallel worker's names carry
+    its number, so workers never meet), up at once: their state and
+    ledger dirs under root and in the environment (CLI subprocesses see
+    them too; lab N's state is where its name resolves it); afterwards
+    the run and targets are dropped, every lab is down and nothing of
+    any is left."""
     keys = ("CHAOSK3S_STATE_DIR", "CHAOSK3S_LEDGER_DIR")
     old = {key: os.environ.get(key) for key in keys}
     os.environ.update(CHAOSK3S_STATE_DIR=str(root / "state"),
                       CHAOSK3S_LEDGER_DIR=str(root / "ledger"))
-    lab = Lab(lab_state(root / "state"))
+    labs = {name: Lab(lab_state(root / "state", name)) for name in names}
     try:
-        lab.up(spec)
-        yield lab
+        for lab in labs.values():
+            lab.up(spec)
+        yield labs
     finally:
         forget_targets()
         end_run()
-        lab.down()
+        for lab in labs.values():
+            lab.down()
         restore_env(old)
-    assert_nothing_left(root / "state")
+    for name in names:
+        assert_nothing_left(root / "state", LabNames(name))
 
 
 def restore_env(old: dict[str, str | None]) -> None:

@@ -4,7 +4,6 @@ own: another lab's stays until that lab goes down. Two small labs, a
 real stop with a node-side start on each, the files seen from outside
 before and after. About a minute; in the lab tier."""
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,26 +13,21 @@ from chaosk3s import actions
 from chaosk3s.lab import hostnet
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import parse_spec
-from chaosk3s.lab.state import LabState
 from chaosk3s.namedlabs import LabNames
 from chaosk3s.run import end_run
 from chaosk3s.target import forget_targets
 from tests.conftest import run_cli
 from tests.lab.conftest import (
-    assert_nothing_left,
+    SMALL_SPEC,
     lab_names,
-    restore_env,
+    private_labs,
     worker_lab_name,
 )
 from tests.lab.k3s_helpers import wait_for
 
 pytestmark = pytest.mark.lab
 
-SPEC = {"nodes": [
-    {"name": "server-etcd-0", "role": "etcd"},
-    {"name": "server-cp-0", "role": "control-plane",
-     "server": "server-etcd-0"},
-    {"name": "agent-0", "role": "agent", "server": "server-etcd-0"}]}
+SPEC = SMALL_SPEC
 NODES = [node["name"] for node in SPEC["nodes"]]
 # this process's lab (the default one when run serially) and one named
 OWN = lab_names().name
@@ -42,23 +36,9 @@ OTHER = f"t{(worker_lab_name() or 'w').removeprefix('w')}f"
 
 @pytest.fixture
 def labs(tmp_path) -> Iterator[dict[str, Lab]]:
-    keys = ("CHAOSK3S_STATE_DIR", "CHAOSK3S_LEDGER_DIR")
-    old = {key: os.environ.get(key) for key in keys}
-    os.environ.update(CHAOSK3S_STATE_DIR=str(tmp_path / "state"),
-                      CHAOSK3S_LEDGER_DIR=str(tmp_path / "ledger"))
-    labs = {name: Lab(LabState(name=name)) for name in (OWN, OTHER)}
-    try:
-        for lab in labs.values():
-            lab.up(parse_spec(SPEC, source="two small labs"))
+    with private_labs(tmp_path, parse_spec(SPEC, source="two small labs"),
+                      [OWN, OTHER]) as labs:
         yield labs
-    finally:
-        forget_targets()
-        end_run()
-        for lab in labs.values():
-            lab.down()
-        restore_env(old)
-    for name in (OWN, OTHER):
-        assert_nothing_left(tmp_path / "state", LabNames(name))
 
 
 def node_dirs(name: str) -> list[Path]:

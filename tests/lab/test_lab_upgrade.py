@@ -8,7 +8,6 @@ all joined through the etcd-only server) starts on an affected release.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,17 +19,14 @@ from chaosk3s.errors import ChaosK3sError, EffectNotSeen
 from chaosk3s.lab import procs
 from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import parse_spec
-from chaosk3s.lab.state import LabState
-from chaosk3s.run import current_run, end_run
-from chaosk3s.target import forget_targets
-from tests.lab.conftest import assert_nothing_left, restore_env
+from chaosk3s.run import current_run
+from tests.lab.conftest import private_lab
 from tests.lab.k3s_helpers import api, wait_for
 
 pytestmark = pytest.mark.lab
 AFFECTED, FIXED, NEXT = "v1.28.15+k3s1", "v1.28.15+k3s-2d0661e3", \
     "v1.29.11+k3s1"
 CONFIG = {"target": "lab"}
-STATE, LEDGER = "CHAOSK3S_STATE_DIR", "CHAOSK3S_LEDGER_DIR"
 SPEC = {"k3s_version": AFFECTED, "nodes": [
     {"name": "kv-1", "role": "etcd"},
     {"name": "api-1", "role": "control-plane", "server": "kv-1"},
@@ -42,20 +38,9 @@ SPEC = {"k3s_version": AFFECTED, "nodes": [
 def lab(tmp_path_factory):
     """The lab at the state dir its name resolves to (a parallel
     worker's lab is named), so `chaosk3s lab` subprocesses find it."""
-    root = tmp_path_factory.mktemp("upgrade")
-    old = {key: os.environ.get(key) for key in (STATE, LEDGER)}
-    os.environ.update({STATE: str(root / "state"),
-                       LEDGER: str(root / "ledger")})
-    lab = Lab(LabState())
-    try:
-        lab.up(parse_spec(SPEC))
+    with private_lab(tmp_path_factory.mktemp("upgrade"),
+                     parse_spec(SPEC)) as lab:
         yield lab
-    finally:
-        forget_targets()
-        end_run()
-        lab.down()
-        restore_env(old)
-    assert_nothing_left(lab.state.root, lab.names)
 
 
 def versions(lab: Lab) -> dict[str, str]:

@@ -5,7 +5,6 @@ running, and `lab down --all` removes both."""
 
 import ipaddress
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,19 +19,12 @@ from chaosk3s.lab.cluster import Lab
 from chaosk3s.lab.spec import parse_spec
 from chaosk3s.lab.state import LabState
 from chaosk3s.namedlabs import LabNames
-from chaosk3s.run import end_run
-from chaosk3s.target import forget_targets
 from tests.conftest import run_cli
-from tests.lab.conftest import assert_nothing_left, restore_env, worker_lab_name
+from tests.lab.conftest import SMALL_SPEC, private_labs, worker_lab_name
 
 pytestmark = pytest.mark.lab
 
-# Small labs: two of them share the machine's two cores.
-SPEC = {"nodes": [
-    {"name": "server-etcd-0", "role": "etcd"},
-    {"name": "server-cp-0", "role": "control-plane",
-     "server": "server-etcd-0"},
-    {"name": "agent-0", "role": "agent", "server": "server-etcd-0"}]}
+SPEC = SMALL_SPEC
 # A parallel worker's pair carries its number, so workers never meet.
 _TAG = (worker_lab_name() or "w").removeprefix("w")
 A, B = f"t{_TAG}a", f"t{_TAG}b"
@@ -64,24 +56,11 @@ def reach(from_ns: str, address: str, port: int = 6443) -> str:
 @pytest.fixture(scope="module")
 def two_labs(tmp_path_factory) -> Iterator[dict[str, Lab]]:
     """Labs A and B, up at once in one state dir (the CLI sees it too)."""
-    root = tmp_path_factory.mktemp("named")
-    keys = ("CHAOSK3S_STATE_DIR", "CHAOSK3S_LEDGER_DIR")
-    old = {key: os.environ.get(key) for key in keys}
-    os.environ.update(CHAOSK3S_STATE_DIR=str(root / "state"),
-                      CHAOSK3S_LEDGER_DIR=str(root / "ledger"))
-    labs = {name: Lab(LabState(name=name)) for name in (A, B)}
-    try:
-        for lab in labs.values():
-            lab.up(parse_spec(SPEC, source="two small labs"))
+    with private_labs(tmp_path_factory.mktemp("named"),
+                      parse_spec(SPEC, source="two small labs"),
+                      [A, B]) as labs:
         yield labs
-    finally:
-        forget_targets()
-        end_run()
-        for lab in labs.values():
-            lab.down()
-        restore_env(old)
     for name in (A, B):
-        assert_nothing_left(root / "state", LabNames(name))
         assert not Path(LabNames(name).fault_state_dir).exists()
 
 
