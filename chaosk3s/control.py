@@ -117,7 +117,9 @@ class _State:
 
 
 _state: _State | None = None
-_heal_lock = threading.Lock()  # SIGTERM and the abort watch may race
+# SIGTERM and the abort watch may race. Reentrant: SIGTERM's handler
+# takes it in the main thread, which may hold it already (cleanup).
+_heal_lock = threading.RLock()
 
 
 def configure_control(configuration: dict = None, secrets: dict = None,
