@@ -200,8 +200,16 @@ def test_section_roles_risk_recovery_and_versions():
     # not listed at the steady state after: not recovered
     assert built["nodes"]["server-etcd-0"]["recovered"] is False
     assert built["nodes"]["ghost"]["role"] == "unknown"
-    assert section("lab", None, nodes, [], [], {}, [])["api_reachable"] \
-        is False
+    assert (built["final_source"], built["final_error"]) == ("api", None)
+    # the fresh read did not answer: the watch's view, and why
+    fallback = section("lab", None, nodes, [], [], {"agent-0": "True"}, [],
+                       source="watch", error="no fresh read within 5s")
+    assert (fallback["api_reachable"], fallback["final_source"],
+            fallback["final_error"]) == (False, "watch",
+                                         "no fresh read within 5s")
+    # the journal so far: the watch's view by design, no read tried
+    assert section("lab", None, nodes, [], [], {}, [], source="watch"
+                   )["api_reachable"] is None
 
 
 def test_the_pure_part_does_not_import_the_kubernetes_client():

@@ -4,8 +4,10 @@ HTTP, real etcd) through chaosk3s.kube, and shown by the report."""
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from kubernetes import client
 
+from chaosk3s.errors import KubeUnavailable
 from chaosk3s.kube import Kube
 from chaosk3s.node_events import read_node_events
 from chaosk3s.report import load_journal
@@ -49,10 +51,13 @@ def test_only_node_readiness_events_of_the_run(api, tmp_path):
     assert events[0]["source"] == "node-controller"
 
 
-def test_an_unreachable_api_is_none_not_an_empty_list(tmp_path):
+def test_an_unreachable_api_raises_rather_than_says_none(tmp_path):
+    """The control records it as not read (null, with why), never as an
+    empty list, which says "none"."""
     target = Kube(str(write_kubeconfig(tmp_path / "kc",
                                        "http://127.0.0.1:9")), [None])
-    assert read_node_events(target, NOW, NOW) is None
+    with pytest.raises(KubeUnavailable, match="refused"):
+        read_node_events(target, NOW, NOW)
 
 
 def page(tmp_path, events, key: str = "node_events") -> str:
