@@ -60,6 +60,22 @@ def test_an_unreachable_api_raises_rather_than_says_none(tmp_path):
         read_node_events(target, NOW, NOW)
 
 
+def test_a_watch_view_is_not_shown_as_a_fresh_read(tmp_path):
+    """The report says when `recovered` was judged on the readiness
+    watch's view, and why; a fresh read shows nothing more."""
+    raw = lab_journal()
+    assert raw["chaosk3s"]["final_source"] == "api"  # the real builder's
+    assert 'id="final-source"' not in page(tmp_path, "absent")
+    raw["chaosk3s"].update(final_source="watch", final_error="no fresh "
+                           "read within 5s: timed out")
+    path = tmp_path / "watch.json"
+    path.write_text(json.dumps(raw))
+    html = render_report(load_journal(path))
+    assert ('judged on the readiness watch\'s view, not a fresh API read'
+            '</span> <span class="muted">no fresh read within 5s: timed '
+            'out</span>') in html.replace("&#39;", "'")
+
+
 def page(tmp_path, events, key: str = "node_events") -> str:
     """The sample journal's report with the section's key set to events
     (left out: "absent")."""
@@ -87,6 +103,14 @@ def test_the_report_lists_them_with_offsets_and_utc_times(tmp_path):
 
 def test_none_and_empty_and_absent_read_differently(tmp_path):
     assert "could not be read from the API" in page(tmp_path, None)
+    raw = lab_journal()
+    raw["chaosk3s"].update(node_events=None, node_events_error="not read: "
+                           "no API server of the target answered: <x>")
+    path = tmp_path / "why.json"
+    path.write_text(json.dumps(raw))
+    assert ("could not be read from the API when the run ended: not read: "
+            "no API server of the target answered: &lt;x&gt;.") in \
+        render_report(load_journal(path))  # why, escaped
     assert "recorded no NodeNotReady or NodeReady Event" in page(tmp_path,
                                                                   [])
     assert 'id="node-events"' not in page(tmp_path, "absent")
