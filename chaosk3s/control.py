@@ -483,8 +483,13 @@ def _add_evidence() -> None:
     if _state.journal is None or "chaosk3s" not in _state.journal:
         return
     section = _state.journal["chaosk3s"]
-    events, events_error = _node_events()
-    logs, logs_error = _node_logs(section)
+    events, events_error = logs, logs_error = None, "not read: Ctrl-C"
+    try:  # a Ctrl-C here skips the evidence, not the journal
+        events, events_error = _node_events()
+        logs, logs_error = _node_logs(section)
+    except KeyboardInterrupt:
+        logger.warning("chaosk3s: Ctrl-C: the nodes' events or logs are "
+                       "not read")
     _state.journal["chaosk3s"] = redact_journal({"chaosk3s": {
         **section, "node_events": events, "node_events_error": events_error,
         "node_logs": logs, "node_logs_error": logs_error}},

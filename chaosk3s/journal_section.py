@@ -224,14 +224,14 @@ def final_view(kube: Kube, watched: Callable[[], list[dict]],
     one try per context, no retries, `seconds` in all, BOUNDED_SECONDS
     by default); when it does not answer within them, `watched()` (the
     readiness watch's last view), saying so and why."""
-    from chaosk3s.errors import KubeError
+    from chaosk3s.errors import ChaosK3sError
     from chaosk3s.kube import BOUNDED_SECONDS
     seconds = BOUNDED_SECONDS if seconds is None else seconds
     at = datetime.now(UTC)
     try:
         return FinalView(kube.call_within("list_node", seconds)["items"],
                          at)
-    except (KubeError, OSError) as exc:
+    except (ChaosK3sError, OSError) as exc:
         return FinalView(watched(), at, WATCH,
                          f"no fresh read within {seconds:g}s: {exc}")
 

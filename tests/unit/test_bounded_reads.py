@@ -22,6 +22,7 @@ seam: the run's heal (safe_cleanup.heal_run), recorded, not performed.
 """
 
 import signal
+import threading
 import time
 from types import SimpleNamespace
 
@@ -266,3 +267,26 @@ def test_a_refusing_context_costs_nothing(tmp_path, answering, api):
     began = time.monotonic()
     assert len(kube.call_within("list_node", 4)["items"]) == 2
     assert time.monotonic() - began < 1
+
+
+def test_a_ctrl_c_after_the_heal_skips_the_evidence_not_the_journal(
+        world, monkeypatch):
+    """A Ctrl-C while the Events are read (after the heal: the user
+    gives up waiting for a hung API) ends that read; the journal is
+    still returned for Chaos Toolkit to write, saying why they are
+    missing."""
+    world(hung=True)
+    main = threading.main_thread().ident
+
+    def heal_then_ctrl_c(run) -> None:
+        mark("heal")
+        threading.Timer(1.0, signal.pthread_kill, (main, signal.SIGINT)
+                        ).start()
+
+    monkeypatch.setattr(control, "heal_run", heal_then_ctrl_c)
+    journal = run_experiment(experiment())
+    assert time.monotonic() - when("heal") < 1.0 + SLACK
+    section = journal["chaosk3s"]
+    assert (section["node_events"], section["node_events_error"]) == (
+        None, "not read: Ctrl-C")
+    assert section["node_logs_error"] == "not read: Ctrl-C"
