@@ -207,6 +207,10 @@ def test_section_roles_risk_recovery_and_versions():
     assert (fallback["api_reachable"], fallback["final_source"],
             fallback["final_error"]) == (False, "watch",
                                          "no fresh read within 5s")
+    # a fresh read that lists no node answered: none recovered
+    empty = section("lab", None, nodes, [], [], {}, [])
+    assert empty["api_reachable"] is True
+    assert not any(n["recovered"] for n in empty["nodes"].values())
     # the journal so far: the watch's view by design, no read tried
     assert section("lab", None, nodes, [], [], {}, [], source="watch"
                    )["api_reachable"] is None

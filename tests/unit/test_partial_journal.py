@@ -72,6 +72,10 @@ def test_after_an_activity_the_journal_is_written_without_asking_the_api(
     nodes = journal["chaosk3s"]["nodes"]
     assert sorted(nodes) == ["agent-0", "server-etcd-0"]
     assert all(n["recovered"] for n in nodes.values()), nodes
+    # said so: the watch's view, by design, no read tried
+    assert [journal["chaosk3s"][k] for k in (
+        "final_source", "final_error", "api_reachable")] == [
+        "watch", None, None]
 
 
 def test_a_ledger_change_mid_fault_writes_without_asking_the_api(
