@@ -121,9 +121,11 @@ class Kube:
         answering, costs at most `seconds` (one that trickles a byte per
         share could last longer)."""
         deadline = time.monotonic() + seconds
+        untried = [len(self.contexts)]
 
-        def once(api_client: client.ApiClient, left: int):
-            share = max(deadline - time.monotonic(), 0.0) / left
+        def once(api_client: client.ApiClient):
+            share = max(deadline - time.monotonic(), 0.0) / untried[0]
+            untried[0] -= 1
             if share <= 0:
                 raise KubeUnavailable(f"not answered within {seconds:g}s")
             return _read_json(getattr(client.CoreV1Api(api_client), method)(
@@ -134,15 +136,11 @@ class Kube:
 
     def _first_answer(self, call, retries: bool = True):
         """call(ApiClient) on each context in turn until one answers; a
-        4xx is the server's answer and raised, not failed over. Without
-        retries, call also gets how many contexts are left to try."""
+        4xx is the server's answer and raised, not failed over."""
         errors, cause = [], None
-        for index, context in enumerate(self.contexts):
+        for context in self.contexts:
             try:
-                api_client = self._client(context, retries)
-                if retries:
-                    return call(api_client)
-                return call(api_client, len(self.contexts) - index)
+                return call(self._client(context, retries))
             except ApiException as exc:
                 if exc.status and exc.status < 500:
                     raise rejected(exc) from exc

@@ -74,6 +74,10 @@ def test_a_watch_view_is_not_shown_as_a_fresh_read(tmp_path):
     assert ('judged on the readiness watch\'s view, not a fresh API read'
             '</span> <span class="muted">no fresh read within 5s: timed '
             'out</span>') in html.replace("&#39;", "'")
+    # and in the verdict's notes (which JUnit messages carry too)
+    assert ("Nodes judged on the readiness watch's last view, not a fresh "
+            "API read: no fresh read within 5s: timed out.") in \
+        html.replace("&#39;", "'")
 
 
 def page(tmp_path, events, key: str = "node_events") -> str:
