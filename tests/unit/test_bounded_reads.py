@@ -32,7 +32,7 @@ import pytest
 from chaoslib.experiment import run_experiment
 from kubernetes import client, config
 
-from chaosk3s import consent, control
+from chaosk3s import consent, control, events
 from chaosk3s.cluster_link import ClusterLink
 from chaosk3s.errors import KubeUnavailable
 from chaosk3s.kube import BOUNDED_SECONDS, Kube
@@ -292,3 +292,26 @@ def test_a_ctrl_c_after_the_heal_skips_the_evidence_not_the_journal(
     assert (section["node_events"], section["node_events_error"]) == (
         None, "not read: Ctrl-C")
     assert section["node_logs_error"] == "not read: Ctrl-C"
+
+
+# -- after the heal: the run's own Events, the abort watch -----------------
+def test_a_hung_api_holds_the_runs_end_a_bounded_time(tmp_path,
+                                                      silent_api):
+    """After the heal, the run's end waits for the Events still queued
+    at most FLUSH_SECONDS plus one post in flight, and not for the abort
+    watch's poll in flight at all."""
+    target = SimpleNamespace(inventory=SimpleNamespace(
+        kubeconfig=str(write_kubeconfig(tmp_path / "kc", silent_api)),
+        contexts=["lab"], cluster=CLUSTER))
+    link = ClusterLink(target, "r", lambda _info: None).open()
+    link.faults_changed([{"id": "p-1", "kind": "partition",
+                          "nodes": ["agent-0"], "started_at":
+                          control.utc_now()}])
+    wait_for(lambda: link.events._busy, what="a post in flight")
+    began = time.monotonic()
+    link.stop_watching()
+    assert time.monotonic() - began < 0.2  # the poll in flight: not waited
+    link.close("bounded reads", {"status": "completed"})
+    took = time.monotonic() - began
+    bound = events.FLUSH_SECONDS + events.POST_TIMEOUT[1] + 1
+    assert events.FLUSH_SECONDS - 0.5 < took < bound + SLACK, took
