@@ -59,10 +59,13 @@ class AbortWatch:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 10) -> None:
+        """No more polls, nor on_abort calls; wait that long for a poll
+        in flight (0: not at all; one against an API that hangs lasts
+        its client's retries, and the thread is a daemon)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._thread is not None and wait > 0:
+            self._thread.join(timeout=wait)
 
     def check_once(self) -> dict | None:
         """Read the switch now; the abort if it is set (None if not, or

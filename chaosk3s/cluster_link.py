@@ -49,11 +49,14 @@ class ClusterLink:
             logger.exception("chaosk3s: cannot queue the faults' events")
 
     def stop_watching(self) -> None:
-        self.watch.stop()
+        """At once: the cleanup heal comes next and must not wait for a
+        poll that hangs (on_abort after this finds the run cleaning)."""
+        self.watch.stop(wait=0)
 
     def close(self, title: str, journal: dict | None) -> None:
-        """The verdict's Events, then every Event posted (bounded)."""
-        self.watch.stop()
+        """The verdict's Events, then every Event posted (within
+        events.FLUSH_SECONDS, plus a post in flight)."""
+        self.watch.stop(wait=0)
         if journal is not None:
             self.events.run_ended(title, journal, self.aborted)
         self.events.flush()

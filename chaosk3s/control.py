@@ -41,7 +41,15 @@
   acted on (chaosk3s.events), labelled with `chaosk3s.run_id`.
 - Keeps, when the run ends, the API's NodeNotReady/NodeReady Events
   (chaosk3s.node_events) and each node's own log around its
-  transitions (chaosk3s.node_logs) in the journal.
+  transitions (chaosk3s.node_logs) in the journal: read after the
+  cleanup heal, so that neither delays it.
+- Never lets an API that hangs hold up the rollbacks or the cleanup
+  heal for more than one bounded read (chaosk3s.kube.BOUNDED_SECONDS):
+  the fresh read of the nodes at the steady state after the method (or
+  at the run's end, when it never got there) is one try per context
+  without retries; when it does not answer in time, `recovered` is
+  judged on the readiness watch's last view and the section says so
+  (`final_source`, `final_error`).
 
 Add it to an experiment as
 ``{"name": "chaosk3s", "provider": {"type": "python",
@@ -106,8 +114,9 @@ class _State:
         self.journal_path = _journal_path()
         self.nodes_at_start: dict = {}
         self.interrupted = False
-        self.final_nodes: list | None = None  # at the steady state after
-        self.final_at: datetime | None = None  # when they were read
+        # the nodes at the steady state after the method, when and where
+        # from (a fresh read, or the readiness watch's view)
+        self.final: journal_section.FinalView | None = None
         self.redactor = Redactor()
         self.journal: dict | None = None  # chaos's own, to amend at cleanup
         self.healer: threading.Thread | None = None  # SIGTERM, abort
@@ -305,11 +314,18 @@ def after_hypothesis_control(context: dict, state: dict = None,
     key = "before" if states.get("before") is None else "after"
     states[key] = state
     if key == "after":
-        # "recovered" means by itself: judged here, before rollbacks.
-        _state.final_at = datetime.now(UTC)
-        _state.final_nodes = journal_section.read_nodes(
-            get_target(_state.configuration).kube)
+        # "recovered" means by itself: judged here, before rollbacks,
+        # which wait for this read at most BOUNDED_SECONDS.
+        _state.final = _final_view()
     _write_partial()
+
+
+def _final_view() -> journal_section.FinalView:
+    """The nodes now: a bounded fresh read, else the watch's view."""
+    watch = _state.watch
+    return journal_section.final_view(
+        get_target(_state.configuration).kube,
+        watch.nodes if watch is not None else list)
 
 
 def after_activity_control(context: dict, state: dict = None,
@@ -327,7 +343,10 @@ def after_experiment_control(context: dict, state: dict = None,
                              **_kwargs) -> None:
     """Adds the `chaosk3s` section to the final journal, fails a
     completed run whose chaosk3s method or rollback activity raised, and
-    redacts the journal (Chaos Toolkit writes this very dict)."""
+    redacts the journal (Chaos Toolkit writes this very dict). The
+    cleanup heal comes next: at most one bounded read happens here (the
+    nodes, when the steady state after the method was not checked); the
+    Events and logs are read after the heal."""
     if state is None or _state is None:
         return
     _state.ending = True
@@ -340,10 +359,10 @@ def after_experiment_control(context: dict, state: dict = None,
                 f"{f['phase']} activity {f['name']!r} raised {f['error']}"
                 for f in failed))
         _state.journal = state  # cleanup amends it with the heal's outcome
-        section = _section()
-        state["chaosk3s"] = {**section, "failed_activities": failed,
-                             "node_events": _node_events(),
-                             "node_logs": _node_logs(section)}
+        if _state.final is None:  # never checked: the nodes at the end
+            _state.final = _final_view()
+        state["chaosk3s"] = {**_section(), "failed_activities": failed,
+                             **NOT_READ_YET}
     state.update(redact_journal(state, _state.redactor))
 
 
@@ -362,6 +381,7 @@ def cleanup_control(**_kwargs) -> None:
                 _join_healer()
                 _heal_now()
                 _amend_journal()
+            _add_evidence()
     finally:
         _owner_only(_state.journal_path)
         _close_link()
@@ -439,12 +459,16 @@ def _amend_journal() -> None:
 
 
 # -- journal ---------------------------------------------------------------
-def _section(final: list | None = None,
-             checked_at: datetime | None = None) -> dict:
-    """final: the nodes as read at checked_at; by default as read at the
-    steady state after the method (if it was checked), else read now."""
-    if final is None:
-        final, checked_at = _state.final_nodes, _state.final_at
+# The evidence read after the cleanup heal, until it is.
+NOT_READ_YET = {"node_events": None, "node_events_error": "not read: the "
+                "run ended before its cleanup read them",
+                "node_logs": None, "node_logs_error": "not read: the run "
+                "ended before its cleanup read them"}
+
+
+def _section(final: journal_section.FinalView | None = None) -> dict:
+    """final: the nodes `recovered` is judged on; by default those of
+    the steady state after the method (or of the run's end)."""
     entries = _state.run.ledger.entries()
     return {**journal_section.build(
         target=target_name(_state.configuration),
@@ -452,34 +476,59 @@ def _section(final: list | None = None,
         timeline=list(_state.watch.timeline) if _state.watch else [],
         faults=journal_faults(entries),
         kube=get_target(_state.configuration).kube,
-        final=final, checked_at=checked_at),
+        final=final or _state.final),
         "open_faults": [o for e in entries for o in open_nodes(e)],
         **_run_facts(), "failed_activities": [], "refused": None,
         "run_id": _state.run.run_id, "aborted": _aborted()}
 
 
-def _node_events() -> list[dict] | None:
-    """The API's NodeNotReady/NodeReady Events since the run began."""
+def _add_evidence() -> None:
+    """The API's node Events and the nodes' logs, into the final journal:
+    read after the cleanup heal (they are a record, the heal is the
+    cluster's), while the lab the run started is still up."""
+    if _state.journal is None or "chaosk3s" not in _state.journal:
+        return
+    section = _state.journal["chaosk3s"]
+    events, events_error = logs, logs_error = None, "not read: Ctrl-C"
+    try:  # a Ctrl-C here skips the evidence, not the journal
+        events, events_error = _node_events()
+        logs, logs_error = _node_logs(section)
+    except KeyboardInterrupt:
+        logger.warning("chaosk3s: Ctrl-C: the nodes' events or logs are "
+                       "not read")
+    _state.journal["chaosk3s"] = redact_journal({"chaosk3s": {
+        **section, "node_events": events, "node_events_error": events_error,
+        "node_logs": logs, "node_logs_error": logs_error}},
+        _state.redactor)["chaosk3s"]
+
+
+def _node_events() -> tuple[list[dict] | None, str | None]:
+    """The API's NodeNotReady/NodeReady Events since the run began (one
+    bounded read), or None and why not."""
     began = datetime.fromisoformat(_state.partial["start"]).replace(
         microsecond=0)  # Events carry whole seconds
-    return read_node_events(get_target(_state.configuration).kube, began,
-                            datetime.now(UTC))
+    try:
+        return read_node_events(get_target(_state.configuration).kube,
+                                began, datetime.now(UTC)), None
+    except ChaosK3sError as exc:
+        logger.warning("chaosk3s: cannot read the nodes' events: %s", exc)
+        return None, f"not read: {exc}"
 
 
-def _node_logs(section: dict) -> dict | None:
+def _node_logs(section: dict) -> tuple[dict | None, str | None]:
     """Each node's log around its transitions (chaosk3s.node_logs), read
-    while the lab (if the run started one) is still up; None if they
-    could not be read at all."""
+    while the lab (if the run started one) is still up; None and why
+    if they could not be read at all."""
     try:
         target = get_target(_state.configuration)
         return read_node_logs(
             section, _state.nodes_at_start, target.transport,
             lambda node: target.inventory.command(node.role, "logs",
                                                   node.name),
-            _state.redactor.text)
+            _state.redactor.text), None
     except Exception as exc:  # noqa: BLE001 - evidence, never the run's end
         logger.warning("chaosk3s: cannot read the nodes' logs: %s", exc)
-        return None
+        return None, f"not read: {type(exc).__name__}: {exc}"
 
 
 def _run_facts() -> dict:
@@ -528,12 +577,12 @@ def _write_partial() -> None:
     if _state.run is None:
         return
     # No status and no end: readers take it for an unfinished run.
-    final = (_state.final_nodes, _state.final_at) \
-        if _state.final_nodes is not None else (
-            _state.watch.nodes() if _state.watch else [], datetime.now(UTC))
+    final = _state.final or journal_section.FinalView(
+        _state.watch.nodes() if _state.watch else [], datetime.now(UTC),
+        journal_section.WATCH)
     try:
         journal = redact_journal({**_state.partial, "chaosk3s": _section(
-            *final)}, _state.redactor)
+            final)}, _state.redactor)
         write_atomically(_state.journal_path,
                          json.dumps(journal, indent=2, default=str))
     except INTERRUPTIONS:

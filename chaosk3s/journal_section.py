@@ -3,13 +3,14 @@ readiness timeline, the faults.
 
 Its shape is the contract in docs/lab-internals.md that the HTML report
 reads. Times are ISO 8601 in UTC. Everything but `build` and
-`read_nodes` is pure: the report runs the same outage arithmetic on
+`final_view` is pure: the report runs the same outage arithmetic on
 older journals, so this module imports the Kubernetes client only where
 it reads the API (importing it costs the report 0.6 s).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from chaosk3s.kube import Kube
 
 READY = "True"  # the Ready condition's status; "False" and "Unknown" are down
+# Where the nodes `recovered` is judged on came from (`final_source`):
+API = "api"  # a fresh read of the API, made at `checked_at`
+WATCH = "watch"  # the readiness watch's last view at `checked_at`
 
 
 @dataclass(frozen=True)
@@ -177,13 +181,26 @@ def node_summary(name: str, timeline: list[dict], faults: list[dict],
             "longest_outage_seconds": worst.seconds if worst else None}
 
 
+@dataclass(frozen=True)
+class FinalView:
+    """The Node objects `recovered` is judged on, when and where from."""
+
+    nodes: list[dict]
+    at: datetime
+    source: str = API  # API or WATCH
+    error: str | None = None  # why no fresh read was used (WATCH only)
+
+
 def section(target: str, cluster: str | None, nodes: dict[str, Node],
             timeline: list[dict], faults: list[dict],
             final: dict[str, str], versions: list[str],
-            checked_at: datetime | None = None) -> dict:
-    """The section from what was recorded; final maps each node the API
-    listed at the steady state after the method (read at checked_at) to
-    its Ready status."""
+            checked_at: datetime | None = None, source: str = API,
+            error: str | None = None) -> dict:
+    """The section from what was recorded; final maps each node listed
+    at the steady state after the method (at checked_at, from source:
+    API or WATCH, error saying why not a fresh read) to its Ready
+    status. `api_reachable`: whether the fresh read answered; null when
+    none was tried (the journal so far)."""
     at_risk = {n.name for n in Topology(tuple(nodes.values())).at_risk()}
     summary = {}
     for name in sorted(set(nodes) | set(final)):
@@ -192,36 +209,46 @@ def section(target: str, cluster: str | None, nodes: dict[str, Node],
                          "at_risk": name in at_risk,
                          **node_summary(name, timeline, faults,
                                         final.get(name), checked_at)}
+    tried = source == API or error is not None
     return {"target": target, "cluster": cluster,
             "k3s_versions": sorted(set(versions) - {""}),
-            "api_reachable": bool(final),
+            "api_reachable": source == API if tried else None,
             "checked_at": checked_at.isoformat() if checked_at else None,
+            "final_source": source, "final_error": error,
             "nodes": summary, "timeline": timeline, "faults": faults}
 
 
-def read_nodes(kube: Kube) -> list[dict]:
-    """The Node objects now; none when the API does not give them."""
-    from chaosk3s.errors import KubeError
+def final_view(kube: Kube, watched: Callable[[], list[dict]],
+               seconds: float | None = None) -> FinalView:
+    """The nodes now: a fresh read of the API, bounded (Kube.call_within:
+    one try per context, no retries, `seconds` in all, BOUNDED_SECONDS
+    by default); when it does not answer within them, `watched()` (the
+    readiness watch's last view), saying so and why."""
+    from chaosk3s.errors import ChaosK3sError
+    from chaosk3s.kube import BOUNDED_SECONDS
+    seconds = BOUNDED_SECONDS if seconds is None else seconds
+    at = datetime.now(UTC)
     try:
-        return kube.list_nodes()["items"]
-    except (KubeError, OSError):
-        return []
+        return FinalView(kube.call_within("list_node", seconds)["items"],
+                         at)
+    except (ChaosK3sError, OSError) as exc:
+        return FinalView(watched(), at, WATCH,
+                         f"no fresh read within {seconds:g}s: {exc}")
 
 
 def build(target: str, nodes: dict[str, Node], timeline: list[dict],
-          faults: list[dict], kube: Kube,
-          final: list[dict] | None = None,
-          checked_at: datetime | None = None) -> dict:
+          faults: list[dict], kube: Kube, final: FinalView) -> dict:
     """The section. `recovered` is judged on `final`, the nodes as they
-    were when the steady state was checked after the method (read at
-    checked_at, before rollbacks put things back), else read now. If no
-    API server answers, no node counts as recovered: from the cluster's
-    view none is Ready (unless a fault of the run held it down)."""
+    were when the steady state was checked after the method (before
+    rollbacks put things back), else at the run's end. If the API did
+    not list a node then (or answered nothing and no watch saw one), it
+    does not count as recovered (unless a fault of the run held it
+    down). Reads nothing: kube only names the cluster."""
     from chaosk3s.kube import node_state  # see the module docstring
-    if final is None:
-        checked_at, final = datetime.now(UTC), read_nodes(kube)
-    ready = {i["metadata"]["name"]: node_state(i).ready for i in final}
+    ready = {i["metadata"]["name"]: node_state(i).ready
+             for i in final.nodes}
     versions = [i.get("status", {}).get("nodeInfo", {}).get(
-        "kubeletVersion", "") for i in final]
+        "kubeletVersion", "") for i in final.nodes]
     return section(target, kube.contexts[0] or None, nodes, timeline,
-                   faults, ready, versions, checked_at)
+                   faults, ready, versions, final.at, final.source,
+                   final.error)

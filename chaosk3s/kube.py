@@ -32,6 +32,10 @@ from chaosk3s.errors import (
 # The Table form, with plain JSON as the fallback for servers without it.
 TABLE_ACCEPT = ("application/json;as=Table;v=v1;g=meta.k8s.io,"
                 "application/json")
+# A bounded read (Kube.call_within) waits at most this long in all, over
+# every context: what the end of a run may spend on one API read before
+# its rollbacks or its heal.
+BOUNDED_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -68,18 +72,24 @@ class Kube:
         self.kubeconfig = kubeconfig
         self.contexts = contexts or [None]
         self._clients: dict[str | None, client.ApiClient] = {}
+        self._single: dict[str | None, client.ApiClient] = {}  # no retries
 
-    def _client(self, context: str | None) -> client.ApiClient:
-        if context not in self._clients:
+    def _client(self, context: str | None, retries: bool = True
+                ) -> client.ApiClient:
+        """The context's client; retries=False: one whose requests urllib3
+        never retries (its default retries each three times, so a
+        request to an API that hangs lasts four of its timeouts)."""
+        cache = self._clients if retries else self._single
+        if context not in cache:
             try:
-                self._clients[context] = _api_client(self.kubeconfig,
-                                                     context)
+                cache[context] = _api_client(self.kubeconfig, context,
+                                             retries)
             except ConfigException as exc:
                 raise SpecError(
                     f"cannot use kubeconfig {self.kubeconfig or '(default)'}"
                     f" with context {context or '(current)'}: {exc}; check "
                     f"the inventory's kubeconfig and contexts") from exc
-        return self._clients[context]
+        return cache[context]
 
     def server(self, context: str | None) -> tuple[str, str | None]:
         """The API server URL and proxy context's client talks to."""
@@ -101,20 +111,44 @@ class Kube:
             api(api_client), method)(_preload_content=False,
                                      _request_timeout=timeout, **kwargs))
 
-    def _first_answer(self, call):
+    def call_within(self, method: str, seconds: float = BOUNDED_SECONDS,
+                    **kwargs):
+        """Like call, bounded: each context tried once, without retries,
+        in an equal share of the time left (the first that refuses at
+        once leaves the next more), all within `seconds`; past them,
+        KubeUnavailable. The share bounds the connect and each wait for
+        bytes, so an API that hangs, accepting connections and never
+        answering, costs at most `seconds` (one that trickles a byte per
+        share could last longer)."""
+        deadline = time.monotonic() + seconds
+        untried = [len(self.contexts)]
+
+        def once(api_client: client.ApiClient):
+            share = max(deadline - time.monotonic(), 0.0) / untried[0]
+            untried[0] -= 1
+            if share <= 0:
+                raise KubeUnavailable(f"not answered within {seconds:g}s")
+            return _read_json(getattr(client.CoreV1Api(api_client), method)(
+                _preload_content=False, _request_timeout=share,
+                **kwargs))
+
+        return self._first_answer(once, retries=False)
+
+    def _first_answer(self, call, retries: bool = True):
         """call(ApiClient) on each context in turn until one answers; a
         4xx is the server's answer and raised, not failed over."""
         errors, cause = [], None
         for context in self.contexts:
             try:
-                return call(self._client(context))
+                return call(self._client(context, retries))
             except ApiException as exc:
                 if exc.status and exc.status < 500:
                     raise rejected(exc) from exc
                 errors.append(f"{context or 'default'}: HTTP {exc.status} "
                               f"{exc.reason}")
                 cause = exc
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
+            except (urllib3.exceptions.HTTPError, OSError,
+                    KubeUnavailable) as exc:
                 errors.append(f"{context or 'default'}: {exc}")
                 cause = exc
         raise KubeUnavailable("no API server of the target answered: "
@@ -170,17 +204,22 @@ class Kube:
             reply.release_conn()
 
 
-def _api_client(kubeconfig: str | None, context: str | None
-                ) -> client.ApiClient:
+def _api_client(kubeconfig: str | None, context: str | None,
+                retries: bool = True) -> client.ApiClient:
     """kubectl's order: the kubeconfig given, else $KUBECONFIG or
     ~/.kube/config, else (in a pod, e.g. a game-day CronJob) the pod's
-    service account."""
+    service account. retries=False: urllib3 retries nothing (the
+    client's Configuration.retries goes to its PoolManager; None there
+    means urllib3's default, three)."""
+    configuration = client.Configuration()
+    if not retries:
+        configuration.retries = False
     if kubeconfig is None and context is None and in_pod_only():
-        configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)
         return client.ApiClient(configuration)
-    return config.new_client_from_config(config_file=kubeconfig,
-                                         context=context)
+    return config.new_client_from_config(
+        config_file=kubeconfig, context=context,
+        client_configuration=configuration)
 
 
 def in_pod_only() -> bool:

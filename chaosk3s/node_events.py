@@ -10,22 +10,20 @@ expire (one hour by default), so they are read when the run ends.
 
 Best effort: the API may be unreachable at the end of a run (a partition
 of the control plane that never healed); then `node_events` is None
-("could not be read"), never an empty list that would say "none".
+("could not be read", `node_events_error` says why), never an empty list
+that would say "none". One bounded read (chaosk3s.kube.call_within: one
+try per API server, no retries, BOUNDED_SECONDS in all).
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
-from chaosk3s.errors import ChaosK3sError
-from chaosk3s.kube import Kube
+from chaosk3s.kube import BOUNDED_SECONDS, Kube
 
-logger = logging.getLogger("chaostoolkit")
 NAMESPACE = "default"
 REASONS = ("NodeNotReady", "NodeReady")
 MAX_EVENTS = 500  # per run: a flapping cluster must not bloat the journal
-TIMEOUT = 5  # seconds per API server: the run's end waits at most this
 
 
 def _parse(moment: object) -> datetime | None:
@@ -52,17 +50,14 @@ def _event(item: dict) -> dict | None:
             "message": str(item.get("message", ""))[:300]}
 
 
-def read_node_events(kube: Kube, start: datetime, end: datetime
-                     ) -> list[dict] | None:
+def read_node_events(kube: Kube, start: datetime, end: datetime,
+                     seconds: float = BOUNDED_SECONDS) -> list[dict]:
     """The node readiness Events whose time falls in [start, end], oldest
-    first, at most MAX_EVENTS; None if the API could not be read."""
-    try:
-        listing = kube.call("list_namespaced_event", timeout=TIMEOUT,
-                            namespace=NAMESPACE,
-                            field_selector="involvedObject.kind=Node")
-    except ChaosK3sError as exc:
-        logger.warning("chaosk3s: cannot read the nodes' events: %s", exc)
-        return None
+    first, at most MAX_EVENTS, read within `seconds`; KubeError if the
+    API did not give them."""
+    listing = kube.call_within("list_namespaced_event", seconds,
+                               namespace=NAMESPACE,
+                               field_selector="involvedObject.kind=Node")
     found = []
     for item in listing.get("items") or []:
         event = _event(item)

@@ -89,6 +89,13 @@ class K3sData:
     # `node_logs`); None: not read
     node_logs: list[NodeLogs] | None = None
     logs_recorded: bool = False  # the journal has the key at all
+    # Where the nodes `recovered` was judged on came from: "api" (a fresh
+    # read), "watch" (the readiness watch's last view), "" (not said:
+    # an older journal); and why not a fresh read
+    final_source: str = ""
+    final_error: str = ""
+    node_events_error: str = ""  # why `node_events` is null
+    node_logs_error: str = ""  # why `node_logs` is null
 
     @property
     def not_recovered(self) -> list[NodeReport]:
@@ -258,7 +265,17 @@ def parse_k3s(raw: Any, span: tuple[datetime, datetime]) -> K3sData | None:
         faults=faults, roles=summaries(nodes, roles),
         variables=_variables(raw), lab=lab, real_cluster=real_cluster,
         node_events=_node_events(raw), events_recorded="node_events" in raw,
-        node_logs=_node_logs(raw), logs_recorded="node_logs" in raw)
+        node_logs=_node_logs(raw), logs_recorded="node_logs" in raw,
+        **_why_not(raw))
+
+
+def _why_not(raw: dict) -> dict[str, str]:
+    """Where the final node view came from, and why a read was not made
+    (API errors may quote URLs: redacted as the rest)."""
+    source = text(raw.get("final_source"))
+    return {"final_source": source if source in ("api", "watch") else "",
+            **{key: redact(text(raw.get(key))) for key in (
+                "final_error", "node_events_error", "node_logs_error")}}
 
 
 def k3s_times(raw: Any) -> list[datetime]:

@@ -13,6 +13,10 @@ series; one that never came back has `chaosk3s_node_recovered 0` and no
 outage length (it has none); one the run itself still held down at the
 steady-state check after the method (`held_down`) has no
 `chaosk3s_node_recovered` at all: it was not judged.
+`chaosk3s_run_final_view_fresh` says what `recovered` was judged on: 1 a
+fresh read of the API, 0 the readiness watch's last view (the API did
+not answer within the control's bound); absent when the journal does
+not say.
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ class _Gauges:
                             "injected", RUN)
         self.unhealed = gauge("chaosk3s_run_faults_unhealed", "Faults the "
                               "journal never saw healed", RUN)
+        self.fresh = gauge("chaosk3s_run_final_view_fresh", "1 if the "
+                           "nodes were judged on a fresh API read, 0 on "
+                           "the readiness watch's last view", RUN)
         self.outages = gauge("chaosk3s_node_outages", "Times the node went "
                              "NotReady", NODE)
         self.recovered = gauge("chaosk3s_node_recovered", "1 if the node "
@@ -82,6 +89,8 @@ class _Gauges:
             return
         self.faults.labels(*run).set(len(k3s.faults))
         self.unhealed.labels(*run).set(len(k3s.unhealed))
+        if k3s.final_source:
+            self.fresh.labels(*run).set(int(k3s.final_source == "api"))
         for node in k3s.nodes:
             if not node.outages:
                 continue

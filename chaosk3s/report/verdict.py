@@ -146,6 +146,10 @@ def _notes(journal: Journal, reason: str) -> list[str]:
                 "Never Ready again: " + _names([n.name for n in lost])
                 + (f" (at risk, joined through an etcd-only server: "
                    f"{_names(risky)})" if risky else "") + ".")
+        if journal.k3s.final_source == "watch" and journal.k3s.final_error:
+            notes.append("Nodes judged on the readiness watch's last view, "
+                         "not a fresh API read: "
+                         f"{journal.k3s.final_error}.")
         held = journal.k3s.held_down
         if held:
             notes.append(

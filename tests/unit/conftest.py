@@ -275,6 +275,24 @@ def write_kubeconfig(path: Path, url: str) -> Path:
 
 
 @pytest.fixture
+def silent_api():
+    """Accepts TCP connections (the kernel's backlog) and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def the_silent_api_is_silent(url: str) -> None:
+    """Positive control: it connects, and no answer comes within 2 s."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=2) as conn:
+        conn.sendall(b"GET /api/v1/nodes HTTP/1.1\r\nHost: x\r\n\r\n")
+        with pytest.raises(TimeoutError):
+            conn.recv(1)
+
+
+@pytest.fixture
 def hooks():
     """A webhook receiver on loopback (test_gameday_runner.Hooks)."""
     from tests.unit.test_gameday_runner import Hooks

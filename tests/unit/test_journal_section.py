@@ -200,8 +200,20 @@ def test_section_roles_risk_recovery_and_versions():
     # not listed at the steady state after: not recovered
     assert built["nodes"]["server-etcd-0"]["recovered"] is False
     assert built["nodes"]["ghost"]["role"] == "unknown"
-    assert section("lab", None, nodes, [], [], {}, [])["api_reachable"] \
-        is False
+    assert (built["final_source"], built["final_error"]) == ("api", None)
+    # the fresh read did not answer: the watch's view, and why
+    fallback = section("lab", None, nodes, [], [], {"agent-0": "True"}, [],
+                       source="watch", error="no fresh read within 5s")
+    assert (fallback["api_reachable"], fallback["final_source"],
+            fallback["final_error"]) == (False, "watch",
+                                         "no fresh read within 5s")
+    # a fresh read that lists no node answered: none recovered
+    empty = section("lab", None, nodes, [], [], {}, [])
+    assert empty["api_reachable"] is True
+    assert not any(n["recovered"] for n in empty["nodes"].values())
+    # the journal so far: the watch's view by design, no read tried
+    assert section("lab", None, nodes, [], [], {}, [], source="watch"
+                   )["api_reachable"] is None
 
 
 def test_the_pure_part_does_not_import_the_kubernetes_client():

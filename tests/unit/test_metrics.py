@@ -114,6 +114,28 @@ def test_textfile_holds_the_latest_runs_figures(tmp_path):
     assert not [key for key in got if ("node", "server-cp-0") in key]
 
 
+def test_the_final_views_source_is_its_own_gauge(tmp_path):
+    """1: judged on a fresh API read; 0: on the readiness watch's view
+    (the API did not answer within the control's bound); absent when the
+    journal does not say (older journals)."""
+    fresh = ("chaosk3s_run_final_view_fresh", ("experiment", TITLE),
+             ("target", "lab"))
+    got = {}
+    for source in ("api", "watch", None):
+        raw = lab_journal(START, agents=2)
+        raw["chaosk3s"].pop("final_source")
+        if source:
+            raw["chaosk3s"]["final_source"] = source
+        path = tmp_path / f"{source}.json"
+        path.write_text(json.dumps(raw))
+        target = tmp_path / f"{source}.prom"
+        subprocess.run([CHAOSK3S, "report", str(path), "--prometheus",
+                        str(target)], check=True, capture_output=True,
+                       timeout=120)
+        got[source] = samples(target.read_text()).get(fresh)
+    assert got == {"api": 1.0, "watch": 0.0, None: None}
+
+
 def test_a_node_that_never_came_back_has_no_outage_length(tmp_path):
     path = tmp_path / "journal.json"
     path.write_text(json.dumps(lab_journal(START, agents=2, buggy=True)))

@@ -4,8 +4,10 @@ HTTP, real etcd) through chaosk3s.kube, and shown by the report."""
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from kubernetes import client
 
+from chaosk3s.errors import KubeUnavailable
 from chaosk3s.kube import Kube
 from chaosk3s.node_events import read_node_events
 from chaosk3s.report import load_journal
@@ -49,10 +51,33 @@ def test_only_node_readiness_events_of_the_run(api, tmp_path):
     assert events[0]["source"] == "node-controller"
 
 
-def test_an_unreachable_api_is_none_not_an_empty_list(tmp_path):
+def test_an_unreachable_api_raises_rather_than_says_none(tmp_path):
+    """The control records it as not read (null, with why), never as an
+    empty list, which says "none"."""
     target = Kube(str(write_kubeconfig(tmp_path / "kc",
                                        "http://127.0.0.1:9")), [None])
-    assert read_node_events(target, NOW, NOW) is None
+    with pytest.raises(KubeUnavailable, match="refused"):
+        read_node_events(target, NOW, NOW)
+
+
+def test_a_watch_view_is_not_shown_as_a_fresh_read(tmp_path):
+    """The report says when `recovered` was judged on the readiness
+    watch's view, and why; a fresh read shows nothing more."""
+    raw = lab_journal()
+    assert raw["chaosk3s"]["final_source"] == "api"  # the real builder's
+    assert 'id="final-source"' not in page(tmp_path, "absent")
+    raw["chaosk3s"].update(final_source="watch", final_error="no fresh "
+                           "read within 5s: timed out")
+    path = tmp_path / "watch.json"
+    path.write_text(json.dumps(raw))
+    html = render_report(load_journal(path))
+    assert ('judged on the readiness watch\'s view, not a fresh API read'
+            '</span> <span class="muted">no fresh read within 5s: timed '
+            'out</span>') in html.replace("&#39;", "'")
+    # and in the verdict's notes (which JUnit messages carry too)
+    assert ("Nodes judged on the readiness watch's last view, not a fresh "
+            "API read: no fresh read within 5s: timed out.") in \
+        html.replace("&#39;", "'")
 
 
 def page(tmp_path, events, key: str = "node_events") -> str:
@@ -82,6 +107,14 @@ def test_the_report_lists_them_with_offsets_and_utc_times(tmp_path):
 
 def test_none_and_empty_and_absent_read_differently(tmp_path):
     assert "could not be read from the API" in page(tmp_path, None)
+    raw = lab_journal()
+    raw["chaosk3s"].update(node_events=None, node_events_error="not read: "
+                           "no API server of the target answered: <x>")
+    path = tmp_path / "why.json"
+    path.write_text(json.dumps(raw))
+    assert ("could not be read from the API when the run ended: not read: "
+            "no API server of the target answered: &lt;x&gt;.") in \
+        render_report(load_journal(path))  # why, escaped
     assert "recorded no NodeNotReady or NodeReady Event" in page(tmp_path,
                                                                   [])
     assert 'id="node-events"' not in page(tmp_path, "absent")

@@ -8,7 +8,6 @@ held over 60 s. Now the readiness watch's last view stands in.
 """
 
 import json
-import socket
 import time
 from types import SimpleNamespace
 
@@ -19,26 +18,12 @@ from chaosk3s import control
 from chaosk3s.kube import Kube
 from chaosk3s.model import Node
 from chaosk3s.readiness import ReadinessWatch
-from tests.unit.conftest import wait_for, write_kubeconfig
+from tests.unit.conftest import (
+    the_silent_api_is_silent,
+    wait_for,
+    write_kubeconfig,
+)
 from tests.unit.test_apiserver import node_body
-
-
-@pytest.fixture
-def silent_api():
-    """Accepts TCP connections (the kernel's backlog) and never answers."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-
-
-def _the_silent_api_is_silent(url: str) -> None:
-    """Positive control: it connects, and no answer comes within 2 s."""
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=2) as conn:
-        conn.sendall(b"GET /api/v1/nodes HTTP/1.1\r\nHost: x\r\n\r\n")
-        with pytest.raises(TimeoutError):
-            conn.recv(1)
 
 
 @pytest.fixture
@@ -75,7 +60,7 @@ def run_state(api, tmp_path, monkeypatch, silent_api):
 
 def test_after_an_activity_the_journal_is_written_without_asking_the_api(
         run_state, silent_api):
-    _the_silent_api_is_silent(silent_api)
+    the_silent_api_is_silent(silent_api)
     began = time.monotonic()
     control.after_activity_control(
         {"name": "cut"}, state={"activity": {"name": "cut"},
@@ -87,11 +72,15 @@ def test_after_an_activity_the_journal_is_written_without_asking_the_api(
     nodes = journal["chaosk3s"]["nodes"]
     assert sorted(nodes) == ["agent-0", "server-etcd-0"]
     assert all(n["recovered"] for n in nodes.values()), nodes
+    # said so: the watch's view, by design, no read tried
+    assert [journal["chaosk3s"][k] for k in (
+        "final_source", "final_error", "api_reachable")] == [
+        "watch", None, None]
 
 
 def test_a_ledger_change_mid_fault_writes_without_asking_the_api(
         run_state, silent_api):
-    _the_silent_api_is_silent(silent_api)
+    the_silent_api_is_silent(silent_api)
     began = time.monotonic()
     control._ledger_changed()
     assert time.monotonic() - began < 2
