@@ -56,6 +56,10 @@ class RunResult:
     longest_outage: float | None = None  # NotReady to Ready, ended ones
     slowest_after_heal: float | None = None  # a heal to Ready
     nodes: int | None = None  # nodes the journal's section lists
+    # where recovered was judged: "api" (a fresh read at the check after
+    # the method) or "watch" (the readiness watch's view: the API did not
+    # answer in time); "" in journals older than the distinction
+    final_source: str = ""
     lab_release: str | None = None  # the release the journal says ran
     # What the matrix sets on the run (--var): target, release, lab name.
     variables: dict[str, str] = field(default_factory=dict)
@@ -207,6 +211,7 @@ def read_outcome(run: RunResult) -> None:
     run.nodes = len(k3s.nodes)
     run.not_recovered = [n.name for n in k3s.not_recovered]
     run.held_down = [n.name for n in k3s.held_down]
+    run.final_source = k3s.final_source
     run.longest_outage = k3s.longest_outage
     run.slowest_after_heal = k3s.slowest_after_heal
 

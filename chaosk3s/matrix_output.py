@@ -21,6 +21,7 @@ from pathlib import Path
 from chaosk3s.files import write_atomically
 from chaosk3s.matrix import RunResult
 from chaosk3s.redact import REDACTED, secret_key
+from chaosk3s.report.k3sdata import WATCH_VIEW
 from chaosk3s.report.render import after_heal, environment, href, seconds, when
 
 JSON_NAME, MARKDOWN_NAME, HTML_NAME = ("matrix.json", "matrix.md",
@@ -99,6 +100,7 @@ def run_entry(run: RunResult, base: Path) -> dict:
         "matched": run.matched, "reason": run.reason,
         "nodes": run.nodes, "nodes_not_recovered": run.not_recovered,
         "nodes_held_down": run.held_down,
+        "final_source": run.final_source or None,
         "longest_outage_seconds": run.longest_outage,
         "slowest_ready_after_heal_seconds": run.slowest_after_heal,
         "run_seconds": run.seconds, "returncode": run.returncode,
@@ -133,6 +135,8 @@ def not_recovered_shown(run: RunResult) -> str:
     shown = ", ".join(run.not_recovered) if run.not_recovered else "none"
     if run.held_down:
         shown += f" (held down by the run: {', '.join(run.held_down)})"
+    if run.final_source == "watch":
+        shown += f"; {WATCH_VIEW}"
     return shown
 
 

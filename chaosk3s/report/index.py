@@ -32,6 +32,9 @@ class RunSummary:
     slowest_after_heal: float | None  # a heal to Ready, the longest
     not_recovered: list[str]
     roles: list[RoleSummary]
+    # "watch": recovered judged on the readiness watch's view (the API
+    # did not answer the fresh read at the check after the method)
+    final_source: str = ""
 
 
 @dataclass
@@ -76,7 +79,8 @@ def summarise(journal: Journal, report: Path, base: Path) -> RunSummary:
         longest_outage=k3s.longest_outage if k3s else None,
         slowest_after_heal=k3s.slowest_after_heal if k3s else None,
         not_recovered=[n.name for n in k3s.not_recovered] if k3s else [],
-        roles=k3s.roles if k3s else [])
+        roles=k3s.roles if k3s else [],
+        final_source=k3s.final_source if k3s else "")
 
 
 def _point(run: RunSummary) -> Point | None:

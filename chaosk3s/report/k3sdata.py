@@ -70,6 +70,11 @@ class NodeLogs:
     error: str  # the node could not be read at all
 
 
+# Said wherever a run's "recovered" figures are shown and the fresh read
+# at the check after the method did not answer (final_source "watch").
+WATCH_VIEW = "judged on the readiness watch's view, not a fresh API read"
+
+
 @dataclass
 class K3sData:
     target: str

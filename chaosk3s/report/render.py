@@ -26,6 +26,7 @@ from chaosk3s.files import write_atomically
 from chaosk3s.report.bounds import cut_text
 from chaosk3s.report.charts import swimlanes_svg, timeline_svg
 from chaosk3s.report.journal import MAX_AXIS_SECONDS, Journal, load_journal
+from chaosk3s.report.k3sdata import WATCH_VIEW
 from chaosk3s.report.svg import stamp
 from chaosk3s.report.values import compact, pretty
 
@@ -103,7 +104,8 @@ def environment() -> Environment:
     env.filters.update(when=when, seconds=seconds, after_heal=after_heal,
                        pretty=pretty, inline=inline, compact=compact,
                        clip=clip)
-    env.globals.update(version=__version__, MAX_ROWS=MAX_ROWS)
+    env.globals.update(version=__version__, MAX_ROWS=MAX_ROWS,
+                       WATCH_VIEW=WATCH_VIEW)
     return env
 
 

@@ -505,3 +505,21 @@ def test_var_for_is_shown_beside_its_release_and_secrets_are_not(tmp_path):
     entry = json.loads((out / "matrix.json").read_text())
     assert entry["runs"][0]["release_variables"] == [
         "target_version=v1.29.15+k3s1", "api_token=«redacted»"]
+
+
+def test_a_run_judged_on_the_watchs_view_says_so_in_the_matrix(tmp_path):
+    """A completed run whose fresh read at the check after the method did
+    not answer is not shown as if the API had said every node was
+    Ready."""
+    raw = lab_journal()
+    raw["chaosk3s"].update(final_source="watch",
+                           final_error="no fresh read within 5s: timed out")
+    watched = run_with(tmp_path, raw, FIXED, "watched")
+    fresh = run_with(tmp_path, lab_journal(), FIXED, "fresh")
+    assert (watched.verdict, watched.final_source) == ("completed", "watch")
+    assert fresh.final_source == "api"
+    from chaosk3s.matrix_output import not_recovered_shown, run_entry
+    assert not_recovered_shown(watched) == (
+        "none; judged on the readiness watch's view, not a fresh API read")
+    assert not_recovered_shown(fresh) == "none"
+    assert run_entry(watched, tmp_path)["final_source"] == "watch"

@@ -93,3 +93,18 @@ def test_links_are_relative_paths_even_for_hostile_names(tmp_path):
 def test_index_of_an_empty_directory(tmp_path):
     page = update_index(tmp_path).read_text()
     assert "No journals found." in page and "0 runs" in page
+
+
+def test_a_run_judged_on_the_watchs_view_says_so(tmp_path):
+    """recovered judged on the readiness watch's view (the API did not
+    answer the fresh read) is marked in the index; a fresh read is not."""
+    fresh = add_run(tmp_path, "nightly", 0)
+    watched = add_run(tmp_path, "nightly", 1)
+    raw = json.loads(watched.read_text())
+    raw["chaosk3s"].update(final_source="watch",
+                           final_error="no fresh read within 5s: timed out")
+    watched.write_text(json.dumps(raw))
+    assert json.loads(fresh.read_text())["chaosk3s"]["final_source"] == "api"
+    found = rows(html.unescape(update_index(tmp_path).read_text()))
+    assert "watch's view" in found[0] and "not a fresh API read" in found[0]
+    assert "watch's view" not in found[1]
