@@ -233,3 +233,19 @@ class WatchCompacted(EtcdError):
         self.compact_revision = compact_revision
         super().__init__(f"etcdserver: mvcc: required revision has been "
                          f"compacted (compact revision {compact_revision})")
+
+
+_OWN = "chaosk3s.errors."
+
+
+def names_a_refusal(error: str) -> bool:
+    """Whether an activity's recorded error ("chaosk3s.errors.Name: ...",
+    the exception's last line as the journal keeps it) is a SpecError:
+    the activity refused what it was asked and changed nothing (a
+    downgrade, a quorum guard, a blast-radius cap), so the experiment did
+    not run as written, whatever the steady state says after it."""
+    name = str(error).split(":", 1)[0].strip()
+    if not name.startswith(_OWN):
+        return False
+    found = globals().get(name[len(_OWN):])
+    return isinstance(found, type) and issubclass(found, SpecError)

@@ -16,6 +16,7 @@ after that to choose its exit code and writes the journal
 "completed"`, then `ctx.exit(1)`).
 """
 
+from chaosk3s.errors import names_a_refusal
 from chaosk3s.redact import redact
 
 _WRAPPER = "chaoslib.exceptions.ActivityFailed: "
@@ -53,9 +54,13 @@ def fail_if_activities_failed(journal: dict, failed: list[dict]) -> bool:
     their status: it says more. So does a run that deviated: the cluster
     did not hold its steady state, which is the finding, and an activity
     that raised there is most often its symptom (a restart whose server
-    cannot start, K3s #11333); `failed_activities` still names it."""
+    cannot start, K3s #11333); `failed_activities` still names it. Not
+    when an activity refused what it was asked (names_a_refusal): then
+    the method did not run as written, and a deviation after it is no
+    finding about the cluster."""
+    refused = any(names_a_refusal(f["error"]) for f in failed)
     if failed and journal.get("status") == "completed" \
-            and not journal.get("deviated"):
+            and (refused or not journal.get("deviated")):
         journal["status"] = "failed"
         return True
     return False

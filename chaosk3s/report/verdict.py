@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from chaosk3s.errors import names_a_refusal
 from chaosk3s.report.svg import TimeAxis, clock
 from chaosk3s.report.values import compact
 
@@ -71,8 +72,14 @@ def _during_note(journal: Journal) -> str | None:
             f"{len(journal.during)} checks during the method.")
 
 
+def _refused(journal: Journal) -> list[dict]:
+    """The failed activities that refused what they were asked."""
+    return [f for f in journal.failed_activities
+            if names_a_refusal(f["error"])]
+
+
 def _raised(journal: Journal) -> str:
-    first = journal.failed_activities[0]
+    first = (_refused(journal) or journal.failed_activities)[0]
     more = len(journal.failed_activities) - 1
     return (f"The run failed: {first['phase']} activity '{first['name']}' "
             f"raised {first['error']}"
@@ -107,7 +114,8 @@ def _reason(journal: Journal) -> tuple[str, str]:
         return FAILED, ("The steady state was not met before the method"
                         f"{_probe_says(_culprit(journal.before))}; the "
                         "method did not run.")
-    if journal.failed_activities and not journal.deviated:
+    if journal.failed_activities and (not journal.deviated
+                                      or _refused(journal)):
         return FAILED, _raised(journal)
     if journal.status == "failed":
         culprit = _culprit(journal.after) or next(

@@ -122,14 +122,15 @@ def test_chaos_run_accepts_both_variable_forms(tmp_path):
     assert journal["chaosk3s"]["variables"]["recovery_timeout"] == 40
 
 
-def _failed_run(status: str) -> dict:
+def _failed_run(status: str, error: str = "chaosk3s.errors.CommandFailed: "
+                "on node agent-0: `iptables-restore` exited 1: boom"
+                ) -> dict:
     journal = lab_journal()
     journal["status"] = status
     journal["run"][0]["status"] = "failed"
     journal["run"][0]["exception"] = [
         "Traceback (most recent call last):\n",
-        "chaoslib.exceptions.ActivityFailed: chaosk3s.errors.CommandFailed: "
-        "on node agent-0: `iptables-restore` exited 1: boom\n"]
+        f"chaoslib.exceptions.ActivityFailed: {error}\n"]
     return journal
 
 
@@ -173,6 +174,52 @@ def test_a_deviated_run_stays_deviated_and_names_what_raised(tmp_path):
     name = failed[0]["name"]
     assert any(note.startswith(f"Method activity '{name}' raised")
                for note in report.verdict.notes), report.verdict.notes
+
+
+REFUSED_UPGRADE = (
+    "chaosk3s.errors.SpecError: upgrade_k3s refused, nothing changed: "
+    "server-etcd-0: v1.31.7+k3s1 skips a minor release after v1.28.15+k3s1")
+
+
+def test_a_refused_activity_fails_the_run_even_when_it_deviated(tmp_path):
+    """An activity that refused what it was asked (a SpecError: nothing
+    changed) means the method did not run as written: the deviation after
+    it is no finding about the cluster (seen: upgrade_k3s refused a
+    minor skip, the method went on to stop the control plane, and the run
+    said "deviated"). The run fails, naming the refused activity."""
+    journal = _failed_run("completed", REFUSED_UPGRADE)
+    journal["deviated"] = True
+    journal["steady_states"]["after"]["steady_state_met"] = False
+    failed = failed_activities(journal)
+    assert fail_if_activities_failed(journal, failed)
+    assert journal["status"] == "failed"
+    journal["chaosk3s"]["failed_activities"] = failed
+    path = tmp_path / "journal.json"
+    path.write_text(json.dumps(journal))
+    outcome, report = classify(path, 1)
+    assert (outcome.status, report.verdict.kind) == ("failed", "failed")
+    assert report.verdict.reason.startswith(
+        f"The run failed: method activity '{failed[0]['name']}' raised "
+        f"{REFUSED_UPGRADE}")
+    # an older journal (deviated, status left completed) reads the same
+    journal["status"] = "completed"
+    path.write_text(json.dumps(journal))
+    assert load_journal(path).verdict.kind == "failed"
+
+
+@pytest.mark.parametrize(("error", "refusal"), [
+    (REFUSED_UPGRADE, True),
+    ("chaosk3s.errors.ArgumentError: argument seconds='x' is invalid", True),
+    ("chaosk3s.errors.NotConsented: the cluster has not consented", True),
+    ("chaosk3s.errors.EffectNotSeen: server-cp-0: K3s not running", False),
+    ("chaosk3s.errors.KubeUnavailable: no API server answered", False),
+    ("chaosk3s.errors.NoSuchError: whatever", False),
+    ("ValueError: chaosk3s.errors.SpecError: quoted", False),
+    ("(no exception recorded)", False),
+])
+def test_which_errors_are_refusals(error, refusal):
+    from chaosk3s.errors import names_a_refusal
+    assert names_a_refusal(error) is refusal
 
 
 def test_plan_refuses_what_chaos_run_refuses(tmp_path):
