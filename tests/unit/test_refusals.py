@@ -134,6 +134,21 @@ def _failed_run(status: str, error: str = "chaosk3s.errors.CommandFailed: "
     return journal
 
 
+def _deviate(journal: dict) -> dict:
+    journal["deviated"] = True
+    journal["steady_states"]["after"]["steady_state_met"] = False
+    return journal
+
+
+def _judged(tmp_path: Path, journal: dict, failed: list[dict]):
+    """The journal as the control leaves it (failed_activities in its
+    section), written and read as the game day and the report read it."""
+    journal["chaosk3s"]["failed_activities"] = failed
+    path = tmp_path / "journal.json"
+    path.write_text(json.dumps(journal))
+    return classify(path, 1)
+
+
 def test_a_raised_chaosk3s_activity_fails_a_completed_run(tmp_path):
     journal = _failed_run("completed")
     failed = failed_activities(journal)
@@ -145,10 +160,7 @@ def test_a_raised_chaosk3s_activity_fails_a_completed_run(tmp_path):
     assert journal["status"] == "failed"
     interrupted = _failed_run("interrupted")
     assert not fail_if_activities_failed(interrupted, failed)
-    journal["chaosk3s"]["failed_activities"] = failed
-    path = tmp_path / "journal.json"
-    path.write_text(json.dumps(journal))
-    outcome, report = classify(path, 1)
+    outcome, report = _judged(tmp_path, journal, failed)
     assert (outcome.status, report.verdict.kind) == ("failed", "failed")
     assert report.verdict.reason.startswith(
         f"The run failed: method activity '{name}' raised "
@@ -160,16 +172,11 @@ def test_a_deviated_run_stays_deviated_and_names_what_raised(tmp_path):
     cannot start raises, and the steady state fails after it): the run
     keeps status completed and deviated, exit 1 from Chaos Toolkit, and
     the report names the activity that raised among its notes."""
-    journal = _failed_run("completed")
-    journal["deviated"] = True
-    journal["steady_states"]["after"]["steady_state_met"] = False
+    journal = _deviate(_failed_run("completed"))
     failed = failed_activities(journal)
     assert not fail_if_activities_failed(journal, failed)
     assert journal["status"] == "completed"
-    journal["chaosk3s"]["failed_activities"] = failed
-    path = tmp_path / "journal.json"
-    path.write_text(json.dumps(journal))
-    outcome, report = classify(path, 1)
+    outcome, report = _judged(tmp_path, journal, failed)
     assert (outcome.status, report.verdict.kind) == ("deviated", "deviated")
     name = failed[0]["name"]
     assert any(note.startswith(f"Method activity '{name}' raised")
@@ -187,24 +194,19 @@ def test_a_refused_activity_fails_the_run_even_when_it_deviated(tmp_path):
     it is no finding about the cluster (seen: upgrade_k3s refused a
     minor skip, the method went on to stop the control plane, and the run
     said "deviated"). The run fails, naming the refused activity."""
-    journal = _failed_run("completed", REFUSED_UPGRADE)
-    journal["deviated"] = True
-    journal["steady_states"]["after"]["steady_state_met"] = False
+    journal = _deviate(_failed_run("completed", REFUSED_UPGRADE))
     failed = failed_activities(journal)
     assert fail_if_activities_failed(journal, failed)
     assert journal["status"] == "failed"
-    journal["chaosk3s"]["failed_activities"] = failed
-    path = tmp_path / "journal.json"
-    path.write_text(json.dumps(journal))
-    outcome, report = classify(path, 1)
+    outcome, report = _judged(tmp_path, journal, failed)
     assert (outcome.status, report.verdict.kind) == ("failed", "failed")
     assert report.verdict.reason.startswith(
         f"The run failed: method activity '{failed[0]['name']}' raised "
         f"{REFUSED_UPGRADE}")
     # an older journal (deviated, status left completed) reads the same
     journal["status"] = "completed"
-    path.write_text(json.dumps(journal))
-    assert load_journal(path).verdict.kind == "failed"
+    _judged(tmp_path, journal, failed)
+    assert load_journal(tmp_path / "journal.json").verdict.kind == "failed"
 
 
 @pytest.mark.parametrize(("error", "refusal"), [
